@@ -1,0 +1,126 @@
+//! The command line: `serve`, `sweep --once`, `migrate`, `account create`, `provision`.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::domain::{Region, RetentionSettings};
+use crate::startup::{shutdown_signal, App, Tokens};
+use crate::storage::Backends;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lethe",
+    version,
+    about = "Retention and TTL lifecycle engine for speech-AI artifacts"
+)]
+pub struct Cli {
+    /// TOML configuration file; LETHE_* environment variables override it.
+    #[arg(long, global = true, env = "LETHE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: API server and sweeper.
+    Serve,
+    /// Run deletion passes outside the server.
+    Sweep {
+        /// Run exactly one pass and print its summary.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Create the DynamoDB table and S3 bucket of the AWS profile (idempotent).
+    Provision,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and print its API key (shown only this once).
+    Create(CreateAccount),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAccount {
+    #[arg(long)]
+    pub name: String,
+    /// A Business Associate Addendum is executed.
+    #[arg(long)]
+    pub baa: bool,
+    /// Data residency: us or eu.
+    #[arg(long, default_value = "us")]
+    pub region: String,
+    /// Zero data retention: no content is ever stored.
+    #[arg(long)]
+    pub zdr: bool,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Sweep { once } => {
+            if !once {
+                bail!("`lethe sweep` needs --once; `lethe serve` runs the sweeper continuously");
+            }
+            let app = App::build(config, Arc::new(SystemClock)).await?;
+            let report = app.sweeper.run_once(app.lethe.now()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Migrate => {
+            Backends::from_config(&config).await?;
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::Account {
+            command: AccountCommand::Create(args),
+        } => {
+            let region = Region::parse(&args.region).map_err(anyhow::Error::msg)?;
+            let settings = RetentionSettings {
+                baa: args.baa,
+                region,
+                zero_data_retention: args.zdr,
+                ..RetentionSettings::default()
+            };
+            let app = App::build(config, Arc::new(SystemClock)).await?;
+            let (account, key) = app.lethe.create_account(&args.name, settings).await?;
+            println!("account_id: {}", account.id);
+            println!("api_key: {}", key.expose());
+            println!("(the API key is shown only now; Lethe keeps only its hash)");
+            Ok(())
+        }
+        Command::Provision => {
+            bail!("`lethe provision` belongs to the AWS profile, which is not available in this build yet")
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let tokens = Tokens::load_or_generate(&config).context("cannot set up the API tokens")?;
+    let app = App::build(config, Arc::new(SystemClock)).await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    println!("lethe: embedded profile in {}", data_dir.display());
+    let _ = tokens;
+    app.run(shutdown).await
+}

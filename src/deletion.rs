@@ -1,0 +1,163 @@
+//! Deleting claimed artifacts: the one pipeline both the sweeper and customer deletion use.
+//!
+//! Steps, each idempotent so that a crash anywhere is finished by a later pass:
+//! 1. the artifacts are already **claimed** (`deleting`, under a lease) by the caller;
+//! 2. a final transcript **cascades**: its live linked artifacts are requested for deletion
+//!    (reason `linked`) and claimed too;
+//! 3. the **content** is deleted (a missing object is fine);
+//! 4. the transcript is marked deleted when its final transcript goes;
+//! 5. the **tombstones** are written to the audit log (one per artifact, ever);
+//! 6. the index marks the artifacts **deleted**.
+//!
+//! An artifact whose content deletion failed stays claimed; when the lease runs out it is
+//! due again. A final transcript is only finished once every linked artifact went with it.
+
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
+use crate::domain::{
+    Artifact, ArtifactId, ArtifactKind, ArtifactState, DeletionReason, ScheduleKind, Tombstone,
+    TranscriptDeletion,
+};
+use crate::storage::{Backends, Claim, StorageError};
+
+/// What one deletion run did.
+#[derive(Debug, Default)]
+pub struct DeletionOutcome {
+    pub deleted: Vec<Tombstone>,
+    pub failed: Vec<(ArtifactId, StorageError)>,
+    /// Claimed artifacts that were not yet deletable at `now` (never deleted early).
+    pub refused_early: Vec<ArtifactId>,
+}
+
+/// Runs steps 2–6 for `claimed` (held under `claim`).
+pub async fn delete_claimed(
+    backends: &Backends,
+    mut claimed: Vec<Artifact>,
+    claim: &Claim,
+) -> Result<DeletionOutcome, StorageError> {
+    let now = claim.now;
+    let mut outcome = DeletionOutcome::default();
+
+    // Never early: a claim implies due, but check the rule itself once more.
+    claimed.retain(|a| {
+        let ok = a.may_be_deleted_at(now);
+        if !ok {
+            tracing::error!(artifact_id = %a.id, "claimed artifact is not yet deletable; left alone");
+            outcome.refused_early.push(a.id);
+        }
+        ok
+    });
+
+    // Step 2: cascade from final transcripts to their linked artifacts.
+    let mut linked_of: HashMap<ArtifactId, Vec<ArtifactId>> = HashMap::new();
+    let batch: HashSet<ArtifactId> = claimed.iter().map(|a| a.id).collect();
+    let finals: Vec<Artifact> = claimed
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::FinalTranscript)
+        .cloned()
+        .collect();
+    for final_transcript in &finals {
+        let Some(transcript_id) = final_transcript.transcript_id else {
+            continue;
+        };
+        let linked: Vec<ArtifactId> = backends
+            .index
+            .artifacts_for_transcript(transcript_id)
+            .await?
+            .into_iter()
+            .filter(|a| {
+                a.schedule == ScheduleKind::Linked
+                    && a.state != ArtifactState::Deleted
+                    && !batch.contains(&a.id)
+            })
+            .map(|a| a.id)
+            .collect();
+        if linked.is_empty() {
+            continue;
+        }
+        let reason = match final_transcript.reason_for_deletion() {
+            DeletionReason::CustomerRequest => DeletionReason::CustomerRequest,
+            _ => DeletionReason::Linked,
+        };
+        backends
+            .index
+            .request_deletion(&linked, reason, now)
+            .await?;
+        let also = backends.index.claim(&linked, claim).await?;
+        linked_of.insert(final_transcript.id, linked);
+        claimed.extend(also);
+    }
+
+    // Step 3: content.
+    let keys: Vec<String> = claimed.iter().map(|a| a.content_key.clone()).collect();
+    let results = backends.content.delete_many(&keys).await;
+    let mut gone = Vec::with_capacity(claimed.len());
+    for (artifact, result) in claimed.into_iter().zip(results) {
+        match result {
+            Ok(()) => gone.push(artifact),
+            Err(error) => {
+                tracing::warn!(artifact_id = %artifact.id, error = %error, "content deletion failed; retried after the claim expires");
+                outcome.failed.push((artifact.id, error));
+            }
+        }
+    }
+    // A final transcript waits for all of its linked artifacts.
+    let failed: HashSet<ArtifactId> = outcome.failed.iter().map(|(id, _)| *id).collect();
+    gone.retain(|a| {
+        let blocked = linked_of
+            .get(&a.id)
+            .is_some_and(|linked| linked.iter().any(|id| failed.contains(id)));
+        !blocked
+    });
+
+    // Step 4: the transcript reads as deleted once its final transcript is gone.
+    for artifact in gone
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::FinalTranscript)
+    {
+        if let Some(transcript_id) = artifact.transcript_id {
+            let deletion = TranscriptDeletion {
+                at: now,
+                reason: artifact.reason_for_deletion(),
+            };
+            backends
+                .index
+                .mark_transcript_deleted(transcript_id, deletion)
+                .await?;
+        }
+    }
+
+    // Steps 5 and 6: tombstones, then the index.
+    let tombstones: Vec<Tombstone> = gone
+        .iter()
+        .map(|a| Tombstone::for_artifact(a, now, &claim.owner))
+        .collect();
+    if !tombstones.is_empty() {
+        backends.audit.record_tombstones(&tombstones).await?;
+        backends.index.finish(&tombstones).await?;
+    }
+    for t in &tombstones {
+        tracing::debug!(artifact_id = %t.artifact_id, kind = %t.kind, reason = %t.reason, "artifact deleted");
+    }
+    outcome.deleted = tombstones;
+    Ok(outcome)
+}
+
+/// Seconds from `delete_after` to deletion, for scheduled (not requested) deletions.
+pub fn lag_seconds(tombstone: &Tombstone) -> Option<f64> {
+    match tombstone.reason {
+        DeletionReason::Ttl | DeletionReason::Window => tombstone.delete_after.map(|after| {
+            (tombstone.deleted_at - after)
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1e6
+        }),
+        _ => None,
+    }
+}
+
+/// Whether the artifact's deadline has passed at `now`.
+pub fn is_overdue(artifact: &Artifact, now: DateTime<Utc>) -> bool {
+    artifact.is_overdue_at(now)
+}

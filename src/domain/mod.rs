@@ -1,0 +1,18 @@
+//! The retention rules of `shared/spec/retention.md`, as pure data and functions.
+//!
+//! Nothing in here performs I/O or reads the time: every function that needs "now" or an
+//! anchor takes it as an argument, so the whole rule set is testable as plain values.
+//! - [`settings`]: an account's retention settings, their validation (§1) and the derived mode.
+//! - [`policy`]: the §3 matrix and the §4 deadlines, turning (kind, settings, anchor) into a [`Schedule`].
+//! - [`model`]: the tracked entities (accounts, transcripts, artifacts, tombstones) and their ids.
+//! - [`content`]: content bytes and secrets whose `Debug` never prints what they hold.
+
+pub mod content;
+pub mod model;
+pub mod policy;
+pub mod settings;
+
+pub use content::{ApiKey, ApiKeyHash, Content};
+pub use model::*;
+pub use policy::{PlatformPolicy, Schedule, ScheduleKind};
+pub use settings::{Mode, Region, RetentionSettings, SettingsError, SettingsPatch};

@@ -1,0 +1,306 @@
+//! The entities Lethe tracks. Content never lives in these structs: artifacts point at it
+//! through a `content_key`, which is how deletion can be proven by removing one object.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::policy::ScheduleKind;
+use super::settings::RetentionSettings;
+
+pub type AccountId = Uuid;
+pub type TranscriptId = Uuid;
+pub type ArtifactId = Uuid;
+
+/// A UUIDv7 at `now`: ids sort by creation, which keyset pagination relies on.
+pub fn new_id(now: DateTime<Utc>) -> Uuid {
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.timestamp().max(0) as u64,
+        now.timestamp_subsec_nanos(),
+    );
+    Uuid::new_v7(ts)
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// The artifact kinds of retention.md §2.
+    ArtifactKind {
+        UploadedAudio => "uploaded_audio",
+        UrlAudioReference => "url_audio_reference",
+        Intermediate => "intermediate",
+        FinalTranscript => "final_transcript",
+        TextInput => "text_input",
+        SpeechUnderstanding => "speech_understanding",
+        LlmGatewayIo => "llm_gateway_io",
+        StreamingSession => "streaming_session",
+    }
+);
+
+string_enum!(
+    /// Where an artifact is in its life. `Deleting` is held under a claim by one sweeper.
+    ArtifactState {
+        Live => "live",
+        Deleting => "deleting",
+        Deleted => "deleted",
+    }
+);
+
+string_enum!(
+    /// Why an artifact was deleted (retention.md §5).
+    DeletionReason {
+        Ttl => "ttl",
+        Window => "window",
+        CustomerRequest => "customer_request",
+        Linked => "linked",
+        Zdr => "zdr",
+    }
+);
+
+string_enum!(
+    TranscriptStatus {
+        Queued => "queued",
+        Processing => "processing",
+        Completed => "completed",
+        Error => "error",
+    }
+);
+
+impl TranscriptStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TranscriptStatus::Completed | TranscriptStatus::Error)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub settings: RetentionSettings,
+    /// Bumped on every settings change; artifacts record the version they were scheduled under.
+    pub policy_version: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How a transcript came to be deleted, which decides its redacted body (api.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TranscriptDeletion {
+    pub at: DateTime<Utc>,
+    pub reason: DeletionReason,
+}
+
+/// A transcript's usage metadata and lifecycle. Its content (results, text inputs, the
+/// audio URL) is held in artifacts; what is here survives deletion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    pub id: TranscriptId,
+    pub account_id: AccountId,
+    pub status: TranscriptStatus,
+    pub created_at: DateTime<Utc>,
+    /// When it reached a terminal status: the anchor of its final transcript and linked artifacts.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The upload it was created from, if its `audio_url` was one of ours.
+    pub upload_id: Option<ArtifactId>,
+    /// Echoed request options that are not content (`speech_model`, `punctuate`, ...).
+    pub options: serde_json::Value,
+    pub webhook_auth: bool,
+    pub audio_duration: Option<f64>,
+    pub error: Option<String>,
+    pub policy_version: i64,
+    /// The final transcript's schedule once anchored; linked artifacts share it.
+    pub delete_after: Option<DateTime<Utc>>,
+    pub delete_by: Option<DateTime<Utc>>,
+    pub deletion: Option<TranscriptDeletion>,
+    /// Optimistic-concurrency counter for status transitions.
+    pub revision: i64,
+}
+
+impl Transcript {
+    /// Whether its content must be served as deleted at `now` (§4: even before a sweep).
+    pub fn is_redacted_at(&self, now: DateTime<Utc>) -> bool {
+        self.deletion.is_some() || self.delete_after.is_some_and(|after| after <= now)
+    }
+
+    /// The reason a reader should see: the recorded one, or the policy's if only expired.
+    pub fn redaction_reason_at(&self, now: DateTime<Utc>) -> Option<DeletionReason> {
+        match self.deletion {
+            Some(deletion) => Some(deletion.reason),
+            None if self.is_redacted_at(now) => Some(DeletionReason::Ttl),
+            None => None,
+        }
+    }
+}
+
+/// One tracked piece of content and its schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Artifact {
+    pub id: ArtifactId,
+    pub account_id: AccountId,
+    /// `None` for uploads, which transcripts reference through `Transcript::upload_id`.
+    pub transcript_id: Option<TranscriptId>,
+    pub kind: ArtifactKind,
+    /// A label the pipeline gave it (an intermediate's name); not content.
+    pub name: Option<String>,
+    pub state: ArtifactState,
+    pub created_at: DateTime<Utc>,
+    pub anchor_at: Option<DateTime<Utc>>,
+    pub schedule: ScheduleKind,
+    pub delete_after: Option<DateTime<Utc>>,
+    pub delete_by: Option<DateTime<Utc>>,
+    /// When a sweeper should act on it; `None` while nothing is scheduled and once deleted
+    /// (the due index is sparse).
+    pub due_at: Option<DateTime<Utc>>,
+    pub policy_version: i64,
+    pub size_bytes: i64,
+    pub content_key: String,
+    pub training_eligible: bool,
+    /// Set when a deletion was requested (customer, cascade) before it completed.
+    pub pending_reason: Option<DeletionReason>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub deletion_reason: Option<DeletionReason>,
+}
+
+impl Artifact {
+    /// A live artifact with no schedule yet; callers set it from the policy.
+    pub fn new_live(
+        id: ArtifactId,
+        account: &Account,
+        transcript_id: Option<TranscriptId>,
+        kind: ArtifactKind,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            account_id: account.id,
+            transcript_id,
+            kind,
+            name: None,
+            state: ArtifactState::Live,
+            created_at,
+            anchor_at: None,
+            schedule: ScheduleKind::Linked,
+            delete_after: None,
+            delete_by: None,
+            due_at: None,
+            policy_version: account.policy_version,
+            size_bytes: 0,
+            content_key: format!("{}/{}", account.id, id),
+            training_eligible: account.settings.training_eligible(),
+            pending_reason: None,
+            claimed_by: None,
+            claimed_until: None,
+            deleted_at: None,
+            deletion_reason: None,
+        }
+    }
+
+    /// Whether a sweeper may delete it at `now`: only from `delete_after` on (§4), unless a
+    /// deletion was explicitly requested.
+    pub fn may_be_deleted_at(&self, now: DateTime<Utc>) -> bool {
+        self.pending_reason.is_some() || self.delete_after.is_some_and(|after| after <= now)
+    }
+
+    /// The reason recorded when it is deleted now.
+    pub fn reason_for_deletion(&self) -> DeletionReason {
+        self.pending_reason.unwrap_or(match self.schedule {
+            ScheduleKind::Window => DeletionReason::Window,
+            ScheduleKind::Linked => DeletionReason::Linked,
+            ScheduleKind::Point | ScheduleKind::Indefinite => DeletionReason::Ttl,
+        })
+    }
+
+    pub fn is_overdue_at(&self, now: DateTime<Utc>) -> bool {
+        self.state != ArtifactState::Deleted && self.delete_by.is_some_and(|by| by < now)
+    }
+}
+
+/// What remains of a deleted artifact, and what confirmation reads (§5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tombstone {
+    pub artifact_id: ArtifactId,
+    pub account_id: AccountId,
+    pub transcript_id: Option<TranscriptId>,
+    pub kind: ArtifactKind,
+    pub size_bytes: i64,
+    pub anchor_at: Option<DateTime<Utc>>,
+    pub delete_after: Option<DateTime<Utc>>,
+    pub delete_by: Option<DateTime<Utc>>,
+    pub deleted_at: DateTime<Utc>,
+    pub reason: DeletionReason,
+    pub deleted_by: String,
+}
+
+impl Tombstone {
+    pub fn for_artifact(artifact: &Artifact, deleted_at: DateTime<Utc>, deleted_by: &str) -> Self {
+        Self {
+            artifact_id: artifact.id,
+            account_id: artifact.account_id,
+            transcript_id: artifact.transcript_id,
+            kind: artifact.kind,
+            size_bytes: artifact.size_bytes,
+            anchor_at: artifact.anchor_at,
+            delete_after: artifact.delete_after,
+            delete_by: artifact.delete_by,
+            deleted_at,
+            reason: artifact.reason_for_deletion(),
+            deleted_by: deleted_by.to_owned(),
+        }
+    }
+}
+
+/// The summary of one sweep pass, recorded and returned by the admin API.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SweepReport {
+    pub id: Uuid,
+    pub instance: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Due artifacts this pass looked at.
+    pub examined: u64,
+    /// Artifacts this pass deleted, all reasons.
+    pub deleted: u64,
+    pub deleted_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Deletions that failed and stay claimed for a later pass.
+    pub failed: u64,
+    /// Artifacts found past `delete_by` (deleted late or still not deleted).
+    pub overdue: u64,
+    /// Transcripts moved to `error` after `max_processing`.
+    pub stuck_transcripts_errored: u64,
+    /// True when the pass stopped at its per-pass bound with work left.
+    pub truncated: bool,
+    /// Seconds from `delete_after` to deletion for scheduled (non-requested) deletions.
+    #[serde(skip)]
+    pub lags: Vec<f64>,
+}
+
+impl SweepReport {
+    pub fn duration(&self) -> Duration {
+        self.finished_at - self.started_at
+    }
+}

@@ -1,0 +1,828 @@
+//! The operations of Lethe on accounts, transcripts and artifacts, built on the storage
+//! ports: what the HTTP surfaces and the CLI call. Every content write creates a tracked
+//! artifact *before* the bytes are stored, so no content escapes tracking, and every read
+//! of content checks the schedule first, so nothing is served from `delete_after` on.
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::deletion::{self, DeletionOutcome};
+use crate::domain::policy::schedule_for;
+use crate::domain::{
+    new_id, Account, AccountId, ApiKey, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
+    DeletionReason, Mode, PlatformPolicy, RetentionSettings, Schedule, ScheduleKind, SettingsError,
+    SettingsPatch, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+};
+use crate::storage::{Backends, ByteStream, Claim, StorageError, TranscriptQuery};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// Missing, or another account's: the two are indistinguishable on purpose.
+    #[error("not found")]
+    NotFound,
+    #[error("transcript is still being processed and cannot be deleted yet")]
+    StillProcessing,
+    #[error("transcript is already {status}; {action} is only possible while it is queued or processing")]
+    AlreadyFinished {
+        status: TranscriptStatus,
+        action: &'static str,
+    },
+    #[error("content of this transcript has been deleted")]
+    ContentDeleted,
+    #[error("cannot access uploaded file")]
+    UploadNotAccessible,
+    #[error("account has zero data retention; content is not stored")]
+    ZeroDataRetention,
+    #[error(transparent)]
+    InvalidSettings(#[from] SettingsError),
+    #[error("the account changed concurrently; retry the request")]
+    Concurrent,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T, E = LifecycleError> = std::result::Result<T, E>;
+
+/// Where a transcript's audio comes from.
+#[derive(Clone, Debug)]
+pub enum AudioSource {
+    /// One of our uploads (the id is the last segment of its `upload_url`).
+    Upload(ArtifactId),
+    /// A URL we do not host; it is itself content (it may carry credentials).
+    Url(Content),
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTranscript {
+    pub audio: AudioSource,
+    /// Echoed request options that are not content (`speech_model`, `punctuate`, ...).
+    pub options: serde_json::Value,
+    /// Text inputs (prompts, key terms, webhook URL and auth, ...), stored as a `text_input`.
+    pub text_inputs: Option<Content>,
+    pub webhook_auth: bool,
+}
+
+/// A transcript with the content a reader may see at the time of reading.
+#[derive(Clone, Debug)]
+pub struct TranscriptContent {
+    pub transcript: Transcript,
+    /// `Some` reason when the transcript must be served redacted.
+    pub redacted: Option<DeletionReason>,
+    pub result: Option<Content>,
+    pub text_inputs: Option<Content>,
+    pub audio_url: Option<Content>,
+}
+
+/// One artifact as the retention view shows it, with its effective schedule (a linked
+/// artifact shows its transcript's).
+#[derive(Clone, Debug)]
+pub struct ArtifactView {
+    pub artifact: Artifact,
+    pub delete_after: Option<DateTime<Utc>>,
+    pub delete_by: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RetentionView {
+    pub transcript: Transcript,
+    pub account: Account,
+    pub artifacts: Vec<ArtifactView>,
+}
+
+/// Reading an upload through the internal API.
+#[derive(Debug)]
+pub enum UploadRead {
+    Live(Content),
+    Deleted,
+}
+
+/// The engine: ports, clock and policy, shared by every surface.
+#[derive(Clone, Debug)]
+pub struct Lethe {
+    pub backends: Backends,
+    pub clock: Arc<dyn Clock>,
+    pub platform: PlatformPolicy,
+    /// How long a deletion claim holds before another sweeper may take over.
+    pub claim_lease: Duration,
+    /// Identifies this process in claims and tombstones.
+    pub instance: String,
+    /// Wakes the sweeper loop when an earlier deadline appears.
+    pub wake_sweeper: Arc<Notify>,
+}
+
+impl Lethe {
+    pub fn new(backends: Backends, clock: Arc<dyn Clock>, platform: PlatformPolicy) -> Self {
+        Self {
+            backends,
+            clock,
+            platform,
+            claim_lease: Duration::minutes(5),
+            instance: format!("lethe-{}", uuid::Uuid::new_v4().simple()),
+            wake_sweeper: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn claim(&self, now: DateTime<Utc>, owner: String) -> Claim {
+        Claim {
+            owner,
+            now,
+            until: now + self.claim_lease,
+        }
+    }
+
+    pub fn sweep_claim(&self, now: DateTime<Utc>) -> Claim {
+        self.claim(now, self.instance.clone())
+    }
+
+    // ---- accounts -------------------------------------------------------------------
+
+    /// Creates an account; returns it with its API key, which is never retrievable again.
+    pub async fn create_account(
+        &self,
+        name: &str,
+        settings: RetentionSettings,
+    ) -> Result<(Account, ApiKey)> {
+        settings.validate()?;
+        let now = self.now();
+        let account = Account {
+            id: new_id(now),
+            name: name.to_owned(),
+            settings,
+            policy_version: 1,
+            created_at: now,
+        };
+        let key = ApiKey::generate();
+        self.backends
+            .accounts
+            .create_account(&account, &key.hash())
+            .await?;
+        tracing::info!(account_id = %account.id, "account created");
+        Ok((account, key))
+    }
+
+    pub async fn authenticate(&self, key: &ApiKey) -> Result<Option<Account>> {
+        Ok(self
+            .backends
+            .accounts
+            .account_by_key_hash(&key.hash())
+            .await?)
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<Account> {
+        self.backends
+            .accounts
+            .account(id)
+            .await?
+            .ok_or(LifecycleError::NotFound)
+    }
+
+    pub async fn new_api_key(&self, id: AccountId) -> Result<ApiKey> {
+        self.account(id).await?;
+        let key = ApiKey::generate();
+        self.backends
+            .accounts
+            .add_api_key(id, &key.hash(), self.now())
+            .await?;
+        Ok(key)
+    }
+
+    /// Applies a settings change (§1): validated as a whole, refused without change when
+    /// invalid, then existing schedules are shortened where the new policy is stricter.
+    pub async fn update_settings(&self, id: AccountId, patch: &SettingsPatch) -> Result<Account> {
+        let current = self.account(id).await?;
+        let settings = current.settings.patched(patch)?;
+        if settings == current.settings {
+            return Ok(current);
+        }
+        let mut next = current.clone();
+        next.settings = settings;
+        next.policy_version += 1;
+        match self
+            .backends
+            .accounts
+            .update_account(&next, current.policy_version)
+            .await
+        {
+            Err(StorageError::Conflict { .. }) => return Err(LifecycleError::Concurrent),
+            other => other?,
+        }
+        tracing::info!(account_id = %id, policy_version = next.policy_version, mode = next.settings.mode().as_str(), "retention settings changed");
+        self.shorten_existing_schedules(&next).await?;
+        Ok(next)
+    }
+
+    /// **(decision §1)** Retention only ever gets shorter retroactively.
+    async fn shorten_existing_schedules(&self, account: &Account) -> Result<()> {
+        let mut after = None;
+        let mut shortened = 0u64;
+        loop {
+            let page = self
+                .backends
+                .index
+                .live_artifacts_for_account(account.id, after, 500)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for artifact in page.iter().filter(|a| a.state == ArtifactState::Live) {
+                let Some(anchor) = artifact.anchor_at else {
+                    continue;
+                };
+                let current = Schedule {
+                    kind: artifact.schedule,
+                    delete_after: artifact.delete_after,
+                    delete_by: artifact.delete_by,
+                };
+                let proposed =
+                    schedule_for(artifact.kind, &account.settings, anchor, &self.platform);
+                if let Some(schedule) = current.shortened_by(&proposed) {
+                    if self
+                        .backends
+                        .index
+                        .reschedule(artifact.id, &schedule, account.policy_version)
+                        .await?
+                    {
+                        shortened += 1;
+                        if artifact.kind == ArtifactKind::FinalTranscript {
+                            if let Some(transcript_id) = artifact.transcript_id {
+                                self.set_transcript_schedule(transcript_id, &schedule)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if shortened > 0 {
+            tracing::info!(account_id = %account.id, shortened, "existing schedules shortened");
+            self.wake_sweeper.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn set_transcript_schedule(&self, id: TranscriptId, schedule: &Schedule) -> Result<()> {
+        for _ in 0..5 {
+            let Some(mut t) = self.backends.index.transcript(id).await? else {
+                return Ok(());
+            };
+            t.delete_after = schedule.delete_after;
+            t.delete_by = schedule.delete_by;
+            match self.backends.index.update_transcript(&t).await {
+                Err(StorageError::Conflict { .. }) => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(LifecycleError::Concurrent)
+    }
+
+    fn ensure_may_store(account: &Account) -> Result<()> {
+        if account.settings.zero_data_retention {
+            return Err(LifecycleError::ZeroDataRetention);
+        }
+        Ok(())
+    }
+
+    /// Tracks, then stores, one artifact's content; the artifact is forgotten if the bytes
+    /// never made it (nothing was confirmed to anyone).
+    async fn store_artifact(&self, artifact: Artifact, content: Content) -> Result<Artifact> {
+        self.backends.index.insert_artifact(&artifact).await?;
+        match self
+            .backends
+            .content
+            .put(&artifact.content_key, content)
+            .await
+        {
+            Ok(size) => {
+                self.backends
+                    .index
+                    .set_artifact_size(artifact.id, size as i64)
+                    .await?;
+                if artifact.due_at.is_some() {
+                    self.wake_sweeper.notify_one();
+                }
+                Ok(Artifact {
+                    size_bytes: size as i64,
+                    ..artifact
+                })
+            }
+            Err(error) => {
+                self.abandon(&artifact).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn abandon(&self, artifact: &Artifact) {
+        if let Err(e) = self.backends.content.delete(&artifact.content_key).await {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed content failed; the sweeper deletes it on schedule");
+            return;
+        }
+        if let Err(e) = self
+            .backends
+            .index
+            .remove_unconfirmed_artifact(artifact.id)
+            .await
+        {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed artifact failed; the sweeper deletes it on schedule");
+        }
+    }
+
+    fn scheduled(
+        &self,
+        mut artifact: Artifact,
+        account: &Account,
+        anchor: Option<DateTime<Utc>>,
+    ) -> Artifact {
+        if let Some(anchor) = anchor {
+            let schedule = schedule_for(artifact.kind, &account.settings, anchor, &self.platform);
+            artifact.anchor_at = Some(anchor);
+            artifact.schedule = schedule.kind;
+            artifact.delete_after = schedule.delete_after;
+            artifact.delete_by = schedule.delete_by;
+            artifact.due_at = schedule.delete_after;
+        }
+        artifact
+    }
+
+    // ---- uploads ----------------------------------------------------------------------
+
+    /// `POST /v2/upload`: streams the bytes into the content store as `uploaded_audio`.
+    pub async fn upload(&self, account: &Account, body: ByteStream) -> Result<Artifact> {
+        Self::ensure_may_store(account)?;
+        let now = self.now();
+        let artifact =
+            Artifact::new_live(new_id(now), account, None, ArtifactKind::UploadedAudio, now);
+        let artifact = self.scheduled(artifact, account, Some(now));
+        self.backends.index.insert_artifact(&artifact).await?;
+        match self
+            .backends
+            .content
+            .put_stream(&artifact.content_key, body)
+            .await
+        {
+            Ok(size) => {
+                self.backends
+                    .index
+                    .set_artifact_size(artifact.id, size as i64)
+                    .await?;
+                self.wake_sweeper.notify_one();
+                tracing::info!(artifact_id = %artifact.id, size, "upload stored");
+                Ok(Artifact {
+                    size_bytes: size as i64,
+                    ..artifact
+                })
+            }
+            Err(error) => {
+                self.abandon(&artifact).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// An upload's bytes for the pipeline: `Deleted` from `delete_after` on (§4).
+    pub async fn read_upload(&self, id: ArtifactId) -> Result<UploadRead> {
+        let artifact = self
+            .backends
+            .index
+            .artifact(id)
+            .await?
+            .ok_or(LifecycleError::NotFound)?;
+        if artifact.kind != ArtifactKind::UploadedAudio {
+            return Err(LifecycleError::NotFound);
+        }
+        if !self.is_servable(&artifact, None) {
+            return Ok(UploadRead::Deleted);
+        }
+        match self.backends.content.get(&artifact.content_key).await? {
+            Some(content) => Ok(UploadRead::Live(content)),
+            None => Ok(UploadRead::Deleted),
+        }
+    }
+
+    /// Whether an artifact's content may be served now: live, nothing pending, not past
+    /// its own `delete_after`, and (if linked) not past its transcript's.
+    fn is_servable(&self, artifact: &Artifact, transcript: Option<&Transcript>) -> bool {
+        let now = self.now();
+        let own_expired = artifact.delete_after.is_some_and(|after| after <= now);
+        let transcript_gone = artifact.schedule == ScheduleKind::Linked
+            && transcript.is_some_and(|t| t.is_redacted_at(now));
+        artifact.state == ArtifactState::Live
+            && artifact.pending_reason.is_none()
+            && !own_expired
+            && !transcript_gone
+    }
+
+    // ---- transcripts ------------------------------------------------------------------
+
+    /// `POST /v2/transcript`: a queued transcript, its text inputs and URL as artifacts.
+    pub async fn create_transcript(
+        &self,
+        account: &Account,
+        new: NewTranscript,
+    ) -> Result<Transcript> {
+        let has_content = new.text_inputs.is_some() || matches!(new.audio, AudioSource::Url(_));
+        if has_content {
+            Self::ensure_may_store(account)?;
+        }
+        let upload_id = match &new.audio {
+            AudioSource::Upload(id) => {
+                let upload = self.backends.index.artifact(*id).await?;
+                let usable = upload.as_ref().is_some_and(|u| {
+                    u.account_id == account.id
+                        && u.kind == ArtifactKind::UploadedAudio
+                        && self.is_servable(u, None)
+                });
+                if !usable {
+                    return Err(LifecycleError::UploadNotAccessible);
+                }
+                Some(*id)
+            }
+            AudioSource::Url(_) => None,
+        };
+        let now = self.now();
+        let transcript = Transcript {
+            id: new_id(now),
+            account_id: account.id,
+            status: TranscriptStatus::Queued,
+            created_at: now,
+            completed_at: None,
+            upload_id,
+            options: new.options,
+            webhook_auth: new.webhook_auth,
+            audio_duration: None,
+            error: None,
+            policy_version: account.policy_version,
+            delete_after: None,
+            delete_by: None,
+            deletion: None,
+            revision: 0,
+        };
+        self.backends.index.insert_transcript(&transcript).await?;
+        if let AudioSource::Url(url) = new.audio {
+            let a = Artifact::new_live(
+                new_id(now),
+                account,
+                Some(transcript.id),
+                ArtifactKind::UrlAudioReference,
+                now,
+            );
+            self.store_artifact(a, url).await?;
+        }
+        if let Some(inputs) = new.text_inputs {
+            let a = Artifact::new_live(
+                new_id(now),
+                account,
+                Some(transcript.id),
+                ArtifactKind::TextInput,
+                now,
+            );
+            self.store_artifact(a, inputs).await?;
+        }
+        tracing::info!(transcript_id = %transcript.id, account_id = %account.id, "transcript queued");
+        Ok(transcript)
+    }
+
+    /// A transcript of this account, or `NotFound` (also for another account's).
+    pub async fn transcript(&self, account: &Account, id: TranscriptId) -> Result<Transcript> {
+        match self.backends.index.transcript(id).await? {
+            Some(t) if t.account_id == account.id => Ok(t),
+            _ => Err(LifecycleError::NotFound),
+        }
+    }
+
+    pub async fn list_transcripts(
+        &self,
+        account: &Account,
+        query: &TranscriptQuery,
+    ) -> Result<Vec<Transcript>> {
+        Ok(self
+            .backends
+            .index
+            .list_transcripts(account.id, query)
+            .await?)
+    }
+
+    async fn transcript_for_pipeline(&self, id: TranscriptId) -> Result<(Transcript, Account)> {
+        let t = self
+            .backends
+            .index
+            .transcript(id)
+            .await?
+            .ok_or(LifecycleError::NotFound)?;
+        let account = self.account(t.account_id).await?;
+        Ok((t, account))
+    }
+
+    /// `queued → processing`; repeating it is fine.
+    pub async fn mark_processing(&self, id: TranscriptId) -> Result<Transcript> {
+        let (mut t, _) = self.transcript_for_pipeline(id).await?;
+        match t.status {
+            TranscriptStatus::Processing => return Ok(t),
+            TranscriptStatus::Queued => {}
+            status => {
+                return Err(LifecycleError::AlreadyFinished {
+                    status,
+                    action: "starting processing",
+                })
+            }
+        }
+        t.status = TranscriptStatus::Processing;
+        self.backends
+            .index
+            .update_transcript(&t)
+            .await
+            .map_err(conflict_is_concurrent)?;
+        t.revision += 1;
+        Ok(t)
+    }
+
+    /// Stores an intermediate the pipeline produced while processing.
+    pub async fn put_intermediate(
+        &self,
+        id: TranscriptId,
+        name: &str,
+        content: Content,
+    ) -> Result<Artifact> {
+        let (t, account) = self.transcript_for_pipeline(id).await?;
+        Self::ensure_may_store(&account)?;
+        if t.status.is_terminal() {
+            return Err(LifecycleError::AlreadyFinished {
+                status: t.status,
+                action: "storing an intermediate",
+            });
+        }
+        let now = self.now();
+        let mut a = Artifact::new_live(
+            new_id(now),
+            &account,
+            Some(id),
+            ArtifactKind::Intermediate,
+            now,
+        );
+        a.name = Some(name.to_owned());
+        let a = self.scheduled(a, &account, Some(now));
+        self.store_artifact(a, content).await
+    }
+
+    /// Stores a speech-understanding result, linked to its transcript.
+    pub async fn add_speech_understanding(
+        &self,
+        id: TranscriptId,
+        content: Content,
+    ) -> Result<Artifact> {
+        let (t, account) = self.transcript_for_pipeline(id).await?;
+        Self::ensure_may_store(&account)?;
+        if t.is_redacted_at(self.now()) {
+            return Err(LifecycleError::ContentDeleted);
+        }
+        let now = self.now();
+        let a = Artifact::new_live(
+            new_id(now),
+            &account,
+            Some(id),
+            ArtifactKind::SpeechUnderstanding,
+            now,
+        );
+        self.store_artifact(a, content).await
+    }
+
+    /// `completed`, with its result as the final transcript, anchored now (§4).
+    pub async fn complete(
+        &self,
+        id: TranscriptId,
+        result: Content,
+        audio_duration: Option<f64>,
+    ) -> Result<Transcript> {
+        self.finish_transcript(
+            id,
+            TranscriptStatus::Completed,
+            result,
+            audio_duration,
+            None,
+        )
+        .await
+    }
+
+    /// `error`, anchored now; its (empty) result still carries the schedule for the
+    /// linked artifacts.
+    pub async fn fail(&self, id: TranscriptId, error: &str) -> Result<Transcript> {
+        let result = Content::new(serde_json::json!({"status": "error"}).to_string());
+        self.finish_transcript(
+            id,
+            TranscriptStatus::Error,
+            result,
+            None,
+            Some(error.to_owned()),
+        )
+        .await
+    }
+
+    async fn finish_transcript(
+        &self,
+        id: TranscriptId,
+        status: TranscriptStatus,
+        result: Content,
+        audio_duration: Option<f64>,
+        error: Option<String>,
+    ) -> Result<Transcript> {
+        let (mut t, account) = self.transcript_for_pipeline(id).await?;
+        if t.status.is_terminal() {
+            return Err(LifecycleError::AlreadyFinished {
+                status: t.status,
+                action: "completing it",
+            });
+        }
+        if account.settings.zero_data_retention && status == TranscriptStatus::Completed {
+            return Err(LifecycleError::ZeroDataRetention);
+        }
+        let now = self.now();
+        // A retry after a crash reuses the final transcript it already tracked.
+        let existing = self
+            .backends
+            .index
+            .artifacts_for_transcript(id)
+            .await?
+            .into_iter()
+            .find(|a| a.kind == ArtifactKind::FinalTranscript);
+        let final_transcript = match existing {
+            Some(a) => {
+                self.backends.content.put(&a.content_key, result).await?;
+                a
+            }
+            None => {
+                let a = Artifact::new_live(
+                    new_id(now),
+                    &account,
+                    Some(id),
+                    ArtifactKind::FinalTranscript,
+                    now,
+                );
+                let a = self.scheduled(a, &account, Some(now));
+                self.store_artifact(a, result).await?
+            }
+        };
+        t.status = status;
+        t.completed_at = Some(now);
+        t.audio_duration = audio_duration.or(t.audio_duration);
+        t.error = error;
+        t.delete_after = final_transcript.delete_after;
+        t.delete_by = final_transcript.delete_by;
+        self.backends
+            .index
+            .update_transcript(&t)
+            .await
+            .map_err(conflict_is_concurrent)?;
+        t.revision += 1;
+        tracing::info!(transcript_id = %id, status = %status, "transcript finished");
+        Ok(t)
+    }
+
+    /// The transcript with the content a reader may see now: redacted from `delete_after`
+    /// on, even before a sweep has removed the bytes (§4).
+    pub async fn transcript_content(
+        &self,
+        account: &Account,
+        id: TranscriptId,
+    ) -> Result<TranscriptContent> {
+        let transcript = self.transcript(account, id).await?;
+        let now = self.now();
+        let redacted = transcript.redaction_reason_at(now);
+        let mut view = TranscriptContent {
+            transcript,
+            redacted,
+            result: None,
+            text_inputs: None,
+            audio_url: None,
+        };
+        if redacted.is_some() {
+            return Ok(view);
+        }
+        for artifact in self.backends.index.artifacts_for_transcript(id).await? {
+            if !self.is_servable(&artifact, Some(&view.transcript)) {
+                continue;
+            }
+            let slot = match artifact.kind {
+                ArtifactKind::FinalTranscript
+                    if view.transcript.status == TranscriptStatus::Completed =>
+                {
+                    &mut view.result
+                }
+                ArtifactKind::TextInput => &mut view.text_inputs,
+                ArtifactKind::UrlAudioReference => &mut view.audio_url,
+                _ => continue,
+            };
+            *slot = self.backends.content.get(&artifact.content_key).await?;
+        }
+        Ok(view)
+    }
+
+    /// The proof a customer or auditor asks for: every artifact of the transcript,
+    /// including the upload it was created from, with schedules and tombstones.
+    pub async fn retention_view(
+        &self,
+        account: &Account,
+        id: TranscriptId,
+    ) -> Result<RetentionView> {
+        let transcript = self.transcript(account, id).await?;
+        let mut artifacts = self.backends.index.artifacts_for_transcript(id).await?;
+        if let Some(upload) = transcript.upload_id {
+            if let Some(upload) = self.backends.index.artifact(upload).await? {
+                artifacts.insert(0, upload);
+            }
+        }
+        let artifacts = artifacts
+            .into_iter()
+            .map(|artifact| {
+                let (delete_after, delete_by) = if artifact.schedule == ScheduleKind::Linked {
+                    (transcript.delete_after, transcript.delete_by)
+                } else {
+                    (artifact.delete_after, artifact.delete_by)
+                };
+                ArtifactView {
+                    artifact,
+                    delete_after,
+                    delete_by,
+                }
+            })
+            .collect();
+        Ok(RetentionView {
+            transcript,
+            account: account.clone(),
+            artifacts,
+        })
+    }
+
+    /// `DELETE /v2/transcript/{id}` (§3): deletes every artifact of the transcript and the
+    /// upload it was created from, now; keeps its usage metadata. Idempotent. Refused while
+    /// queued or processing, with nothing changed.
+    pub async fn delete_transcript(
+        &self,
+        account: &Account,
+        id: TranscriptId,
+    ) -> Result<Transcript> {
+        let transcript = self.transcript(account, id).await?;
+        if !transcript.status.is_terminal() {
+            return Err(LifecycleError::StillProcessing);
+        }
+        let now = self.now();
+        // The transcript reads as deleted from here on, even if a step below fails.
+        let deletion = TranscriptDeletion {
+            at: now,
+            reason: DeletionReason::CustomerRequest,
+        };
+        self.backends
+            .index
+            .mark_transcript_deleted(id, deletion)
+            .await?;
+        let mut ids: Vec<ArtifactId> = self
+            .backends
+            .index
+            .artifacts_for_transcript(id)
+            .await?
+            .into_iter()
+            .filter(|a| a.state != ArtifactState::Deleted)
+            .map(|a| a.id)
+            .collect();
+        if let Some(upload) = transcript.upload_id {
+            ids.push(upload);
+        }
+        if !ids.is_empty() {
+            // Due now: should anything below fail, the sweeper finishes it.
+            self.backends
+                .index
+                .request_deletion(&ids, DeletionReason::CustomerRequest, now)
+                .await?;
+            let outcome = self.delete_now(&ids, now).await?;
+            if let Some((artifact_id, error)) = outcome.failed.into_iter().next() {
+                tracing::warn!(%artifact_id, transcript_id = %id, "customer deletion incomplete; the sweeper retries it");
+                return Err(error.into());
+            }
+        }
+        tracing::info!(transcript_id = %id, account_id = %account.id, "transcript deleted at customer request");
+        self.transcript(account, id).await
+    }
+
+    /// Claims and deletes due artifacts right away (customer requests).
+    async fn delete_now(&self, ids: &[ArtifactId], now: DateTime<Utc>) -> Result<DeletionOutcome> {
+        let claim = self.claim(now, format!("{}/request", self.instance));
+        let claimed = self.backends.index.claim(ids, &claim).await?;
+        Ok(deletion::delete_claimed(&self.backends, claimed, &claim).await?)
+    }
+
+    /// The retention mode and settings as the account view shows them.
+    pub fn mode_of(account: &Account) -> Mode {
+        account.settings.mode()
+    }
+}
+
+fn conflict_is_concurrent(error: StorageError) -> LifecycleError {
+    match error {
+        StorageError::Conflict { .. } => LifecycleError::Concurrent,
+        other => other.into(),
+    }
+}

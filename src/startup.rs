@@ -1,0 +1,183 @@
+//! Wiring: configuration → backends → engine → sweeper (and the HTTP server).
+//! [`Backends::from_config`] is the one place the profile is chosen.
+
+use anyhow::{bail, Context};
+use secrecy::{ExposeSecret, SecretString};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::lifecycle::Lethe;
+use crate::storage::local::LocalContentStore;
+use crate::storage::sqlite::SqliteStore;
+use crate::storage::Backends;
+use crate::sweeper::{Sweeper, SweeperConfig};
+
+impl Backends {
+    /// The embedded profile unless the AWS settings say otherwise.
+    pub async fn from_config(config: &Config) -> anyhow::Result<Backends> {
+        if config.dynamodb_table.is_some() || config.s3_bucket.is_some() {
+            bail!("the AWS profile (LETHE_DYNAMODB_TABLE / LETHE_S3_BUCKET) is not available in this build yet; unset them to run the embedded profile");
+        }
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let sql = match &config.database_url {
+            None => SqliteStore::open(&config.data_dir.join("lethe.db")).await,
+            Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
+            Some(_) => bail!("LETHE_DATABASE_URL must be a sqlite:// URL on the embedded profile (PostgreSQL comes with the AWS profile)"),
+        }
+        .context("cannot open the SQLite database")?;
+        let sql = Arc::new(sql);
+        let content = LocalContentStore::open(&config.data_dir.join("content"))
+            .await
+            .context("cannot open the content directory")?;
+        Ok(Backends {
+            accounts: sql.clone(),
+            index: sql.clone(),
+            content: Arc::new(content),
+            audit: sql,
+        })
+    }
+}
+
+/// The bearer tokens of the admin and internal APIs.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub admin: SecretString,
+    pub internal: SecretString,
+}
+
+impl Tokens {
+    /// From configuration, or from the data dir, generating (and printing once) what is missing.
+    pub fn load_or_generate(config: &Config) -> anyhow::Result<Tokens> {
+        Ok(Tokens {
+            admin: token(
+                config.admin_token.as_ref(),
+                &config.data_dir.join("admin_token"),
+                "admin",
+            )?,
+            internal: token(
+                config.internal_token.as_ref(),
+                &config.data_dir.join("internal_token"),
+                "internal",
+            )?,
+        })
+    }
+}
+
+fn token(
+    configured: Option<&SecretString>,
+    file: &Path,
+    what: &str,
+) -> anyhow::Result<SecretString> {
+    if let Some(token) = configured {
+        return Ok(token.clone());
+    }
+    if let Ok(text) = std::fs::read_to_string(file) {
+        let text = text.trim().to_owned();
+        if !text.is_empty() {
+            return Ok(SecretString::from(text));
+        }
+    }
+    let generated = crate::domain::ApiKey::generate().expose().to_owned();
+    write_private(file, &generated).with_context(|| format!("cannot write {}", file.display()))?;
+    // Printed once, to the terminal that started Lethe, never to the log.
+    println!(
+        "generated the {what} API token (kept in {}): {generated}",
+        file.display()
+    );
+    Ok(SecretString::from(generated))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// A built application: engine and sweeper over the configured backends.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub lethe: Lethe,
+    pub sweeper: Arc<Sweeper>,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let backends = Backends::from_config(&config).await?;
+        Ok(Self::with_backends(config, clock, backends))
+    }
+
+    pub fn with_backends(config: Config, clock: Arc<dyn Clock>, backends: Backends) -> App {
+        let mut lethe = Lethe::new(backends, clock, config.platform_policy());
+        lethe.claim_lease = config.claim_lease;
+        let sweeper = Arc::new(Sweeper::new(
+            lethe.clone(),
+            SweeperConfig {
+                schedule: config.sweep_schedule.clone(),
+                batch_size: config.sweep_batch_size,
+                max_per_pass: config.sweep_max_per_pass,
+                max_processing: config.max_processing,
+            },
+        ));
+        App {
+            config: Arc::new(config),
+            lethe,
+            sweeper,
+        }
+    }
+
+    /// Runs the sweeper loop until `shutdown`; the pass in progress finishes.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        tracker.spawn(self.sweeper.clone().run(shutdown.child_token()));
+        tracker.close();
+        tracker.wait().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// Whether two secrets are equal, in time independent of where they differ.
+pub fn token_matches(expected: &SecretString, presented: &str) -> bool {
+    let a = expected.expose_secret().as_bytes();
+    let b = presented.as_bytes();
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,513 @@
+//! The behaviour every backend must show, as functions a backend's tests call with a
+//! fresh instance. One suite, every backend: SQLite and local files now, and the AWS
+//! profile's backends run the very same checks.
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::stream;
+
+use super::{
+    AccountStore, ArtifactIndex, AuditLog, Claim, ContentStore, StorageError, TranscriptQuery,
+};
+use crate::domain::{
+    new_id, Account, ApiKey, Artifact, ArtifactKind, ArtifactState, Content, DeletionReason,
+    RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone, Transcript,
+    TranscriptDeletion, TranscriptStatus,
+};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap()
+}
+
+pub fn sample_account(now: DateTime<Utc>) -> Account {
+    Account {
+        id: new_id(now),
+        name: "conformance".into(),
+        settings: RetentionSettings::default(),
+        policy_version: 1,
+        created_at: now,
+    }
+}
+
+pub fn sample_transcript(account: &Account, now: DateTime<Utc>) -> Transcript {
+    Transcript {
+        id: new_id(now),
+        account_id: account.id,
+        status: TranscriptStatus::Queued,
+        created_at: now,
+        completed_at: None,
+        upload_id: None,
+        options: serde_json::json!({"speech_model": "best"}),
+        webhook_auth: false,
+        audio_duration: None,
+        error: None,
+        policy_version: account.policy_version,
+        delete_after: None,
+        delete_by: None,
+        deletion: None,
+        revision: 0,
+    }
+}
+
+pub fn due_artifact(
+    account: &Account,
+    transcript: Option<&Transcript>,
+    due: DateTime<Utc>,
+) -> Artifact {
+    let mut a = Artifact::new_live(
+        new_id(due - Duration::hours(1)),
+        account,
+        transcript.map(|t| t.id),
+        ArtifactKind::Intermediate,
+        due - Duration::hours(1),
+    );
+    a.schedule = ScheduleKind::Point;
+    a.delete_after = Some(due);
+    a.delete_by = Some(due + Duration::hours(1));
+    a.due_at = Some(due);
+    a
+}
+
+pub async fn accounts(store: &dyn AccountStore) {
+    let account = sample_account(t0());
+    let key = ApiKey::generate();
+    store.create_account(&account, &key.hash()).await.unwrap();
+    assert_eq!(
+        store.account(account.id).await.unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(
+        store.account_by_key_hash(&key.hash()).await.unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(
+        store
+            .account_by_key_hash(&ApiKey::generate().hash())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.account(new_id(t0())).await.unwrap(), None);
+
+    // Conditional update: the expected version must match.
+    let mut changed = account.clone();
+    changed.settings.transcript_ttl = Some(Duration::hours(2));
+    changed.policy_version = 2;
+    store.update_account(&changed, 1).await.unwrap();
+    let stale = store.update_account(&changed, 1).await;
+    assert!(
+        matches!(stale, Err(StorageError::Conflict { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        store.account(account.id).await.unwrap(),
+        Some(changed.clone())
+    );
+
+    // A second key works alongside the first; a duplicate key is refused.
+    let second = ApiKey::generate();
+    store
+        .add_api_key(account.id, &second.hash(), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .account_by_key_hash(&second.hash())
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(account.id)
+    );
+    assert_eq!(
+        store
+            .account_by_key_hash(&key.hash())
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(account.id)
+    );
+    let dup = store.add_api_key(account.id, &second.hash(), t0()).await;
+    assert!(matches!(dup, Err(StorageError::Conflict { .. })), "{dup:?}");
+}
+
+pub async fn transcripts(index: &dyn ArtifactIndex) {
+    let account = sample_account(t0());
+    let other = sample_account(t0());
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let mut t = sample_transcript(&account, t0() + Duration::hours(i * 6));
+        if i % 2 == 0 {
+            t.status = TranscriptStatus::Completed;
+        }
+        index.insert_transcript(&t).await.unwrap();
+        ids.push(t.id);
+    }
+    index
+        .insert_transcript(&sample_transcript(&other, t0()))
+        .await
+        .unwrap();
+
+    // Get, and the optimistic update.
+    let mut t = index.transcript(ids[1]).await.unwrap().unwrap();
+    t.status = TranscriptStatus::Processing;
+    index.update_transcript(&t).await.unwrap();
+    assert!(matches!(
+        index.update_transcript(&t).await,
+        Err(StorageError::Conflict { .. })
+    ));
+    let stored = index.transcript(ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.revision),
+        (TranscriptStatus::Processing, 1)
+    );
+
+    // Newest first, keyset both ways, only this account.
+    let q = |before_id, after_id, limit| TranscriptQuery {
+        before_id,
+        after_id,
+        limit,
+        ..Default::default()
+    };
+    let page = index
+        .list_transcripts(account.id, &q(None, None, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[6], ids[5], ids[4]]
+    );
+    let older = index
+        .list_transcripts(account.id, &q(Some(ids[4]), None, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        older.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[2], ids[1]]
+    );
+    let newer = index
+        .list_transcripts(account.id, &q(None, Some(ids[1]), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        newer.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[2]]
+    );
+    let between = index
+        .list_transcripts(account.id, &q(Some(ids[5]), Some(ids[2]), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        between.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[3]]
+    );
+
+    // Filters.
+    let completed = TranscriptQuery {
+        status: Some(TranscriptStatus::Completed),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        index
+            .list_transcripts(account.id, &completed)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let day_two = TranscriptQuery {
+        created_on: Some((t0() + Duration::days(1)).date_naive()),
+        limit: 10,
+        ..Default::default()
+    };
+    let on_day_two = index.list_transcripts(account.id, &day_two).await.unwrap();
+    assert_eq!(
+        on_day_two.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[6], ids[5], ids[4]]
+    );
+
+    // Stuck transcripts: unfinished and created before the cut-off.
+    let stuck = index
+        .stuck_transcripts(t0() + Duration::hours(13), 10)
+        .await
+        .unwrap();
+    assert_eq!(stuck.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[1]]);
+
+    // Deletion marks are kept once.
+    let first = TranscriptDeletion {
+        at: t0() + Duration::days(3),
+        reason: DeletionReason::CustomerRequest,
+    };
+    index.mark_transcript_deleted(ids[0], first).await.unwrap();
+    let later = TranscriptDeletion {
+        at: t0() + Duration::days(4),
+        reason: DeletionReason::Ttl,
+    };
+    index.mark_transcript_deleted(ids[0], later).await.unwrap();
+    assert_eq!(
+        index.transcript(ids[0]).await.unwrap().unwrap().deletion,
+        Some(first)
+    );
+}
+
+pub async fn artifacts(index: &dyn ArtifactIndex) {
+    let account = sample_account(t0());
+    let transcript = sample_transcript(&account, t0());
+    index.insert_transcript(&transcript).await.unwrap();
+    let early = due_artifact(&account, Some(&transcript), t0() + Duration::hours(1));
+    let late = due_artifact(&account, Some(&transcript), t0() + Duration::hours(5));
+    let mut linked = Artifact::new_live(
+        new_id(t0()),
+        &account,
+        Some(transcript.id),
+        ArtifactKind::TextInput,
+        t0(),
+    );
+    linked.schedule = ScheduleKind::Linked;
+    for a in [&early, &late, &linked] {
+        index.insert_artifact(a).await.unwrap();
+    }
+    assert!(matches!(
+        index.insert_artifact(&early).await,
+        Err(StorageError::Conflict { .. })
+    ));
+    assert_eq!(index.artifact(early.id).await.unwrap(), Some(early.clone()));
+    assert_eq!(
+        index
+            .artifacts_for_transcript(transcript.id)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    index.set_artifact_size(linked.id, 42).await.unwrap();
+    assert_eq!(
+        index.artifact(linked.id).await.unwrap().unwrap().size_bytes,
+        42
+    );
+
+    // Nothing is due before its time; due ones come earliest first.
+    assert!(index.due(t0(), 10).await.unwrap().is_empty());
+    assert_eq!(
+        index.next_due(t0()).await.unwrap(),
+        Some(t0() + Duration::hours(1))
+    );
+    let now = t0() + Duration::hours(6);
+    let due = index.due(now, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![early.id, late.id]
+    );
+    assert_eq!(index.due(now, 1).await.unwrap().len(), 1);
+
+    // Overdue: past delete_by and not deleted.
+    let overdue = index.overdue(now, 10).await.unwrap();
+    assert_eq!(
+        overdue.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![early.id]
+    );
+
+    // A claim is exclusive until it expires; nothing not yet due can be claimed.
+    let mine = Claim {
+        owner: "a".into(),
+        now,
+        until: now + Duration::minutes(5),
+    };
+    let theirs = Claim {
+        owner: "b".into(),
+        now,
+        until: now + Duration::minutes(5),
+    };
+    let claimed = index.claim(&[early.id, late.id], &mine).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|a| a.state == ArtifactState::Deleting));
+    assert!(index
+        .claim(&[early.id, late.id], &theirs)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        index.due(now, 10).await.unwrap().is_empty(),
+        "claimed artifacts are not due for others"
+    );
+    let too_early = Claim {
+        owner: "a".into(),
+        now: t0(),
+        until: t0() + Duration::minutes(5),
+    };
+    assert!(index
+        .claim(&[linked.id], &too_early)
+        .await
+        .unwrap()
+        .is_empty());
+    let expired = Claim {
+        owner: "b".into(),
+        now: now + Duration::minutes(6),
+        until: now + Duration::minutes(11),
+    };
+    assert_eq!(index.claim(&[late.id], &expired).await.unwrap().len(), 1);
+
+    // Finishing is idempotent and leaves the artifact out of every due listing.
+    let tomb = Tombstone::for_artifact(&claimed[0], now, "a");
+    index.finish(std::slice::from_ref(&tomb)).await.unwrap();
+    index
+        .finish(&[Tombstone {
+            deleted_at: now + Duration::hours(1),
+            ..tomb.clone()
+        }])
+        .await
+        .unwrap();
+    let done = index.artifact(early.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.deleted_at, done.deletion_reason),
+        (ArtifactState::Deleted, Some(now), Some(DeletionReason::Ttl))
+    );
+    assert_eq!(done.due_at, None);
+    assert!(
+        index.overdue(now, 10).await.unwrap().is_empty()
+            || index
+                .overdue(now, 10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|a| a.id != early.id)
+    );
+
+    // Requested deletion: due at once with its reason; the first reason wins; deleted ones untouched.
+    index
+        .request_deletion(&[linked.id, early.id], DeletionReason::CustomerRequest, now)
+        .await
+        .unwrap();
+    index
+        .request_deletion(&[linked.id], DeletionReason::Linked, now)
+        .await
+        .unwrap();
+    let requested = index.artifact(linked.id).await.unwrap().unwrap();
+    assert_eq!(
+        (requested.pending_reason, requested.due_at),
+        (Some(DeletionReason::CustomerRequest), Some(now))
+    );
+    assert_eq!(
+        index
+            .artifact(early.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_reason,
+        None
+    );
+
+    // Rescheduling applies only to live artifacts with nothing pending.
+    let other = due_artifact(&account, None, t0() + Duration::days(3));
+    index.insert_artifact(&other).await.unwrap();
+    let sooner = Schedule::point(t0() + Duration::hours(2), &Default::default());
+    assert!(index.reschedule(other.id, &sooner, 2).await.unwrap());
+    let rescheduled = index.artifact(other.id).await.unwrap().unwrap();
+    assert_eq!(
+        (rescheduled.due_at, rescheduled.policy_version),
+        (Some(t0() + Duration::hours(2)), 2)
+    );
+    assert!(!index.reschedule(linked.id, &sooner, 2).await.unwrap());
+
+    // Live artifacts by account, keyset by id.
+    let live = index
+        .live_artifacts_for_account(account.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 3);
+    let rest = index
+        .live_artifacts_for_account(account.id, Some(live[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+
+    // An unconfirmed artifact can be forgotten.
+    index.remove_unconfirmed_artifact(other.id).await.unwrap();
+    assert_eq!(index.artifact(other.id).await.unwrap(), None);
+}
+
+pub async fn content(store: &dyn ContentStore) {
+    let key = format!("{}/{}", new_id(t0()), new_id(t0()));
+    assert_eq!(store.get(&key).await.unwrap(), None);
+    assert_eq!(store.put(&key, Content::new("hello")).await.unwrap(), 5);
+    assert_eq!(store.get(&key).await.unwrap(), Some(Content::new("hello")));
+    store.put(&key, Content::new("replaced")).await.unwrap();
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        Some(Content::new("replaced"))
+    );
+    store.delete(&key).await.unwrap();
+    assert_eq!(store.get(&key).await.unwrap(), None);
+    store
+        .delete(&key)
+        .await
+        .expect("deleting a missing object is Ok");
+
+    let streamed = format!("{}/{}", new_id(t0()), new_id(t0()));
+    let chunks = stream::iter((0..64).map(|_| Ok(bytes::Bytes::from(vec![7u8; 1024]))));
+    assert_eq!(
+        store.put_stream(&streamed, Box::pin(chunks)).await.unwrap(),
+        64 * 1024
+    );
+    assert_eq!(
+        store.get(&streamed).await.unwrap().unwrap().len(),
+        64 * 1024
+    );
+
+    let failing = format!("{}/{}", new_id(t0()), new_id(t0()));
+    let broken = stream::iter(vec![
+        Ok(bytes::Bytes::from_static(b"partial")),
+        Err(std::io::Error::other("client went away")),
+    ]);
+    assert!(store.put_stream(&failing, Box::pin(broken)).await.is_err());
+    assert_eq!(
+        store.get(&failing).await.unwrap(),
+        None,
+        "a failed stream leaves nothing"
+    );
+
+    let results = store
+        .delete_many(&[streamed.clone(), failing.clone(), key.clone()])
+        .await;
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(store.get(&streamed).await.unwrap(), None);
+}
+
+pub async fn audit(log: &dyn AuditLog) {
+    let account = sample_account(t0());
+    let artifact = due_artifact(&account, None, t0());
+    let tomb = Tombstone::for_artifact(&artifact, t0() + Duration::minutes(1), "sweeper-a");
+    log.record_tombstones(std::slice::from_ref(&tomb))
+        .await
+        .unwrap();
+    let again = Tombstone {
+        deleted_by: "sweeper-b".into(),
+        ..tomb.clone()
+    };
+    log.record_tombstones(&[again]).await.unwrap();
+    assert_eq!(
+        log.tombstone(artifact.id).await.unwrap(),
+        Some(tomb),
+        "one tombstone per artifact"
+    );
+
+    for i in 0..3 {
+        let report = SweepReport {
+            id: new_id(t0() + Duration::minutes(i)),
+            instance: "test".into(),
+            started_at: t0() + Duration::minutes(i),
+            finished_at: t0() + Duration::minutes(i) + Duration::seconds(1),
+            deleted: i as u64,
+            deleted_by_reason: [("ttl".to_string(), i as u64)].into(),
+            ..Default::default()
+        };
+        log.record_sweep(&report).await.unwrap();
+    }
+    let recent = log.recent_sweeps(2).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|r| r.deleted).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(recent[0].deleted_by_reason.get("ttl"), Some(&2));
+}

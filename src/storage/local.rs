@@ -1,0 +1,159 @@
+//! Content as files under `<data dir>/content/`. Writes go to a temporary file in the same
+//! directory and are renamed into place after an fsync, so a reader never sees half an
+//! object and a crash never leaves a torn one under a live key.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+use super::{ByteStream, ContentStore, Result, StorageError};
+use crate::domain::Content;
+
+const BACKEND: &str = "local disk";
+
+#[derive(Clone, Debug)]
+pub struct LocalContentStore {
+    root: PathBuf,
+}
+
+fn io_error(error: std::io::Error) -> StorageError {
+    StorageError::Other {
+        backend: BACKEND,
+        source: Box::new(error),
+    }
+}
+
+impl LocalContentStore {
+    /// Uses `root` (created if needed) and removes temporary files a crash left behind.
+    pub async fn open(root: &Path) -> Result<Self> {
+        tokio::fs::create_dir_all(root).await.map_err(io_error)?;
+        let store = Self {
+            root: root.to_owned(),
+        };
+        store.remove_leftover_temp_files().await?;
+        Ok(store)
+    }
+
+    /// Keys are `<account>/<artifact>`; anything that could escape the root is refused.
+    fn path_of(&self, key: &str) -> Result<PathBuf> {
+        let safe = !key.is_empty()
+            && key.split('/').all(|part| {
+                !part.is_empty() && part != "." && part != ".." && !part.starts_with(".tmp-")
+            })
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'));
+        if !safe {
+            return Err(StorageError::Other {
+                backend: BACKEND,
+                source: format!("invalid content key {key:?}").into(),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    async fn remove_leftover_temp_files(&self) -> Result<()> {
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = tokio::fs::read_dir(&dir).await.map_err(io_error)?;
+            while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
+                let path = entry.path();
+                if entry.file_type().await.map_err(io_error)?.is_dir() {
+                    dirs.push(path);
+                } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    remove_if_exists(&path).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn temp_file_for(&self, path: &Path) -> Result<(PathBuf, tokio::fs::File)> {
+        let dir = path.parent().unwrap_or(&self.root);
+        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
+        let file = tokio::fs::File::create(&temp).await.map_err(io_error)?;
+        Ok((temp, file))
+    }
+
+    async fn commit_temp(&self, temp: &Path, mut file: tokio::fs::File, path: &Path) -> Result<()> {
+        file.flush().await.map_err(io_error)?;
+        file.sync_all().await.map_err(io_error)?;
+        drop(file);
+        tokio::fs::rename(temp, path).await.map_err(io_error)?;
+        sync_parent(path).await
+    }
+}
+
+async fn remove_if_exists(path: &Path) -> Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(e)),
+    }
+}
+
+/// Makes a rename or unlink durable.
+async fn sync_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        let dir = tokio::fs::File::open(parent).await.map_err(io_error)?;
+        dir.sync_all().await.map_err(io_error)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ContentStore for LocalContentStore {
+    async fn put(&self, key: &str, content: Content) -> Result<u64> {
+        let path = self.path_of(key)?;
+        let (temp, mut file) = self.temp_file_for(&path).await?;
+        let written = async {
+            file.write_all(content.expose()).await.map_err(io_error)?;
+            self.commit_temp(&temp, file, &path).await
+        }
+        .await;
+        if written.is_err() {
+            remove_if_exists(&temp).await?;
+        }
+        written.map(|()| content.len() as u64)
+    }
+
+    async fn put_stream(&self, key: &str, mut stream: ByteStream) -> Result<u64> {
+        let path = self.path_of(key)?;
+        let (temp, mut file) = self.temp_file_for(&path).await?;
+        let written = async {
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(io_error)?;
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(io_error)?;
+            }
+            self.commit_temp(&temp, file, &path).await?;
+            Ok(size)
+        }
+        .await;
+        if written.is_err() {
+            remove_if_exists(&temp).await?;
+        }
+        written
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Content>> {
+        match tokio::fs::read(self.path_of(key)?).await {
+            Ok(bytes) => Ok(Some(Content::new(bytes))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path_of(key)?;
+        remove_if_exists(&path).await?;
+        if path.parent().is_some_and(|p| p.exists()) {
+            sync_parent(&path).await?;
+        }
+        Ok(())
+    }
+}

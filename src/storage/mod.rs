@@ -1,0 +1,213 @@
+//! Storage ports and their backends.
+//!
+//! Four narrow traits, each with the contract every backend must keep (checked by
+//! [`conformance`] against every backend):
+//! - [`AccountStore`]: accounts and API-key hashes (SQLite, later PostgreSQL);
+//! - [`ArtifactIndex`]: transcripts and artifacts with their schedules (SQLite, later DynamoDB);
+//! - [`ContentStore`]: the content bytes (local files, later S3);
+//! - [`AuditLog`]: tombstones and sweep records (SQLite, later PostgreSQL).
+//!
+//! The index's deletion methods are batch-shaped (`due`, `claim`, `finish`) so that a
+//! backend with batch writes (DynamoDB `TransactWriteItems`, S3 `DeleteObjects`) can serve a
+//! sweep in a few requests per hundreds of artifacts. Every state transition is
+//! conditional, so two sweepers never both act on one artifact.
+
+pub mod conformance;
+pub mod local;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::stream::BoxStream;
+use std::sync::Arc;
+
+use crate::domain::{
+    Account, AccountId, ApiKeyHash, Artifact, ArtifactId, Content, DeletionReason, Schedule,
+    SweepReport, Tombstone, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no object at {key}")]
+    NotFound { key: String },
+    #[error("conditional write lost on {key}")]
+    Conflict { key: String },
+    #[error("{backend} unavailable")]
+    Unavailable {
+        backend: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("{backend} failed")]
+    Other {
+        backend: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A claim on artifacts for deletion: who holds it and until when.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub owner: String,
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// Filters of `GET /v2/transcript`; results are always newest first.
+#[derive(Clone, Debug, Default)]
+pub struct TranscriptQuery {
+    pub status: Option<TranscriptStatus>,
+    pub created_on: Option<NaiveDate>,
+    /// Only transcripts older than this id.
+    pub before_id: Option<TranscriptId>,
+    /// Only transcripts newer than this id; without `before_id`, the page just after it.
+    pub after_id: Option<TranscriptId>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait AccountStore: std::fmt::Debug + Send + Sync + 'static {
+    /// Creates the account with its first key. `Conflict` if the id or key hash exists.
+    async fn create_account(&self, account: &Account, key: &ApiKeyHash) -> Result<()>;
+    async fn account(&self, id: AccountId) -> Result<Option<Account>>;
+    async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>>;
+    /// Stores `account` iff the stored `policy_version` is `expected_version`; `Conflict`
+    /// otherwise (a concurrent change), `NotFound` if there is no such account.
+    async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()>;
+    /// Adds another key for the account; earlier keys keep working.
+    async fn add_api_key(
+        &self,
+        account: AccountId,
+        key: &ApiKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+#[async_trait]
+pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
+    /// Inserts a new transcript; `Conflict` if the id exists.
+    async fn insert_transcript(&self, transcript: &Transcript) -> Result<()>;
+    /// A transcript by id, whatever its account: callers enforce tenancy.
+    async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>>;
+    /// Replaces the transcript iff the stored `revision` equals `transcript.revision`, and
+    /// stores it with `revision + 1`. `Conflict` otherwise.
+    async fn update_transcript(&self, transcript: &Transcript) -> Result<()>;
+    /// Records that the transcript was deleted; a second call keeps the first record.
+    async fn mark_transcript_deleted(
+        &self,
+        id: TranscriptId,
+        deletion: TranscriptDeletion,
+    ) -> Result<()>;
+    /// The account's transcripts, newest first, by keyset on the (time-ordered) id.
+    async fn list_transcripts(
+        &self,
+        account: AccountId,
+        query: &TranscriptQuery,
+    ) -> Result<Vec<Transcript>>;
+    /// Transcripts still `queued`/`processing` that were created before `created_before`.
+    async fn stuck_transcripts(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transcript>>;
+
+    /// Inserts a new artifact; `Conflict` if the id exists.
+    async fn insert_artifact(&self, artifact: &Artifact) -> Result<()>;
+    async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>>;
+    /// Records the size once the content is stored.
+    async fn set_artifact_size(&self, id: ArtifactId, size_bytes: i64) -> Result<()>;
+    /// Forgets an artifact whose content was never confirmed to anyone (a failed upload).
+    async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()>;
+    /// Every artifact of the transcript, any state, oldest first.
+    async fn artifacts_for_transcript(&self, id: TranscriptId) -> Result<Vec<Artifact>>;
+    /// The account's artifacts not yet deleted, by id after `after`, for rescheduling.
+    async fn live_artifacts_for_account(
+        &self,
+        account: AccountId,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>>;
+    /// Replaces a live artifact's schedule (a retroactive shortening); returns false if it
+    /// is no longer live or a deletion is already pending.
+    async fn reschedule(
+        &self,
+        id: ArtifactId,
+        schedule: &Schedule,
+        policy_version: i64,
+    ) -> Result<bool>;
+    /// Asks for the artifacts to be deleted now with `reason` (customer request, cascade):
+    /// makes them due at `now`; already deleted ones are left alone. Idempotent; the first
+    /// reason recorded wins.
+    async fn request_deletion(
+        &self,
+        ids: &[ArtifactId],
+        reason: DeletionReason,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Up to `limit` artifacts due at `now` (`due_at <= now`, not deleted, not under
+    /// another's unexpired claim), earliest first. The cost grows with the number due, not
+    /// with the number tracked.
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Artifact>>;
+    /// The earliest `due_at` of an artifact not under an unexpired claim at `now`.
+    async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+    /// Not-deleted artifacts whose `delete_by` is before `now`, earliest deadline first.
+    async fn overdue(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Artifact>>;
+    /// Conditionally moves due artifacts to `deleting` under `claim`: only those still due
+    /// at `claim.now` and not under another's unexpired claim. Returns the ones claimed.
+    async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>>;
+    /// Marks the artifacts deleted with their tombstone fields. Idempotent: already deleted
+    /// ones are left as they are.
+    async fn finish(&self, tombstones: &[Tombstone]) -> Result<()>;
+}
+
+/// A stream of content chunks, as an HTTP body arrives.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+#[async_trait]
+pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
+    /// Stores content under `key`, replacing what was there. Atomic: readers see the old
+    /// object, or the whole new one.
+    async fn put(&self, key: &str, content: Content) -> Result<u64>;
+    /// Stores a stream without holding it whole in memory; returns the size. If the
+    /// stream fails, nothing is left under `key` and its error is returned as `Other`.
+    async fn put_stream(&self, key: &str, stream: ByteStream) -> Result<u64>;
+    /// The content under `key`, or `None`.
+    async fn get(&self, key: &str) -> Result<Option<Content>>;
+    /// Removes the object. Deleting a missing object is `Ok`.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Removes many objects; one result per key, in order. A failure of one key does not
+    /// stop the others.
+    async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
+        let mut results = Vec::with_capacity(keys.len());
+        for key in keys {
+            results.push(self.delete(key).await);
+        }
+        results
+    }
+}
+
+#[async_trait]
+pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
+    /// Writes tombstones; one per artifact ever, so a repeated write is a no-op.
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()>;
+    async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>>;
+    async fn record_sweep(&self, report: &SweepReport) -> Result<()>;
+    /// The most recent sweeps, newest first.
+    async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>>;
+}
+
+/// The backends of one running profile.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    pub accounts: Arc<dyn AccountStore>,
+    pub index: Arc<dyn ArtifactIndex>,
+    pub content: Arc<dyn ContentStore>,
+    pub audit: Arc<dyn AuditLog>,
+}

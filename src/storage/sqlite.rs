@@ -1,0 +1,797 @@
+//! The embedded profile's SQL backend: accounts, the artifact index and the audit log in
+//! one SQLite file (WAL, `synchronous=FULL`, `secure_delete=ON`).
+//!
+//! No column holds customer content, and `secure_delete` zeroes freed pages anyway, so a
+//! deleted artifact leaves nothing readable in the database file or its WAL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use std::path::Path;
+use std::str::FromStr;
+use uuid::Uuid;
+
+use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
+use crate::domain::{
+    Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
+    DeletionReason, Region, RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone,
+    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+};
+
+const BACKEND: &str = "sqlite";
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => StorageError::NotFound { key: String::new() },
+            sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict {
+                key: db.table().unwrap_or_default().to_owned(),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StorageError::Unavailable {
+                    backend: backend_of(&error),
+                    source: Box::new(error),
+                }
+            }
+            _ => StorageError::Other {
+                backend: backend_of(&error),
+                source: Box::new(error),
+            },
+        }
+    }
+}
+
+/// sqlx errors come from SQLite or PostgreSQL; name the one that failed.
+fn backend_of(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Database(db)
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some() =>
+        {
+            "postgresql"
+        }
+        _ => "sql",
+    }
+}
+
+fn corrupt(what: String) -> StorageError {
+    StorageError::Other {
+        backend: BACKEND,
+        source: what.into(),
+    }
+}
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn opt_micros(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(micros)
+}
+
+fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid> {
+    let text: String = row.try_get(col)?;
+    Uuid::parse_str(&text).map_err(|e| corrupt(format!("{col}: {e}")))
+}
+
+fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| Uuid::parse_str(&t).map_err(|e| corrupt(format!("{col}: {e}"))))
+        .transpose()
+}
+
+fn ts_col(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_micros))
+}
+
+fn enum_col<T>(row: &SqliteRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    let text: String = row.try_get(col)?;
+    parse(&text).ok_or_else(|| corrupt(format!("{col}: unknown value {text:?}")))
+}
+
+fn opt_enum_col<T>(row: &SqliteRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<Option<T>> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| parse(&t).ok_or_else(|| corrupt(format!("{col}: unknown value {t:?}"))))
+        .transpose()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options).await
+    }
+
+    /// Opens a `sqlite://` URL.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        Self::open_with(SqliteConnectOptions::from_str(url)?).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // A deletion acknowledged to a customer must survive a power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("secure_delete", "ON")
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await.map_err(|e| StorageError::Other {
+            backend: BACKEND,
+            source: Box::new(e),
+        })?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Folds the WAL back into the main file and truncates it.
+    pub async fn checkpoint(&self) -> Result<()> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account> {
+    let region: String = row.try_get("region")?;
+    let ttl: Option<i64> = row.try_get("transcript_ttl_seconds")?;
+    Ok(Account {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name")?,
+        settings: RetentionSettings {
+            transcript_ttl: ttl.map(Duration::seconds),
+            upload_ttl: Duration::seconds(row.try_get("upload_ttl_seconds")?),
+            baa: row.try_get("baa")?,
+            region: Region::parse(&region).map_err(|e| corrupt(e.to_string()))?,
+            model_training_opt_out: row.try_get("model_training_opt_out")?,
+            zero_data_retention: row.try_get("zero_data_retention")?,
+        },
+        policy_version: row.try_get("policy_version")?,
+        created_at: from_micros(row.try_get("created_at")?),
+    })
+}
+
+fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
+    let options: String = row.try_get("options")?;
+    let deletion = match (
+        ts_col(row, "deleted_at")?,
+        opt_enum_col(row, "deletion_reason", DeletionReason::parse)?,
+    ) {
+        (Some(at), Some(reason)) => Some(TranscriptDeletion { at, reason }),
+        _ => None,
+    };
+    Ok(Transcript {
+        id: uuid_col(row, "id")?,
+        account_id: uuid_col(row, "account_id")?,
+        status: enum_col(row, "status", TranscriptStatus::parse)?,
+        created_at: from_micros(row.try_get("created_at")?),
+        completed_at: ts_col(row, "completed_at")?,
+        upload_id: opt_uuid_col(row, "upload_id")?,
+        options: serde_json::from_str(&options).map_err(|e| corrupt(format!("options: {e}")))?,
+        webhook_auth: row.try_get("webhook_auth")?,
+        audio_duration: row.try_get("audio_duration")?,
+        error: row.try_get("error")?,
+        policy_version: row.try_get("policy_version")?,
+        delete_after: ts_col(row, "delete_after")?,
+        delete_by: ts_col(row, "delete_by")?,
+        deletion,
+        revision: row.try_get("revision")?,
+    })
+}
+
+fn artifact_from_row(row: &SqliteRow) -> Result<Artifact> {
+    Ok(Artifact {
+        id: uuid_col(row, "id")?,
+        account_id: uuid_col(row, "account_id")?,
+        transcript_id: opt_uuid_col(row, "transcript_id")?,
+        kind: enum_col(row, "kind", ArtifactKind::parse)?,
+        name: row.try_get("name")?,
+        state: enum_col(row, "state", ArtifactState::parse)?,
+        created_at: from_micros(row.try_get("created_at")?),
+        anchor_at: ts_col(row, "anchor_at")?,
+        schedule: enum_col(row, "schedule", ScheduleKind::parse)?,
+        delete_after: ts_col(row, "delete_after")?,
+        delete_by: ts_col(row, "delete_by")?,
+        due_at: ts_col(row, "due_at")?,
+        policy_version: row.try_get("policy_version")?,
+        size_bytes: row.try_get("size_bytes")?,
+        content_key: row.try_get("content_key")?,
+        training_eligible: row.try_get("training_eligible")?,
+        pending_reason: opt_enum_col(row, "pending_reason", DeletionReason::parse)?,
+        claimed_by: row.try_get("claimed_by")?,
+        claimed_until: ts_col(row, "claimed_until")?,
+        deleted_at: ts_col(row, "deleted_at")?,
+        deletion_reason: opt_enum_col(row, "deletion_reason", DeletionReason::parse)?,
+    })
+}
+
+fn tombstone_from_row(row: &SqliteRow) -> Result<Tombstone> {
+    Ok(Tombstone {
+        artifact_id: uuid_col(row, "artifact_id")?,
+        account_id: uuid_col(row, "account_id")?,
+        transcript_id: opt_uuid_col(row, "transcript_id")?,
+        kind: enum_col(row, "kind", ArtifactKind::parse)?,
+        size_bytes: row.try_get("size_bytes")?,
+        anchor_at: ts_col(row, "anchor_at")?,
+        delete_after: ts_col(row, "delete_after")?,
+        delete_by: ts_col(row, "delete_by")?,
+        deleted_at: from_micros(row.try_get("deleted_at")?),
+        reason: enum_col(row, "reason", DeletionReason::parse)?,
+        deleted_by: row.try_get("deleted_by")?,
+    })
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn create_account(&self, account: &Account, key: &ApiKeyHash) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let s = &account.settings;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, transcript_ttl_seconds, upload_ttl_seconds, baa, region,
+                model_training_opt_out, zero_data_retention, policy_version, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(account.id.to_string())
+        .bind(&account.name)
+        .bind(s.transcript_ttl.map(|d| d.num_seconds()))
+        .bind(s.upload_ttl.num_seconds())
+        .bind(s.baa)
+        .bind(s.region.as_str())
+        .bind(s.model_training_opt_out)
+        .bind(s.zero_data_retention)
+        .bind(account.policy_version)
+        .bind(micros(account.created_at))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?, ?, ?)")
+            .bind(&key.0)
+            .bind(account.id.to_string())
+            .bind(micros(account.created_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>> {
+        sqlx::query(
+            "SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?",
+        )
+        .bind(&key.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(account_from_row)
+        .transpose()
+    }
+
+    async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()> {
+        let s = &account.settings;
+        let done = sqlx::query(
+            "UPDATE accounts SET name = ?, transcript_ttl_seconds = ?, upload_ttl_seconds = ?, baa = ?,
+                region = ?, model_training_opt_out = ?, zero_data_retention = ?, policy_version = ?
+             WHERE id = ? AND policy_version = ?",
+        )
+        .bind(&account.name)
+        .bind(s.transcript_ttl.map(|d| d.num_seconds()))
+        .bind(s.upload_ttl.num_seconds())
+        .bind(s.baa)
+        .bind(s.region.as_str())
+        .bind(s.model_training_opt_out)
+        .bind(s.zero_data_retention)
+        .bind(account.policy_version)
+        .bind(account.id.to_string())
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let key = format!("account/{}", account.id);
+        match self.account(account.id).await? {
+            Some(_) => Err(StorageError::Conflict { key }),
+            None => Err(StorageError::NotFound { key }),
+        }
+    }
+
+    async fn add_api_key(
+        &self,
+        account: AccountId,
+        key: &ApiKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?, ?, ?)")
+            .bind(&key.0)
+            .bind(account.to_string())
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn bind_transcript<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    t: &'q Transcript,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(t.account_id.to_string())
+        .bind(t.status.as_str())
+        .bind(micros(t.created_at))
+        .bind(opt_micros(t.completed_at))
+        .bind(t.upload_id.map(|u| u.to_string()))
+        .bind(t.options.to_string())
+        .bind(t.webhook_auth)
+        .bind(t.audio_duration)
+        .bind(&t.error)
+        .bind(t.policy_version)
+        .bind(opt_micros(t.delete_after))
+        .bind(opt_micros(t.delete_by))
+        .bind(opt_micros(t.deletion.map(|d| d.at)))
+        .bind(t.deletion.map(|d| d.reason.as_str()))
+}
+
+#[async_trait]
+impl ArtifactIndex for SqliteStore {
+    async fn insert_transcript(&self, t: &Transcript) -> Result<()> {
+        let query = sqlx::query(
+            "INSERT INTO transcripts (account_id, status, created_at, completed_at, upload_id, options,
+                webhook_auth, audio_duration, error, policy_version, delete_after, delete_by,
+                deleted_at, deletion_reason, id, revision)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        bind_transcript(query, t)
+            .bind(t.id.to_string())
+            .bind(t.revision)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {
+        sqlx::query("SELECT * FROM transcripts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(transcript_from_row)
+            .transpose()
+    }
+
+    async fn update_transcript(&self, t: &Transcript) -> Result<()> {
+        let query = sqlx::query(
+            "UPDATE transcripts SET account_id = ?, status = ?, created_at = ?, completed_at = ?,
+                upload_id = ?, options = ?, webhook_auth = ?, audio_duration = ?, error = ?,
+                policy_version = ?, delete_after = ?, delete_by = ?, deleted_at = ?,
+                deletion_reason = ?, revision = revision + 1
+             WHERE id = ? AND revision = ?",
+        );
+        let done = bind_transcript(query, t)
+            .bind(t.id.to_string())
+            .bind(t.revision)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::Conflict {
+                key: format!("transcript/{}", t.id),
+            })
+        }
+    }
+
+    async fn mark_transcript_deleted(
+        &self,
+        id: TranscriptId,
+        deletion: TranscriptDeletion,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE transcripts SET deleted_at = ?, deletion_reason = ?, revision = revision + 1
+             WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(micros(deletion.at))
+        .bind(deletion.reason.as_str())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_transcripts(
+        &self,
+        account: AccountId,
+        q: &TranscriptQuery,
+    ) -> Result<Vec<Transcript>> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT * FROM transcripts WHERE account_id = ");
+        query.push_bind(account.to_string());
+        if let Some(status) = q.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(day) = q.created_on {
+            let start = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
+            if let Some(start) = start {
+                query.push(" AND created_at >= ").push_bind(micros(start));
+                query
+                    .push(" AND created_at < ")
+                    .push_bind(micros(start + Duration::days(1)));
+            }
+        }
+        if let Some(before) = q.before_id {
+            query.push(" AND id < ").push_bind(before.to_string());
+        }
+        if let Some(after) = q.after_id {
+            query.push(" AND id > ").push_bind(after.to_string());
+        }
+        // Only `after_id`: the page just newer than it, read upwards then reversed.
+        let ascending = q.after_id.is_some() && q.before_id.is_none();
+        query.push(if ascending {
+            " ORDER BY id ASC"
+        } else {
+            " ORDER BY id DESC"
+        });
+        query.push(" LIMIT ").push_bind(i64::from(q.limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut transcripts = rows
+            .iter()
+            .map(transcript_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        if ascending {
+            transcripts.reverse();
+        }
+        Ok(transcripts)
+    }
+
+    async fn stuck_transcripts(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transcript>> {
+        let rows = sqlx::query(
+            "SELECT * FROM transcripts WHERE status IN ('queued', 'processing') AND created_at < ?
+             ORDER BY created_at LIMIT ?",
+        )
+        .bind(micros(created_before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(transcript_from_row).collect()
+    }
+
+    async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
+                anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,
+                content_key, training_eligible, pending_reason, claimed_by, claimed_until,
+                deleted_at, deletion_reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id.to_string())
+        .bind(a.account_id.to_string())
+        .bind(a.transcript_id.map(|t| t.to_string()))
+        .bind(a.kind.as_str())
+        .bind(&a.name)
+        .bind(a.state.as_str())
+        .bind(micros(a.created_at))
+        .bind(opt_micros(a.anchor_at))
+        .bind(a.schedule.as_str())
+        .bind(opt_micros(a.delete_after))
+        .bind(opt_micros(a.delete_by))
+        .bind(opt_micros(a.due_at))
+        .bind(a.policy_version)
+        .bind(a.size_bytes)
+        .bind(&a.content_key)
+        .bind(a.training_eligible)
+        .bind(a.pending_reason.map(|r| r.as_str()))
+        .bind(&a.claimed_by)
+        .bind(opt_micros(a.claimed_until))
+        .bind(opt_micros(a.deleted_at))
+        .bind(a.deletion_reason.map(|r| r.as_str()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {
+        sqlx::query("SELECT * FROM artifacts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(artifact_from_row)
+            .transpose()
+    }
+
+    async fn set_artifact_size(&self, id: ArtifactId, size_bytes: i64) -> Result<()> {
+        sqlx::query("UPDATE artifacts SET size_bytes = ? WHERE id = ?")
+            .bind(size_bytes)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()> {
+        sqlx::query("DELETE FROM artifacts WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn artifacts_for_transcript(&self, id: TranscriptId) -> Result<Vec<Artifact>> {
+        let rows = sqlx::query("SELECT * FROM artifacts WHERE transcript_id = ? ORDER BY id")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn live_artifacts_for_account(
+        &self,
+        account: AccountId,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>> {
+        let rows = sqlx::query(
+            "SELECT * FROM artifacts WHERE account_id = ? AND state <> 'deleted' AND id > ?
+             ORDER BY id LIMIT ?",
+        )
+        .bind(account.to_string())
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn reschedule(
+        &self,
+        id: ArtifactId,
+        schedule: &Schedule,
+        policy_version: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE artifacts SET schedule = ?, delete_after = ?, delete_by = ?, due_at = ?, policy_version = ?
+             WHERE id = ? AND state = 'live' AND pending_reason IS NULL",
+        )
+        .bind(schedule.kind.as_str())
+        .bind(opt_micros(schedule.delete_after))
+        .bind(opt_micros(schedule.delete_by))
+        .bind(opt_micros(schedule.delete_after))
+        .bind(policy_version)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn request_deletion(
+        &self,
+        ids: &[ArtifactId],
+        reason: DeletionReason,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE artifacts SET pending_reason = COALESCE(pending_reason, ?),
+                    due_at = CASE WHEN due_at IS NULL OR due_at > ?2 THEN ?2 ELSE due_at END
+                 WHERE id = ?3 AND state <> 'deleted'",
+            )
+            .bind(reason.as_str())
+            .bind(micros(now))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Artifact>> {
+        let rows = sqlx::query(
+            "SELECT * FROM artifacts INDEXED BY artifacts_due
+             WHERE due_at IS NOT NULL AND due_at <= ?1
+               AND (claimed_until IS NULL OR claimed_until <= ?1)
+             ORDER BY due_at LIMIT ?2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT due_at FROM artifacts INDEXED BY artifacts_due
+             WHERE due_at IS NOT NULL AND (claimed_until IS NULL OR claimed_until <= ?)
+             ORDER BY due_at LIMIT 1",
+        )
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(next.map(from_micros))
+    }
+
+    async fn overdue(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Artifact>> {
+        let rows = sqlx::query(
+            "SELECT * FROM artifacts INDEXED BY artifacts_deadline
+             WHERE due_at IS NOT NULL AND delete_by < ? ORDER BY delete_by LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>> {
+        let mut tx = self.pool.begin().await?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(
+                "UPDATE artifacts SET state = 'deleting', claimed_by = ?1, claimed_until = ?2
+                 WHERE id = ?3 AND state <> 'deleted' AND due_at IS NOT NULL AND due_at <= ?4
+                   AND (claimed_until IS NULL OR claimed_until <= ?4 OR claimed_by = ?1)
+                 RETURNING *",
+            )
+            .bind(&claim.owner)
+            .bind(micros(claim.until))
+            .bind(id.to_string())
+            .bind(micros(claim.now))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                claimed.push(artifact_from_row(&row)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn finish(&self, tombstones: &[Tombstone]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for t in tombstones {
+            sqlx::query(
+                "UPDATE artifacts SET state = 'deleted', deleted_at = ?, deletion_reason = ?,
+                    due_at = NULL, claimed_by = NULL, claimed_until = NULL, training_eligible = 0
+                 WHERE id = ? AND state <> 'deleted'",
+            )
+            .bind(micros(t.deleted_at))
+            .bind(t.reason.as_str())
+            .bind(t.artifact_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for t in tombstones {
+            sqlx::query(
+                "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes,
+                    anchor_at, delete_after, delete_by, deleted_at, reason, deleted_by)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (artifact_id) DO NOTHING",
+            )
+            .bind(t.artifact_id.to_string())
+            .bind(t.account_id.to_string())
+            .bind(t.transcript_id.map(|id| id.to_string()))
+            .bind(t.kind.as_str())
+            .bind(t.size_bytes)
+            .bind(opt_micros(t.anchor_at))
+            .bind(opt_micros(t.delete_after))
+            .bind(opt_micros(t.delete_by))
+            .bind(micros(t.deleted_at))
+            .bind(t.reason.as_str())
+            .bind(&t.deleted_by)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
+        sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ?")
+            .bind(artifact.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(tombstone_from_row)
+            .transpose()
+    }
+
+    async fn record_sweep(&self, r: &SweepReport) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sweeps (id, instance, started_at, finished_at, examined, deleted,
+                deleted_by_reason, failed, overdue, stuck_transcripts_errored, truncated)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.instance)
+        .bind(micros(r.started_at))
+        .bind(micros(r.finished_at))
+        .bind(r.examined as i64)
+        .bind(r.deleted as i64)
+        .bind(serde_json::to_string(&r.deleted_by_reason).unwrap_or_default())
+        .bind(r.failed as i64)
+        .bind(r.overdue as i64)
+        .bind(r.stuck_transcripts_errored as i64)
+        .bind(r.truncated)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>> {
+        let rows = sqlx::query("SELECT * FROM sweeps ORDER BY started_at DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let by_reason: String = row.try_get("deleted_by_reason")?;
+                Ok(SweepReport {
+                    id: uuid_col(row, "id")?,
+                    instance: row.try_get("instance")?,
+                    started_at: from_micros(row.try_get("started_at")?),
+                    finished_at: from_micros(row.try_get("finished_at")?),
+                    examined: row.try_get::<i64, _>("examined")? as u64,
+                    deleted: row.try_get::<i64, _>("deleted")? as u64,
+                    deleted_by_reason: serde_json::from_str(&by_reason)
+                        .map_err(|e| corrupt(format!("deleted_by_reason: {e}")))?,
+                    failed: row.try_get::<i64, _>("failed")? as u64,
+                    overdue: row.try_get::<i64, _>("overdue")? as u64,
+                    stuck_transcripts_errored: row.try_get::<i64, _>("stuck_transcripts_errored")?
+                        as u64,
+                    truncated: row.try_get("truncated")?,
+                    lags: Vec::new(),
+                })
+            })
+            .collect()
+    }
+}
