@@ -12,10 +12,18 @@ pub type AccountId = Uuid;
 pub type TranscriptId = Uuid;
 pub type ArtifactId = Uuid;
 
-/// A UUIDv7 at `now`: ids sort by creation, which keyset pagination relies on.
+/// Orders ids created within the same millisecond (or under a clock set backwards).
+static ID_CONTEXT: std::sync::Mutex<uuid::ContextV7> =
+    std::sync::Mutex::new(uuid::ContextV7::new());
+
+/// A UUIDv7 at `now`: ids sort by creation, also within one millisecond, which keyset
+/// pagination and "oldest first" listings rely on.
 pub fn new_id(now: DateTime<Utc>) -> Uuid {
+    let context = ID_CONTEXT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let ts = uuid::Timestamp::from_unix(
-        uuid::NoContext,
+        &*context,
         now.timestamp().max(0) as u64,
         now.timestamp_subsec_nanos(),
     );
@@ -302,5 +310,24 @@ pub struct SweepReport {
 impl SweepReport {
     pub fn duration(&self) -> Duration {
         self.finished_at - self.started_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_made_at_the_same_instant_still_sort_by_creation() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000);
+        let ids: Vec<Uuid> = (0..1000).map(|_| new_id(now)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        // The text form (what SQLite compares) sorts the same way.
+        let texts: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        let mut sorted_texts = texts.clone();
+        sorted_texts.sort();
+        assert_eq!(texts, sorted_texts);
     }
 }

@@ -1,0 +1,204 @@
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::stream;
+use lethe::clock::ManualClock;
+use lethe::config::Config;
+use lethe::domain::{Account, ArtifactKind, Content, RetentionSettings, Transcript};
+use lethe::lifecycle::{AudioSource, Lethe, NewTranscript};
+use lethe::startup::App;
+use lethe::storage::{Backends, ByteStream};
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 11, 9, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+pub fn hours(h: i64) -> Duration {
+    Duration::hours(h)
+}
+
+pub struct TestEngine {
+    pub dir: TempDir,
+    pub clock: ManualClock,
+    pub app: App,
+}
+
+impl TestEngine {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::defaults();
+        config.data_dir = dir.path().to_owned();
+        tweak(&mut config);
+        let clock = ManualClock::new(t0());
+        let app = App::build(config, Arc::new(clock.clone()))
+            .await
+            .expect("app builds");
+        Self { dir, clock, app }
+    }
+
+    /// A second engine (another "instance") on the same data dir and clock.
+    pub async fn another_instance(&self) -> App {
+        let mut config = Config::defaults();
+        config.data_dir = self.dir.path().to_owned();
+        App::build(config, Arc::new(self.clock.clone()))
+            .await
+            .expect("app builds")
+    }
+
+    pub fn lethe(&self) -> &Lethe {
+        &self.app.lethe
+    }
+
+    pub fn backends(&self) -> &Backends {
+        &self.app.lethe.backends
+    }
+
+    pub async fn account(&self, settings: RetentionSettings) -> Account {
+        self.lethe()
+            .create_account("acme", settings)
+            .await
+            .expect("account")
+            .0
+    }
+
+    pub async fn ttl_account(&self, ttl: Duration) -> Account {
+        self.account(RetentionSettings {
+            transcript_ttl: Some(ttl),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn upload(&self, account: &Account, bytes: &'static [u8]) -> lethe::domain::Artifact {
+        let body: ByteStream = Box::pin(stream::iter(vec![Ok(Bytes::from_static(bytes))]));
+        self.lethe().upload(account, body).await.expect("upload")
+    }
+
+    /// A transcript from a foreign URL with text inputs, as `POST /v2/transcript` makes it.
+    pub async fn url_transcript(&self, account: &Account) -> Transcript {
+        self.lethe()
+            .create_transcript(
+                account,
+                NewTranscript {
+                    audio: AudioSource::Url(Content::new(
+                        "https://example.com/secret-audio.mp3?sig=MARKER-URL",
+                    )),
+                    options: serde_json::json!({"speech_model": "universal"}),
+                    text_inputs: Some(Content::new(r#"{"prompt":"MARKER-PROMPT"}"#)),
+                    webhook_auth: false,
+                },
+            )
+            .await
+            .expect("transcript")
+    }
+
+    pub async fn upload_transcript(
+        &self,
+        account: &Account,
+        upload: &lethe::domain::Artifact,
+    ) -> Transcript {
+        self.lethe()
+            .create_transcript(
+                account,
+                NewTranscript {
+                    audio: AudioSource::Upload(upload.id),
+                    options: serde_json::json!({}),
+                    text_inputs: None,
+                    webhook_auth: false,
+                },
+            )
+            .await
+            .expect("transcript")
+    }
+
+    /// Runs the pipeline on a transcript: processing, one intermediate, completion.
+    pub async fn process(&self, transcript: &Transcript) -> Transcript {
+        let lethe = self.lethe();
+        lethe
+            .mark_processing(transcript.id)
+            .await
+            .expect("processing");
+        lethe
+            .put_intermediate(
+                transcript.id,
+                "chunk-0",
+                Content::new("MARKER-INTERMEDIATE"),
+            )
+            .await
+            .expect("intermediate");
+        lethe
+            .complete(
+                transcript.id,
+                Content::new(r#"{"text":"MARKER-TEXT"}"#),
+                Some(12.5),
+            )
+            .await
+            .expect("complete")
+    }
+
+    pub async fn sweep(&self) -> lethe::domain::SweepReport {
+        self.app
+            .sweeper
+            .run_once(self.clock.now_for_tests())
+            .await
+            .expect("sweep")
+    }
+
+    pub async fn artifacts_of(&self, transcript: &Transcript) -> Vec<lethe::domain::Artifact> {
+        self.backends()
+            .index
+            .artifacts_for_transcript(transcript.id)
+            .await
+            .expect("artifacts")
+    }
+
+    pub async fn artifact_of_kind(
+        &self,
+        transcript: &Transcript,
+        kind: ArtifactKind,
+    ) -> lethe::domain::Artifact {
+        self.artifacts_of(transcript)
+            .await
+            .into_iter()
+            .find(|a| a.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind} artifact"))
+    }
+
+    /// Every byte of every file under the data dir, for "nothing remains readable" checks.
+    pub fn data_dir_contains(&self, needle: &str) -> Vec<std::path::PathBuf> {
+        let mut hits = Vec::new();
+        let mut dirs = vec![self.dir.path().to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        hits.push(path);
+                    }
+                }
+            }
+        }
+        hits
+    }
+}
+
+pub trait NowForTests {
+    fn now_for_tests(&self) -> DateTime<Utc>;
+}
+
+impl NowForTests for ManualClock {
+    fn now_for_tests(&self) -> DateTime<Utc> {
+        lethe::clock::Clock::now(self)
+    }
+}

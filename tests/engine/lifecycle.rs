@@ -1,0 +1,509 @@
+//! Lifecycle operations: customer deletion (the matrix's last column), never serving
+//! expired content, retroactive shortening, tenancy and what stays on disk.
+
+use crate::helpers::*;
+use chrono::Duration;
+use lethe::domain::{
+    Account, ArtifactKind, ArtifactState, Content, DeletionReason, RetentionSettings,
+    SettingsPatch, Transcript,
+};
+use lethe::lifecycle::{AudioSource, LifecycleError, NewTranscript, UploadRead};
+use std::collections::HashMap;
+
+/// A completed transcript with one artifact of every kind the matrix lists, then a
+/// customer deletion request. Returns each kind's artifact state and reason.
+async fn customer_deletion_of_every_kind(
+) -> HashMap<ArtifactKind, (ArtifactState, Option<DeletionReason>)> {
+    let e = TestEngine::start().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let from_upload = e.upload_transcript(&account, &upload).await;
+    e.process(&from_upload).await;
+    let from_url = e.url_transcript(&account).await;
+    e.process(&from_url).await;
+    e.lethe()
+        .add_speech_understanding(from_url.id, Content::new("{}"))
+        .await
+        .expect("speech understanding");
+
+    e.lethe()
+        .delete_transcript(&account, from_upload.id)
+        .await
+        .expect("delete");
+    e.lethe()
+        .delete_transcript(&account, from_url.id)
+        .await
+        .expect("delete");
+
+    let mut states = HashMap::new();
+    let mut all = e.artifacts_of(&from_upload).await;
+    all.extend(e.artifacts_of(&from_url).await);
+    all.push(
+        e.backends()
+            .index
+            .artifact(upload.id)
+            .await
+            .expect("get")
+            .expect("tracked"),
+    );
+    for a in all {
+        states.insert(a.kind, (a.state, a.deletion_reason));
+        assert_eq!(
+            e.backends().content.get(&a.content_key).await.expect("get"),
+            None,
+            "{} content",
+            a.kind
+        );
+    }
+    states
+}
+
+fn deleted_at_request() -> (ArtifactState, Option<DeletionReason>) {
+    (
+        ArtifactState::Deleted,
+        Some(DeletionReason::CustomerRequest),
+    )
+}
+
+#[tokio::test]
+async fn s3_customer_request_deletes_uploaded_audio_at_the_request() {
+    assert_eq!(
+        customer_deletion_of_every_kind().await[&ArtifactKind::UploadedAudio],
+        deleted_at_request()
+    );
+}
+#[tokio::test]
+async fn s3_customer_request_deletes_final_transcript_at_the_request() {
+    assert_eq!(
+        customer_deletion_of_every_kind().await[&ArtifactKind::FinalTranscript],
+        deleted_at_request()
+    );
+}
+#[tokio::test]
+async fn s3_customer_request_deletes_url_audio_reference_at_the_request() {
+    assert_eq!(
+        customer_deletion_of_every_kind().await[&ArtifactKind::UrlAudioReference],
+        deleted_at_request()
+    );
+}
+#[tokio::test]
+async fn s3_customer_request_deletes_intermediate_at_the_request() {
+    assert_eq!(
+        customer_deletion_of_every_kind().await[&ArtifactKind::Intermediate],
+        deleted_at_request()
+    );
+}
+#[tokio::test]
+async fn s3_customer_request_deletes_text_input_at_the_request() {
+    assert_eq!(
+        customer_deletion_of_every_kind().await[&ArtifactKind::TextInput],
+        deleted_at_request()
+    );
+}
+#[tokio::test]
+async fn s3_customer_request_deletes_speech_understanding_at_the_request() {
+    assert_eq!(
+        customer_deletion_of_every_kind().await[&ArtifactKind::SpeechUnderstanding],
+        deleted_at_request()
+    );
+}
+
+#[tokio::test]
+async fn s3_customer_deletion_is_refused_while_queued_or_processing_and_changes_nothing() {
+    let e = TestEngine::start().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let t = e.url_transcript(&account).await;
+    let refused = e.lethe().delete_transcript(&account, t.id).await;
+    assert!(
+        matches!(refused, Err(LifecycleError::StillProcessing)),
+        "{refused:?}"
+    );
+    e.lethe().mark_processing(t.id).await.expect("processing");
+    let refused = e.lethe().delete_transcript(&account, t.id).await;
+    assert!(
+        matches!(refused, Err(LifecycleError::StillProcessing)),
+        "{refused:?}"
+    );
+    let stored = e
+        .backends()
+        .index
+        .transcript(t.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(stored.deletion.is_none());
+    assert!(e
+        .artifacts_of(&t)
+        .await
+        .iter()
+        .all(|a| a.state == ArtifactState::Live && a.pending_reason.is_none()));
+}
+
+#[tokio::test]
+async fn s3_customer_deletion_is_idempotent_and_keeps_usage_metadata() {
+    let e = TestEngine::start().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    e.clock.advance(Duration::minutes(3));
+    let first = e
+        .lethe()
+        .delete_transcript(&account, t.id)
+        .await
+        .expect("first");
+    e.clock.advance(Duration::minutes(3));
+    let second = e
+        .lethe()
+        .delete_transcript(&account, t.id)
+        .await
+        .expect("second");
+    assert_eq!(
+        first.deletion, second.deletion,
+        "the first deletion is what is recorded"
+    );
+    assert_eq!(
+        first.deletion.map(|d| d.reason),
+        Some(DeletionReason::CustomerRequest)
+    );
+    assert_eq!(
+        (second.status, second.audio_duration, second.created_at),
+        (
+            lethe::domain::TranscriptStatus::Completed,
+            Some(12.5),
+            t.created_at
+        )
+    );
+    assert!(second.completed_at.is_some());
+}
+
+#[tokio::test]
+async fn s4_content_past_delete_after_is_never_served_even_before_a_sweep() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+
+    let live = e
+        .lethe()
+        .transcript_content(&account, t.id)
+        .await
+        .expect("read");
+    assert!(
+        live.redacted.is_none()
+            && live.result.is_some()
+            && live.text_inputs.is_some()
+            && live.audio_url.is_some()
+    );
+    assert!(matches!(
+        e.lethe().read_upload(upload.id).await.expect("read"),
+        UploadRead::Live(_)
+    ));
+
+    e.clock.advance(hours(1));
+    let expired = e
+        .lethe()
+        .transcript_content(&account, t.id)
+        .await
+        .expect("read");
+    assert_eq!(expired.redacted, Some(DeletionReason::Ttl));
+    assert!(
+        expired.result.is_none() && expired.text_inputs.is_none() && expired.audio_url.is_none()
+    );
+    e.clock.advance(hours(71));
+    assert!(matches!(
+        e.lethe().read_upload(upload.id).await.expect("read"),
+        UploadRead::Deleted
+    ));
+    // Nothing was swept: the bytes are still there, but never served.
+    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    assert_eq!(final_transcript.state, ArtifactState::Live);
+}
+
+#[tokio::test]
+async fn s1_decision_a_shorter_ttl_shortens_existing_schedules_and_a_longer_one_never_lengthens_them(
+) {
+    let e = TestEngine::start().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let before = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    assert_eq!(
+        before.delete_after, None,
+        "indefinite under the default mode"
+    );
+
+    let shorter = SettingsPatch {
+        transcript_ttl: Some(Some(hours(2))),
+        ..Default::default()
+    };
+    let account = e
+        .lethe()
+        .update_settings(account.id, &shorter)
+        .await
+        .expect("update");
+    let after = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    assert_eq!(after.delete_after, Some(t0() + hours(2)));
+    assert_eq!(
+        after.policy_version, account.policy_version,
+        "records the policy it is scheduled under"
+    );
+    let transcript = e
+        .backends()
+        .index
+        .transcript(t.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(transcript.delete_after, Some(t0() + hours(2)));
+
+    let longer = SettingsPatch {
+        transcript_ttl: Some(Some(hours(48))),
+        ..Default::default()
+    };
+    e.lethe()
+        .update_settings(account.id, &longer)
+        .await
+        .expect("update");
+    let unchanged = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    assert_eq!(
+        unchanged.delete_after,
+        Some(t0() + hours(2)),
+        "never lengthened retroactively"
+    );
+
+    // ... while new artifacts follow the new policy.
+    let t2 = e.url_transcript(&account).await;
+    e.process(&t2).await;
+    let new_final = e.artifact_of_kind(&t2, ArtifactKind::FinalTranscript).await;
+    assert_eq!(new_final.delete_after, Some(t0() + hours(48)));
+}
+
+#[tokio::test]
+async fn s1_decision_a_newly_executed_baa_shortens_existing_schedules_to_72h() {
+    let e = TestEngine::start().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let baa = SettingsPatch {
+        baa: Some(true),
+        ..Default::default()
+    };
+    e.lethe()
+        .update_settings(account.id, &baa)
+        .await
+        .expect("update");
+    let after = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    assert_eq!(after.delete_after, Some(t0() + hours(72)));
+}
+
+#[tokio::test]
+async fn s1_refused_settings_leave_the_stored_account_unchanged() {
+    let e = TestEngine::start().await;
+    let account = e
+        .account(RetentionSettings {
+            baa: true,
+            ..Default::default()
+        })
+        .await;
+    let too_long = SettingsPatch {
+        transcript_ttl: Some(Some(hours(73))),
+        model_training_opt_out: Some(true),
+        ..Default::default()
+    };
+    let refused = e.lethe().update_settings(account.id, &too_long).await;
+    assert!(
+        matches!(refused, Err(LifecycleError::InvalidSettings(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        e.lethe().account(account.id).await.expect("account"),
+        account
+    );
+}
+
+#[tokio::test]
+async fn another_accounts_transcripts_and_uploads_are_not_found() {
+    let e = TestEngine::start().await;
+    let owner = e.account(RetentionSettings::default()).await;
+    let intruder: Account = e.account(RetentionSettings::default()).await;
+    let upload = e.upload(&owner, b"MARKER-AUDIO").await;
+    let t = e.url_transcript(&owner).await;
+    e.process(&t).await;
+
+    assert!(matches!(
+        e.lethe().transcript(&intruder, t.id).await,
+        Err(LifecycleError::NotFound)
+    ));
+    assert!(matches!(
+        e.lethe().transcript_content(&intruder, t.id).await,
+        Err(LifecycleError::NotFound)
+    ));
+    assert!(matches!(
+        e.lethe().retention_view(&intruder, t.id).await,
+        Err(LifecycleError::NotFound)
+    ));
+    assert!(matches!(
+        e.lethe().delete_transcript(&intruder, t.id).await,
+        Err(LifecycleError::NotFound)
+    ));
+    let foreign_upload = NewTranscript {
+        audio: AudioSource::Upload(upload.id),
+        options: serde_json::json!({}),
+        text_inputs: None,
+        webhook_auth: false,
+    };
+    let refused = e.lethe().create_transcript(&intruder, foreign_upload).await;
+    assert!(
+        matches!(refused, Err(LifecycleError::UploadNotAccessible)),
+        "{refused:?}"
+    );
+    assert!(e
+        .lethe()
+        .list_transcripts(
+            &intruder,
+            &lethe::storage::TranscriptQuery {
+                limit: 10,
+                ..Default::default()
+            }
+        )
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn s5_nothing_of_a_deleted_artifacts_content_remains_readable_in_the_data_dir() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let from_upload: Transcript = e.upload_transcript(&account, &upload).await;
+    e.process(&from_upload).await;
+    for marker in [
+        "MARKER-AUDIO",
+        "MARKER-URL",
+        "MARKER-PROMPT",
+        "MARKER-TEXT",
+        "MARKER-INTERMEDIATE",
+    ] {
+        assert!(
+            !e.data_dir_contains(marker).is_empty(),
+            "{marker} is stored while live"
+        );
+    }
+
+    e.lethe()
+        .delete_transcript(&account, from_upload.id)
+        .await
+        .expect("customer deletion");
+    e.clock.advance(hours(1));
+    e.sweep().await;
+
+    for marker in [
+        "MARKER-AUDIO",
+        "MARKER-URL",
+        "MARKER-PROMPT",
+        "MARKER-TEXT",
+        "MARKER-INTERMEDIATE",
+    ] {
+        assert_eq!(
+            e.data_dir_contains(marker),
+            Vec::<std::path::PathBuf>::new(),
+            "{marker} remains"
+        );
+    }
+}
+
+#[tokio::test]
+async fn s5_the_retention_view_lists_every_artifact_with_schedule_and_tombstone() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let t = e.upload_transcript(&account, &upload).await;
+    e.process(&t).await;
+    let view = e
+        .lethe()
+        .retention_view(&account, t.id)
+        .await
+        .expect("view");
+    let kinds: Vec<_> = view.artifacts.iter().map(|a| a.artifact.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ArtifactKind::UploadedAudio,
+            ArtifactKind::Intermediate,
+            ArtifactKind::FinalTranscript
+        ]
+    );
+    for a in &view.artifacts {
+        if a.artifact.kind != ArtifactKind::UploadedAudio {
+            assert_eq!(
+                a.delete_after,
+                Some(t0() + hours(1)),
+                "{} follows the transcript",
+                a.artifact.kind
+            );
+            assert_eq!(a.delete_by, Some(t0() + hours(2)));
+        }
+    }
+    e.clock.advance(hours(1));
+    e.sweep().await;
+    let view = e
+        .lethe()
+        .retention_view(&account, t.id)
+        .await
+        .expect("view");
+    let final_view = view
+        .artifacts
+        .iter()
+        .find(|a| a.artifact.kind == ArtifactKind::FinalTranscript)
+        .expect("final");
+    assert_eq!(final_view.artifact.deleted_at, Some(t0() + hours(1)));
+    assert_eq!(
+        final_view.artifact.deletion_reason,
+        Some(DeletionReason::Ttl)
+    );
+}
+
+#[tokio::test]
+async fn a_zdr_account_stores_no_content_and_nothing_is_written() {
+    let e = TestEngine::start().await;
+    let account = e
+        .account(RetentionSettings {
+            zero_data_retention: true,
+            ..Default::default()
+        })
+        .await;
+    let body: lethe::storage::ByteStream = Box::pin(futures::stream::iter(vec![Ok(
+        bytes::Bytes::from_static(b"MARKER-AUDIO"),
+    )]));
+    assert!(matches!(
+        e.lethe().upload(&account, body).await,
+        Err(LifecycleError::ZeroDataRetention)
+    ));
+    let with_prompt = NewTranscript {
+        audio: AudioSource::Url(Content::new("https://example.com/a.mp3")),
+        options: serde_json::json!({}),
+        text_inputs: None,
+        webhook_auth: false,
+    };
+    assert!(matches!(
+        e.lethe().create_transcript(&account, with_prompt).await,
+        Err(LifecycleError::ZeroDataRetention)
+    ));
+    assert!(e.data_dir_contains("MARKER-AUDIO").is_empty());
+    assert!(e
+        .lethe()
+        .list_transcripts(
+            &account,
+            &lethe::storage::TranscriptQuery {
+                limit: 10,
+                ..Default::default()
+            }
+        )
+        .await
+        .expect("list")
+        .is_empty());
+}

@@ -1,0 +1,471 @@
+//! The sweeper with a manual clock: nothing early, linked cascade, crash recovery,
+//! overdue counting, stuck transcripts, the wake-up loop and two sweepers at once.
+
+use crate::helpers::*;
+use async_trait::async_trait;
+use chrono::Duration;
+use lethe::config::Config;
+use lethe::domain::{
+    ArtifactId, ArtifactKind, ArtifactState, DeletionReason, RetentionSettings, SweepReport,
+    Tombstone, TranscriptStatus,
+};
+use lethe::startup::App;
+use lethe::storage::{AuditLog, Backends, Claim, StorageError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn s4_nothing_is_deleted_before_delete_after_and_everything_is_at_it() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+
+    e.clock.advance(hours(1) - Duration::microseconds(1));
+    let early = e.sweep().await;
+    assert_eq!(early.deleted, 0);
+    assert!(e
+        .artifacts_of(&t)
+        .await
+        .iter()
+        .all(|a| a.state == ArtifactState::Live));
+
+    e.clock.advance(Duration::microseconds(1));
+    let on_time = e.sweep().await;
+    assert_eq!(
+        on_time.deleted, 4,
+        "final transcript, url reference, text input, intermediate"
+    );
+    assert!(e
+        .artifacts_of(&t)
+        .await
+        .iter()
+        .all(|a| a.state == ArtifactState::Deleted));
+    assert_eq!(
+        on_time.lags,
+        vec![0.0],
+        "the final transcript went exactly at delete_after"
+    );
+}
+
+#[tokio::test]
+async fn s3_linked_artifacts_are_deleted_together_with_their_final_transcript() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(2)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    e.lethe()
+        .add_speech_understanding(
+            t.id,
+            lethe::domain::Content::new(r#"{"translation":"MARKER-SU"}"#),
+        )
+        .await
+        .expect("speech understanding");
+
+    e.clock.advance(hours(2));
+    let report = e.sweep().await;
+
+    assert_eq!(report.deleted, 5);
+    assert_eq!(report.deleted_by_reason.get("ttl"), Some(&1));
+    assert_eq!(report.deleted_by_reason.get("linked"), Some(&4));
+    for a in e.artifacts_of(&t).await {
+        let expected = if a.kind == ArtifactKind::FinalTranscript {
+            DeletionReason::Ttl
+        } else {
+            DeletionReason::Linked
+        };
+        assert_eq!(
+            (a.state, a.deletion_reason),
+            (ArtifactState::Deleted, Some(expected)),
+            "{}",
+            a.kind
+        );
+        assert_eq!(
+            e.backends().content.get(&a.content_key).await.expect("get"),
+            None,
+            "{}",
+            a.kind
+        );
+        assert!(
+            e.backends()
+                .audit
+                .tombstone(a.id)
+                .await
+                .expect("tombstone")
+                .is_some(),
+            "{}",
+            a.kind
+        );
+    }
+    let transcript = e
+        .backends()
+        .index
+        .transcript(t.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(
+        transcript.deletion.map(|d| d.reason),
+        Some(DeletionReason::Ttl)
+    );
+    assert_eq!(
+        transcript.audio_duration,
+        Some(12.5),
+        "usage metadata stays"
+    );
+}
+
+/// An audit log that fails its next write: the sweeper "crashes" after deleting content
+/// and before the tombstone.
+#[derive(Debug)]
+struct FailingAudit {
+    inner: Arc<dyn AuditLog>,
+    fail_next: AtomicBool,
+}
+
+#[async_trait]
+impl AuditLog for FailingAudit {
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<(), StorageError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StorageError::Unavailable {
+                backend: "test",
+                source: "injected crash".into(),
+            });
+        }
+        self.inner.record_tombstones(tombstones).await
+    }
+    async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>, StorageError> {
+        self.inner.tombstone(artifact).await
+    }
+    async fn record_sweep(&self, report: &SweepReport) -> Result<(), StorageError> {
+        self.inner.record_sweep(report).await
+    }
+    async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>, StorageError> {
+        self.inner.recent_sweeps(limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_content_deletion_and_tombstone_is_completed_by_the_next_pass() {
+    let e = TestEngine::start().await;
+    let audit = Arc::new(FailingAudit {
+        inner: e.backends().audit.clone(),
+        fail_next: AtomicBool::new(false),
+    });
+    let backends = Backends {
+        audit: audit.clone(),
+        ..e.backends().clone()
+    };
+    let mut config = Config::defaults();
+    config.data_dir = e.dir.path().to_owned();
+    let app = App::with_backends(config, Arc::new(e.clock.clone()), backends);
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+
+    e.clock.advance(hours(1));
+    audit.fail_next.store(true, Ordering::SeqCst);
+    let crashed = app.sweeper.run_once(e.clock.now_for_tests()).await;
+    assert!(
+        crashed.is_err(),
+        "the pass stops at the failed tombstone write"
+    );
+    assert_eq!(
+        e.backends()
+            .content
+            .get(&final_transcript.content_key)
+            .await
+            .expect("get"),
+        None,
+        "content already gone"
+    );
+    let half = e
+        .backends()
+        .index
+        .artifact(final_transcript.id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(half.state, ArtifactState::Deleting);
+    assert!(e
+        .backends()
+        .audit
+        .tombstone(final_transcript.id)
+        .await
+        .expect("get")
+        .is_none());
+    let transcript = e
+        .backends()
+        .index
+        .transcript(t.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(
+        transcript.is_redacted_at(e.clock.now_for_tests()),
+        "reads as deleted meanwhile"
+    );
+
+    // The next pass after the claim's lease finishes the job, idempotently.
+    e.clock.advance(Duration::minutes(5));
+    let next = app
+        .sweeper
+        .run_once(e.clock.now_for_tests())
+        .await
+        .expect("next pass");
+    assert_eq!(next.deleted, 4);
+    for a in e.artifacts_of(&t).await {
+        assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
+        assert!(
+            e.backends()
+                .audit
+                .tombstone(a.id)
+                .await
+                .expect("get")
+                .is_some(),
+            "{}",
+            a.kind
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_instance_that_dies_holding_a_claim_leaves_nothing_the_next_pass_does_not_finish() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    e.clock.advance(hours(72));
+    let now = e.clock.now_for_tests();
+    let dead = Claim {
+        owner: "dead-instance".into(),
+        now,
+        until: now + Duration::minutes(5),
+    };
+    assert_eq!(
+        e.backends()
+            .index
+            .claim(&[upload.id], &dead)
+            .await
+            .expect("claim")
+            .len(),
+        1
+    );
+
+    assert_eq!(e.sweep().await.deleted, 0, "a live claim is respected");
+    e.clock.advance(Duration::minutes(5));
+    assert_eq!(e.sweep().await.deleted, 1, "an expired claim is taken over");
+    let tomb = e
+        .backends()
+        .audit
+        .tombstone(upload.id)
+        .await
+        .expect("get")
+        .expect("tombstone");
+    assert_eq!(tomb.reason, DeletionReason::Ttl);
+}
+
+#[tokio::test]
+async fn s4_an_artifact_past_delete_by_is_overdue_counted_listed_and_still_deleted() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+
+    // delete_by = completion + 1 h TTL + 1 h deletion SLA.
+    e.clock.advance(hours(2) + Duration::seconds(1));
+    let listed = e
+        .backends()
+        .index
+        .overdue(e.clock.now_for_tests(), 10)
+        .await
+        .expect("overdue");
+    assert_eq!(
+        listed.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        vec![ArtifactKind::FinalTranscript]
+    );
+
+    let report = e.sweep().await;
+    assert_eq!(report.overdue, 1);
+    assert_eq!(report.deleted, 4);
+    assert!(e
+        .backends()
+        .index
+        .overdue(e.clock.now_for_tests(), 10)
+        .await
+        .expect("overdue")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn s4_decision_a_transcript_unfinished_after_max_processing_is_moved_to_error_and_anchored_then(
+) {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.lethe().mark_processing(t.id).await.expect("processing");
+
+    e.clock.advance(hours(24));
+    assert_eq!(
+        e.sweep().await.stuck_transcripts_errored,
+        0,
+        "not past max_processing yet"
+    );
+    e.clock.advance(Duration::seconds(1));
+    let report = e.sweep().await;
+    assert_eq!(report.stuck_transcripts_errored, 1);
+    let errored = e
+        .backends()
+        .index
+        .transcript(t.id)
+        .await
+        .expect("get")
+        .expect("kept");
+    let anchor = t.created_at + hours(24) + Duration::seconds(1);
+    assert_eq!(errored.status, TranscriptStatus::Error);
+    assert_eq!(errored.completed_at, Some(anchor));
+    assert_eq!(errored.delete_after, Some(anchor + hours(1)));
+
+    e.clock.advance(hours(1));
+    let report = e.sweep().await;
+    assert_eq!(
+        report.deleted_by_reason.get("linked"),
+        Some(&2),
+        "url reference and text input follow it"
+    );
+}
+
+#[tokio::test]
+async fn s3_default_mode_uploads_and_intermediates_go_in_their_windows_and_transcripts_stay() {
+    let e = TestEngine::start().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let t = e.upload_transcript(&account, &upload).await;
+    e.process(&t).await;
+
+    e.clock.advance(hours(24) - Duration::microseconds(1));
+    assert_eq!(e.sweep().await.deleted, 0);
+    e.clock.advance(Duration::microseconds(1));
+    let report = e.sweep().await;
+    assert_eq!(report.deleted_by_reason.get("window"), Some(&1));
+    let gone = e
+        .backends()
+        .index
+        .artifact(upload.id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(
+        (gone.state, gone.deletion_reason),
+        (ArtifactState::Deleted, Some(DeletionReason::Window))
+    );
+
+    e.clock.advance(hours(24));
+    let report = e.sweep().await;
+    assert_eq!(
+        report.deleted_by_reason.get("window"),
+        Some(&1),
+        "the intermediate at 48 h"
+    );
+
+    e.clock.advance(Duration::days(3650));
+    assert_eq!(
+        e.sweep().await.deleted,
+        0,
+        "the final transcript is kept indefinitely"
+    );
+    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    assert_eq!(final_transcript.state, ArtifactState::Live);
+}
+
+#[tokio::test]
+async fn the_loop_wakes_at_the_next_due_time_not_at_the_next_cron_tick() {
+    // A cron schedule that never fires before 2099: only the due-time wake-up can act.
+    let e =
+        TestEngine::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron"))
+            .await;
+    let shutdown = CancellationToken::new();
+    let mut passes = e.app.sweeper.passes();
+    let running = tokio::spawn(e.app.sweeper.clone().run(shutdown.clone()));
+
+    // Created while the loop sleeps: it must learn of the new, earlier deadline.
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let due = upload.delete_after.expect("scheduled");
+    e.clock.set(due);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        passes.wait_for(|n| *n >= 1),
+    )
+    .await
+    .expect("a pass ran at the due time")
+    .expect("sweeper alive");
+
+    let deleted = e
+        .backends()
+        .index
+        .artifact(upload.id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(deleted.state, ArtifactState::Deleted);
+    assert_eq!(
+        deleted.deleted_at,
+        Some(due),
+        "no lag beyond the pass itself"
+    );
+    shutdown.cancel();
+    running.await.expect("loop stops on shutdown");
+}
+
+#[tokio::test]
+async fn two_sweepers_on_one_database_delete_every_artifact_exactly_once() {
+    let e = TestEngine::start_with(|c| c.sweep_batch_size = 25).await;
+    let other = e.another_instance().await;
+    let account = e.ttl_account(hours(1)).await;
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        ids.push(e.upload(&account, b"MARKER-AUDIO").await.id);
+    }
+    e.clock.advance(hours(72));
+    let now = e.clock.now_for_tests();
+
+    let (a, b) = tokio::join!(e.app.sweeper.run_once(now), other.sweeper.run_once(now));
+    let (a, b) = (a.expect("first sweeper"), b.expect("second sweeper"));
+
+    assert_eq!(a.deleted + b.deleted, 300, "{} + {}", a.deleted, b.deleted);
+    let mut deleted_by = std::collections::HashMap::<String, u64>::new();
+    for id in &ids {
+        let tomb = e
+            .backends()
+            .audit
+            .tombstone(*id)
+            .await
+            .expect("get")
+            .expect("one tombstone");
+        *deleted_by.entry(tomb.deleted_by).or_default() += 1;
+    }
+    assert_eq!(deleted_by.values().sum::<u64>(), 300);
+    assert_eq!(
+        deleted_by.get(&e.lethe().instance).copied().unwrap_or(0),
+        a.deleted
+    );
+    assert_eq!(
+        deleted_by.get(&other.lethe.instance).copied().unwrap_or(0),
+        b.deleted
+    );
+}
+
+#[tokio::test]
+async fn every_pass_is_recorded_with_its_counts() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    e.upload(&account, b"MARKER-AUDIO").await;
+    e.clock.advance(hours(72));
+    e.sweep().await;
+    let recent = e.backends().audit.recent_sweeps(5).await.expect("sweeps");
+    assert_eq!(recent.len(), 1);
+    assert_eq!((recent[0].deleted, recent[0].examined), (1, 1));
+    assert_eq!(recent[0].instance, e.lethe().instance);
+}
