@@ -95,13 +95,9 @@ async fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// Makes a rename or unlink durable.
+/// Makes a rename durable.
 async fn sync_parent(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        let dir = tokio::fs::File::open(parent).await.map_err(io_error)?;
-        dir.sync_all().await.map_err(io_error)?;
-    }
-    Ok(())
+    sync_parent_if_exists(path).await
 }
 
 #[async_trait]
@@ -151,9 +147,61 @@ impl ContentStore for LocalContentStore {
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path_of(key)?;
         remove_if_exists(&path).await?;
-        if path.parent().is_some_and(|p| p.exists()) {
-            sync_parent(&path).await?;
+        sync_parent_if_exists(&path).await
+    }
+
+    /// Unlinks every file, then makes the unlinks durable with one fsync per directory
+    /// rather than one per file. A key fails only if its own unlink, or the sync of its
+    /// directory, failed.
+    async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
+        let mut results = Vec::with_capacity(keys.len());
+        let mut parents: Vec<PathBuf> = Vec::new();
+        for key in keys {
+            let removed = match self.path_of(key) {
+                Ok(path) => {
+                    let removed = remove_if_exists(&path).await;
+                    if let Some(parent) = path.parent() {
+                        if removed.is_ok() && !parents.iter().any(|p| p == parent) {
+                            parents.push(parent.to_owned());
+                        }
+                    }
+                    removed.map(|()| path)
+                }
+                Err(e) => Err(e),
+            };
+            results.push(removed);
         }
-        Ok(())
+        let mut failed_dirs = Vec::new();
+        for dir in &parents {
+            if let Err(e) = sync_dir_if_exists(dir).await {
+                tracing::warn!(error = %e, "fsync of a content directory failed");
+                failed_dirs.push(dir.clone());
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(path) if path.parent().is_some_and(|p| failed_dirs.iter().any(|d| d == p)) => {
+                    Err(StorageError::Other { backend: BACKEND, source: "directory sync failed".into() })
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+}
+
+async fn sync_parent_if_exists(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(parent) => sync_dir_if_exists(parent).await,
+        None => Ok(()),
+    }
+}
+
+async fn sync_dir_if_exists(dir: &Path) -> Result<()> {
+    match tokio::fs::File::open(dir).await {
+        Ok(handle) => handle.sync_all().await.map_err(io_error),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(e)),
     }
 }

@@ -346,6 +346,52 @@ impl AccountStore for SqliteStore {
     }
 }
 
+async fn insert_artifact_row<'e>(executor: impl sqlx::SqliteExecutor<'e>, a: &Artifact) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
+            anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,
+            content_key, training_eligible, pending_reason, claimed_by, claimed_until,
+            deleted_at, deletion_reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.id.to_string())
+    .bind(a.account_id.to_string())
+    .bind(a.transcript_id.map(|t| t.to_string()))
+    .bind(a.kind.as_str())
+    .bind(&a.name)
+    .bind(a.state.as_str())
+    .bind(micros(a.created_at))
+    .bind(opt_micros(a.anchor_at))
+    .bind(a.schedule.as_str())
+    .bind(opt_micros(a.delete_after))
+    .bind(opt_micros(a.delete_by))
+    .bind(opt_micros(a.due_at))
+    .bind(a.policy_version)
+    .bind(a.size_bytes)
+    .bind(&a.content_key)
+    .bind(a.training_eligible)
+    .bind(a.pending_reason.map(|r| r.as_str()))
+    .bind(&a.claimed_by)
+    .bind(opt_micros(a.claimed_until))
+    .bind(opt_micros(a.deleted_at))
+    .bind(a.deletion_reason.map(|r| r.as_str()))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Inserts many artifacts in one transaction (benchmarks and bulk imports).
+    pub async fn insert_artifacts_bulk(&self, artifacts: &[Artifact]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for a in artifacts {
+            insert_artifact_row(&mut *tx, a).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn bind_transcript<'q>(
     query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     t: &'q Transcript,
@@ -495,37 +541,7 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
-                anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,
-                content_key, training_eligible, pending_reason, claimed_by, claimed_until,
-                deleted_at, deletion_reason)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.account_id.to_string())
-        .bind(a.transcript_id.map(|t| t.to_string()))
-        .bind(a.kind.as_str())
-        .bind(&a.name)
-        .bind(a.state.as_str())
-        .bind(micros(a.created_at))
-        .bind(opt_micros(a.anchor_at))
-        .bind(a.schedule.as_str())
-        .bind(opt_micros(a.delete_after))
-        .bind(opt_micros(a.delete_by))
-        .bind(opt_micros(a.due_at))
-        .bind(a.policy_version)
-        .bind(a.size_bytes)
-        .bind(&a.content_key)
-        .bind(a.training_eligible)
-        .bind(a.pending_reason.map(|r| r.as_str()))
-        .bind(&a.claimed_by)
-        .bind(opt_micros(a.claimed_until))
-        .bind(opt_micros(a.deleted_at))
-        .bind(a.deletion_reason.map(|r| r.as_str()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_artifact_row(&self.pool, a).await
     }
 
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {

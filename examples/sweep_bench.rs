@@ -1,0 +1,184 @@
+//! Sweep benchmarks on the embedded profile, printed as a Markdown report.
+//!
+//! ```text
+//! cargo run --release --example sweep_bench            # full run (~2 min)
+//! cargo run --release --example sweep_bench -- --quick # smaller sizes
+//! ```
+//! 1. Throughput: one `run_once` over N due artifacts with real content files.
+//! 2. Lag: the real sweeper loop on the system clock, artifacts falling due every 10 ms;
+//!    lag = `deleted_at − delete_after` from the tombstones.
+//! 3. Due-query cost as tracked artifacts grow, with the number due held at 100.
+
+use chrono::{DateTime, Duration, Utc};
+use lethe::clock::{Clock, ManualClock, SystemClock};
+use lethe::config::Config;
+use lethe::domain::{new_id, Account, Artifact, ArtifactKind, Content, RetentionSettings, ScheduleKind};
+use lethe::startup::App;
+use lethe::storage::local::LocalContentStore;
+use lethe::storage::sqlite::SqliteStore;
+use lethe::storage::{ArtifactIndex, Backends};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn account(now: DateTime<Utc>) -> Account {
+    Account { id: new_id(now), name: "bench".into(), settings: RetentionSettings::default(), policy_version: 1, created_at: now }
+}
+
+fn scheduled(account: &Account, created: DateTime<Utc>, due: Option<DateTime<Utc>>) -> Artifact {
+    let mut a = Artifact::new_live(new_id(created), account, None, ArtifactKind::UploadedAudio, created);
+    a.anchor_at = Some(created);
+    a.schedule = if due.is_some() { ScheduleKind::Point } else { ScheduleKind::Indefinite };
+    a.delete_after = due;
+    a.delete_by = due.map(|d| d + Duration::hours(1));
+    a.due_at = due;
+    a.size_bytes = 256;
+    a
+}
+
+async fn backends(dir: &std::path::Path) -> (Arc<SqliteStore>, Backends) {
+    let sql = Arc::new(SqliteStore::open(&dir.join("lethe.db")).await.expect("sqlite"));
+    let content = Arc::new(LocalContentStore::open(&dir.join("content")).await.expect("content"));
+    let backends = Backends { accounts: sql.clone(), index: sql.clone(), content, audit: sql.clone() };
+    (sql, backends)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn percentile(xs: &mut [f64], p: f64) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[((xs.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn throughput(n: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000);
+    let clock = ManualClock::new(start);
+    let (sql, backends) = backends(dir.path()).await;
+    let acct = account(start);
+    let artifacts: Vec<Artifact> = (0..n).map(|_| scheduled(&acct, start, Some(start + Duration::hours(1)))).collect();
+    sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
+    for a in &artifacts {
+        backends.content.put(&a.content_key, Content::new(vec![0u8; 256])).await.expect("put");
+    }
+    let mut config = Config::defaults();
+    config.data_dir = dir.path().to_owned();
+    let app = App::with_backends(config, Arc::new(clock.clone()), backends);
+    clock.advance(Duration::hours(1));
+    let began = Instant::now();
+    let report = app.sweeper.run_once(clock.now()).await.expect("sweep");
+    let secs = began.elapsed().as_secs_f64();
+    assert_eq!(report.deleted as usize, n, "every due artifact deleted");
+    n as f64 / secs
+}
+
+async fn lag(n: usize) -> Vec<f64> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sql, backends) = backends(dir.path()).await;
+    let clock = SystemClock;
+    let now = clock.now();
+    let acct = account(now);
+    let first_due = now + Duration::seconds(2);
+    let artifacts: Vec<Artifact> = (0..n)
+        .map(|i| scheduled(&acct, now, Some(first_due + Duration::milliseconds(10 * i as i64))))
+        .collect();
+    sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
+    for a in &artifacts {
+        backends.content.put(&a.content_key, Content::new(vec![0u8; 256])).await.expect("put");
+    }
+    let mut config = Config::defaults();
+    config.data_dir = dir.path().to_owned();
+    let app = App::with_backends(config, Arc::new(clock), backends.clone());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(app.sweeper.clone().run(shutdown.clone()));
+    let last_due = first_due + Duration::milliseconds(10 * n as i64);
+    clock.sleep_until(last_due + Duration::seconds(1)).await;
+    shutdown.cancel();
+    running.await.expect("loop");
+    let mut lags = Vec::with_capacity(n);
+    for a in &artifacts {
+        let t = backends.audit.tombstone(a.id).await.expect("read").expect("deleted by the loop");
+        lags.push((t.deleted_at - t.delete_after.expect("scheduled")).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    lags
+}
+
+async fn due_query(tracked: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sql, _) = backends(dir.path()).await;
+    let start = DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000);
+    let acct = account(start);
+    let now = start + Duration::days(1);
+    let mut batch = Vec::with_capacity(50_000);
+    for i in 0..tracked {
+        // 100 due; of the rest, half indefinite (not in the sparse index), half due next year.
+        let due = if i < 100 {
+            Some(start + Duration::hours(1))
+        } else if i % 2 == 0 {
+            None
+        } else {
+            Some(start + Duration::days(365))
+        };
+        batch.push(scheduled(&acct, start, due));
+        if batch.len() == 50_000 {
+            sql.insert_artifacts_bulk(&batch).await.expect("insert");
+            batch.clear();
+        }
+    }
+    sql.insert_artifacts_bulk(&batch).await.expect("insert");
+    sqlx::query("ANALYZE").execute(sql.pool()).await.expect("analyze");
+    let mut due_ms = Vec::new();
+    let mut next_ms = Vec::new();
+    for _ in 0..50 {
+        let began = Instant::now();
+        let due = sql.due(now, 500).await.expect("due");
+        due_ms.push(began.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(due.len(), 100);
+        let began = Instant::now();
+        sql.next_due(now).await.expect("next");
+        next_ms.push(began.elapsed().as_secs_f64() * 1000.0);
+    }
+    (median(due_ms), median(next_ms))
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (n, sizes): (usize, &[usize]) = if quick { (2_000, &[10_000, 100_000]) } else { (20_000, &[10_000, 100_000, 1_000_000]) };
+
+    println!("# Lethe sweep benchmark (embedded profile)\n");
+    println!("machine: {} cores; SQLite synchronous=FULL, WAL; content as files\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
+    let runs: Vec<f64> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(throughput(n).await);
+        }
+        v
+    };
+    println!("## Throughput: one pass over {n} due artifacts (3 runs)\n");
+    println!("median {:.0} deletions/s (runs: {})\n", median(runs.clone()), runs.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "));
+
+    let mut lags = lag(if quick { 100 } else { 500 }).await;
+    let count = lags.len();
+    println!("## Lag from delete_after to deletion, sweeper loop on the system clock\n");
+    println!(
+        "{count} artifacts due 10 ms apart: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+        percentile(&mut lags, 0.5),
+        percentile(&mut lags, 0.99),
+        percentile(&mut lags, 1.0)
+    );
+
+    println!("## Due query as tracked artifacts grow (100 due, median of 50)\n");
+    println!("| tracked | due(now, 500) ms | next_due ms | due ratio to first |");
+    println!("|---:|---:|---:|---:|");
+    let mut first = None;
+    for &size in sizes {
+        let (due_ms, next_ms) = due_query(size).await;
+        let base = *first.get_or_insert(due_ms);
+        println!("| {size} | {due_ms:.3} | {next_ms:.3} | {:.2} |", due_ms / base);
+    }
+}
