@@ -12,7 +12,9 @@
 use chrono::{DateTime, Duration, Utc};
 use lethe::clock::{Clock, ManualClock, SystemClock};
 use lethe::config::Config;
-use lethe::domain::{new_id, Account, Artifact, ArtifactKind, Content, RetentionSettings, ScheduleKind};
+use lethe::domain::{
+    new_id, Account, Artifact, ArtifactKind, Content, RetentionSettings, ScheduleKind,
+};
 use lethe::startup::App;
 use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
@@ -22,13 +24,29 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 fn account(now: DateTime<Utc>) -> Account {
-    Account { id: new_id(now), name: "bench".into(), settings: RetentionSettings::default(), policy_version: 1, created_at: now }
+    Account {
+        id: new_id(now),
+        name: "bench".into(),
+        settings: RetentionSettings::default(),
+        policy_version: 1,
+        created_at: now,
+    }
 }
 
 fn scheduled(account: &Account, created: DateTime<Utc>, due: Option<DateTime<Utc>>) -> Artifact {
-    let mut a = Artifact::new_live(new_id(created), account, None, ArtifactKind::UploadedAudio, created);
+    let mut a = Artifact::new_live(
+        new_id(created),
+        account,
+        None,
+        ArtifactKind::UploadedAudio,
+        created,
+    );
     a.anchor_at = Some(created);
-    a.schedule = if due.is_some() { ScheduleKind::Point } else { ScheduleKind::Indefinite };
+    a.schedule = if due.is_some() {
+        ScheduleKind::Point
+    } else {
+        ScheduleKind::Indefinite
+    };
     a.delete_after = due;
     a.delete_by = due.map(|d| d + Duration::hours(1));
     a.due_at = due;
@@ -37,9 +55,22 @@ fn scheduled(account: &Account, created: DateTime<Utc>, due: Option<DateTime<Utc
 }
 
 async fn backends(dir: &std::path::Path) -> (Arc<SqliteStore>, Backends) {
-    let sql = Arc::new(SqliteStore::open(&dir.join("lethe.db")).await.expect("sqlite"));
-    let content = Arc::new(LocalContentStore::open(&dir.join("content")).await.expect("content"));
-    let backends = Backends { accounts: sql.clone(), index: sql.clone(), content, audit: sql.clone() };
+    let sql = Arc::new(
+        SqliteStore::open(&dir.join("lethe.db"))
+            .await
+            .expect("sqlite"),
+    );
+    let content = Arc::new(
+        LocalContentStore::open(&dir.join("content"))
+            .await
+            .expect("content"),
+    );
+    let backends = Backends {
+        accounts: sql.clone(),
+        index: sql.clone(),
+        content,
+        audit: sql.clone(),
+    };
     (sql, backends)
 }
 
@@ -59,10 +90,16 @@ async fn throughput(n: usize) -> f64 {
     let clock = ManualClock::new(start);
     let (sql, backends) = backends(dir.path()).await;
     let acct = account(start);
-    let artifacts: Vec<Artifact> = (0..n).map(|_| scheduled(&acct, start, Some(start + Duration::hours(1)))).collect();
+    let artifacts: Vec<Artifact> = (0..n)
+        .map(|_| scheduled(&acct, start, Some(start + Duration::hours(1))))
+        .collect();
     sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
     for a in &artifacts {
-        backends.content.put(&a.content_key, Content::new(vec![0u8; 256])).await.expect("put");
+        backends
+            .content
+            .put(&a.content_key, Content::new(vec![0u8; 256]))
+            .await
+            .expect("put");
     }
     let mut config = Config::defaults();
     config.data_dir = dir.path().to_owned();
@@ -83,11 +120,21 @@ async fn lag(n: usize) -> Vec<f64> {
     let acct = account(now);
     let first_due = now + Duration::seconds(2);
     let artifacts: Vec<Artifact> = (0..n)
-        .map(|i| scheduled(&acct, now, Some(first_due + Duration::milliseconds(10 * i as i64))))
+        .map(|i| {
+            scheduled(
+                &acct,
+                now,
+                Some(first_due + Duration::milliseconds(10 * i as i64)),
+            )
+        })
         .collect();
     sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
     for a in &artifacts {
-        backends.content.put(&a.content_key, Content::new(vec![0u8; 256])).await.expect("put");
+        backends
+            .content
+            .put(&a.content_key, Content::new(vec![0u8; 256]))
+            .await
+            .expect("put");
     }
     let mut config = Config::defaults();
     config.data_dir = dir.path().to_owned();
@@ -100,8 +147,18 @@ async fn lag(n: usize) -> Vec<f64> {
     running.await.expect("loop");
     let mut lags = Vec::with_capacity(n);
     for a in &artifacts {
-        let t = backends.audit.tombstone(a.id).await.expect("read").expect("deleted by the loop");
-        lags.push((t.deleted_at - t.delete_after.expect("scheduled")).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        let t = backends
+            .audit
+            .tombstone(a.id)
+            .await
+            .expect("read")
+            .expect("deleted by the loop");
+        lags.push(
+            (t.deleted_at - t.delete_after.expect("scheduled"))
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1000.0,
+        );
     }
     lags
 }
@@ -129,7 +186,10 @@ async fn due_query(tracked: usize) -> (f64, f64) {
         }
     }
     sql.insert_artifacts_bulk(&batch).await.expect("insert");
-    sqlx::query("ANALYZE").execute(sql.pool()).await.expect("analyze");
+    sqlx::query("ANALYZE")
+        .execute(sql.pool())
+        .await
+        .expect("analyze");
     let mut due_ms = Vec::new();
     let mut next_ms = Vec::new();
     for _ in 0..50 {
@@ -147,10 +207,19 @@ async fn due_query(tracked: usize) -> (f64, f64) {
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (n, sizes): (usize, &[usize]) = if quick { (2_000, &[10_000, 100_000]) } else { (20_000, &[10_000, 100_000, 1_000_000]) };
+    let (n, sizes): (usize, &[usize]) = if quick {
+        (2_000, &[10_000, 100_000])
+    } else {
+        (20_000, &[10_000, 100_000, 1_000_000])
+    };
 
     println!("# Lethe sweep benchmark (embedded profile)\n");
-    println!("machine: {} cores; SQLite synchronous=FULL, WAL; content as files\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "machine: {} cores; SQLite synchronous=FULL, WAL; content as files\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     let runs: Vec<f64> = {
         let mut v = Vec::new();
@@ -160,7 +229,14 @@ async fn main() {
         v
     };
     println!("## Throughput: one pass over {n} due artifacts (3 runs)\n");
-    println!("median {:.0} deletions/s (runs: {})\n", median(runs.clone()), runs.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "median {:.0} deletions/s (runs: {})\n",
+        median(runs.clone()),
+        runs.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let mut lags = lag(if quick { 100 } else { 500 }).await;
     let count = lags.len();
@@ -179,6 +255,9 @@ async fn main() {
     for &size in sizes {
         let (due_ms, next_ms) = due_query(size).await;
         let base = *first.get_or_insert(due_ms);
-        println!("| {size} | {due_ms:.3} | {next_ms:.3} | {:.2} |", due_ms / base);
+        println!(
+            "| {size} | {due_ms:.3} | {next_ms:.3} | {:.2} |",
+            due_ms / base
+        );
     }
 }

@@ -57,6 +57,12 @@ pub struct Tokens {
 impl Tokens {
     /// From configuration, or from the data dir, generating (and printing once) what is missing.
     pub fn load_or_generate(config: &Config) -> anyhow::Result<Tokens> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
         Ok(Tokens {
             admin: token(
                 config.admin_token.as_ref(),

@@ -181,8 +181,15 @@ impl ContentStore for LocalContentStore {
         results
             .into_iter()
             .map(|r| match r {
-                Ok(path) if path.parent().is_some_and(|p| failed_dirs.iter().any(|d| d == p)) => {
-                    Err(StorageError::Other { backend: BACKEND, source: "directory sync failed".into() })
+                Ok(path)
+                    if path
+                        .parent()
+                        .is_some_and(|p| failed_dirs.iter().any(|d| d == p)) =>
+                {
+                    Err(StorageError::Other {
+                        backend: BACKEND,
+                        source: "directory sync failed".into(),
+                    })
                 }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),

@@ -346,7 +346,10 @@ impl AccountStore for SqliteStore {
     }
 }
 
-async fn insert_artifact_row<'e>(executor: impl sqlx::SqliteExecutor<'e>, a: &Artifact) -> Result<()> {
+async fn insert_artifact_row<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    a: &Artifact,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
             anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,

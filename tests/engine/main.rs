@@ -5,3 +5,22 @@ mod helpers;
 mod lifecycle;
 mod storage;
 mod sweeper;
+
+#[test]
+fn the_readme_documents_every_setting_and_nothing_else() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for (key, _, _) in lethe::config::KEYS {
+        let variable = lethe::config::env_name(key);
+        assert!(
+            readme.contains(&format!("| `{variable}` | `{key}` |")),
+            "README lacks {variable}"
+        );
+    }
+    let documented = readme.matches("| `LETHE_").count();
+    assert_eq!(
+        documented,
+        lethe::config::KEYS.len(),
+        "README documents a setting the code does not have"
+    );
+}
