@@ -6,6 +6,7 @@
 //! - [`storage`]: the ports (traits) and their backends (storage);
 //! - [`lifecycle`]: the operations on accounts, transcripts and artifacts, built on the ports;
 //! - [`sweeper`]: one deletion pass (`run_once`) and the loop that schedules passes;
+//! - [`http`]: the public (`/v2`), internal and admin APIs over the engine (api);
 //! - [`config`], [`telemetry`], [`startup`], [`cli`]: the running service and its command line.
 //!
 //! [`clock`] is injected everywhere; only [`clock::SystemClock`] reads the system time.
@@ -15,7 +16,9 @@ pub mod clock;
 pub mod config;
 pub mod deletion;
 pub mod domain;
+pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod startup;
 pub mod storage;
 pub mod sweeper;

@@ -15,6 +15,7 @@ use crate::domain::{
     DeletionReason, Mode, PlatformPolicy, RetentionSettings, Schedule, ScheduleKind, SettingsError,
     SettingsPatch, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
 };
+use crate::metrics::Metrics;
 use crate::storage::{Backends, ByteStream, Claim, StorageError, TranscriptQuery};
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,7 @@ pub struct Lethe {
     pub instance: String,
     /// Wakes the sweeper loop when an earlier deadline appears.
     pub wake_sweeper: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Lethe {
@@ -121,6 +123,7 @@ impl Lethe {
             claim_lease: Duration::minutes(5),
             instance: format!("lethe-{}", uuid::Uuid::new_v4().simple()),
             wake_sweeper: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -290,11 +293,23 @@ impl Lethe {
     /// Tracks, then stores, one artifact's content; the artifact is forgotten if the bytes
     /// never made it (nothing was confirmed to anyone).
     async fn store_artifact(&self, artifact: Artifact, content: Content) -> Result<Artifact> {
+        let bytes = content.into_bytes();
+        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
+        self.store_artifact_stream(artifact, body).await
+    }
+
+    /// Like `store_artifact`, for a body that arrives as a stream: tracked first, then the
+    /// bytes, then the size.
+    async fn store_artifact_stream(
+        &self,
+        artifact: Artifact,
+        body: ByteStream,
+    ) -> Result<Artifact> {
         self.backends.index.insert_artifact(&artifact).await?;
         match self
             .backends
             .content
-            .put(&artifact.content_key, content)
+            .put_stream(&artifact.content_key, body)
             .await
         {
             Ok(size) => {
@@ -358,30 +373,30 @@ impl Lethe {
         let artifact =
             Artifact::new_live(new_id(now), account, None, ArtifactKind::UploadedAudio, now);
         let artifact = self.scheduled(artifact, account, Some(now));
-        self.backends.index.insert_artifact(&artifact).await?;
-        match self
+        let artifact = self.store_artifact_stream(artifact, body).await?;
+        tracing::info!(artifact_id = %artifact.id, size = artifact.size_bytes, "upload stored");
+        Ok(artifact)
+    }
+
+    /// An upload's bytes for the pipeline, streamed: `Deleted` from `delete_after` on (§4).
+    pub async fn read_upload_stream(&self, id: ArtifactId) -> Result<Option<ByteStream>> {
+        let artifact = self
+            .backends
+            .index
+            .artifact(id)
+            .await?
+            .ok_or(LifecycleError::NotFound)?;
+        if artifact.kind != ArtifactKind::UploadedAudio {
+            return Err(LifecycleError::NotFound);
+        }
+        if !self.is_servable(&artifact, None) {
+            return Ok(None);
+        }
+        Ok(self
             .backends
             .content
-            .put_stream(&artifact.content_key, body)
-            .await
-        {
-            Ok(size) => {
-                self.backends
-                    .index
-                    .set_artifact_size(artifact.id, size as i64)
-                    .await?;
-                self.wake_sweeper.notify_one();
-                tracing::info!(artifact_id = %artifact.id, size, "upload stored");
-                Ok(Artifact {
-                    size_bytes: size as i64,
-                    ..artifact
-                })
-            }
-            Err(error) => {
-                self.abandon(&artifact).await;
-                Err(error.into())
-            }
-        }
+            .get_stream(&artifact.content_key)
+            .await?)
     }
 
     /// An upload's bytes for the pipeline: `Deleted` from `delete_after` on (§4).
@@ -546,7 +561,7 @@ impl Lethe {
         &self,
         id: TranscriptId,
         name: &str,
-        content: Content,
+        body: ByteStream,
     ) -> Result<Artifact> {
         let (t, account) = self.transcript_for_pipeline(id).await?;
         Self::ensure_may_store(&account)?;
@@ -566,7 +581,7 @@ impl Lethe {
         );
         a.name = Some(name.to_owned());
         let a = self.scheduled(a, &account, Some(now));
-        self.store_artifact(a, content).await
+        self.store_artifact_stream(a, body).await
     }
 
     /// Stores a speech-understanding result, linked to its transcript.
@@ -811,7 +826,10 @@ impl Lethe {
     async fn delete_now(&self, ids: &[ArtifactId], now: DateTime<Utc>) -> Result<DeletionOutcome> {
         let claim = self.claim(now, format!("{}/request", self.instance));
         let claimed = self.backends.index.claim(ids, &claim).await?;
-        Ok(deletion::delete_claimed(&self.backends, claimed, &claim).await?)
+        let outcome = deletion::delete_claimed(&self.backends, claimed, &claim).await?;
+        self.metrics
+            .record_deletions(&outcome.deleted, outcome.failed.len());
+        Ok(outcome)
     }
 
     /// The retention mode and settings as the account view shows them.

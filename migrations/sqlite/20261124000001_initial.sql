@@ -106,3 +106,5 @@ CREATE TABLE sweeps (
     truncated                 INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX sweeps_recent ON sweeps (started_at);
+-- Metrics count artifacts by kind and state from this covering index.
+CREATE INDEX artifacts_kind_state ON artifacts (kind, state);

@@ -410,6 +410,20 @@ pub async fn artifacts(index: &dyn ArtifactIndex) {
     );
     assert!(!index.reschedule(linked.id, &sooner, 2).await.unwrap());
 
+    // Counts by kind and state.
+    let counts = index.count_by_kind_and_state().await.unwrap();
+    let count_of = |kind, state| {
+        counts
+            .iter()
+            .find(|(k, s, _)| *k == kind && *s == state)
+            .map_or(0, |(_, _, n)| *n)
+    };
+    assert_eq!(
+        count_of(ArtifactKind::Intermediate, ArtifactState::Deleted),
+        1
+    );
+    assert_eq!(count_of(ArtifactKind::TextInput, ArtifactState::Live), 1);
+
     // Live artifacts by account, keyset by id.
     let live = index
         .live_artifacts_for_account(account.id, None, 10)

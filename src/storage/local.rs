@@ -144,6 +144,14 @@ impl ContentStore for LocalContentStore {
         }
     }
 
+    async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {
+        match tokio::fs::File::open(self.path_of(key)?).await {
+            Ok(file) => Ok(Some(Box::pin(tokio_util::io::ReaderStream::new(file)))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path_of(key)?;
         remove_if_exists(&path).await?;

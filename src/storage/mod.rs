@@ -23,8 +23,9 @@ use futures::stream::BoxStream;
 use std::sync::Arc;
 
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, Artifact, ArtifactId, Content, DeletionReason, Schedule,
-    SweepReport, Tombstone, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+    Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
+    DeletionReason, Schedule, SweepReport, Tombstone, Transcript, TranscriptDeletion, TranscriptId,
+    TranscriptStatus,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -159,6 +160,8 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
     /// Not-deleted artifacts whose `delete_by` is before `now`, earliest deadline first.
     async fn overdue(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Artifact>>;
+    /// How many artifacts there are of each kind in each state (metrics).
+    async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>>;
     /// Conditionally moves due artifacts to `deleting` under `claim`: only those still due
     /// at `claim.now` and not under another's unexpired claim. Returns the ones claimed.
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>>;
@@ -180,6 +183,13 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
     async fn put_stream(&self, key: &str, stream: ByteStream) -> Result<u64>;
     /// The content under `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Content>>;
+    /// The content under `key` as a stream of chunks, or `None`; never held whole in memory.
+    async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {
+        Ok(self.get(key).await?.map(|content| {
+            let bytes = content.into_bytes();
+            Box::pin(futures::stream::once(async move { Ok(bytes) })) as ByteStream
+        }))
+    }
     /// Removes the object. Deleting a missing object is `Ok`.
     async fn delete(&self, key: &str) -> Result<()>;
     /// Removes many objects; one result per key, in order. A failure of one key does not

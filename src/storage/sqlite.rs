@@ -682,6 +682,22 @@ impl ArtifactIndex for SqliteStore {
         rows.iter().map(artifact_from_row).collect()
     }
 
+    async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>> {
+        let rows =
+            sqlx::query("SELECT kind, state, COUNT(*) AS n FROM artifacts GROUP BY kind, state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    enum_col(row, "kind", ArtifactKind::parse)?,
+                    enum_col(row, "state", ArtifactState::parse)?,
+                    row.try_get::<i64, _>("n")? as u64,
+                ))
+            })
+            .collect()
+    }
+
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>> {
         let mut tx = self.pool.begin().await?;
         let mut claimed = Vec::with_capacity(ids.len());

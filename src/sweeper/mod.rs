@@ -110,6 +110,9 @@ impl Sweeper {
                 );
             }
             let outcome = deletion::delete_claimed(&self.lethe.backends, claimed, &claim).await?;
+            self.lethe
+                .metrics
+                .record_deletions(&outcome.deleted, outcome.failed.len());
             report.failed += outcome.failed.len() as u64;
             for t in &outcome.deleted {
                 *by_reason.entry(t.reason.to_string()).or_default() += 1;
@@ -120,6 +123,7 @@ impl Sweeper {
         report.deleted_by_reason = by_reason;
         // Wall time of the pass: the clock may be manual, so measure it separately.
         report.finished_at = now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        self.lethe.metrics.record_sweep(&report);
         self.lethe.backends.audit.record_sweep(&report).await?;
         if report.deleted > 0 || report.failed > 0 || report.overdue > 0 {
             tracing::info!(

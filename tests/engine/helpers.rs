@@ -131,7 +131,9 @@ impl TestEngine {
             .put_intermediate(
                 transcript.id,
                 "chunk-0",
-                Content::new("MARKER-INTERMEDIATE"),
+                Box::pin(stream::iter(vec![Ok(Bytes::from_static(
+                    b"MARKER-INTERMEDIATE",
+                ))])),
             )
             .await
             .expect("intermediate");

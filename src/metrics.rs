@@ -1,0 +1,156 @@
+//! Prometheus metrics. Event counters (deletions, overdue, sweep durations, deletion lag)
+//! are updated as things happen; gauges of tracked artifacts and overdue ones are read
+//! from the index when scraped.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::deletion::lag_seconds;
+use crate::domain::{ArtifactKind, ArtifactState, SweepReport, Tombstone};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ArtifactLabels {
+    pub kind: String,
+    pub state: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    deletions: Family<ReasonLabel, Counter>,
+    overdue_deletions: Counter,
+    failed_deletions: Counter,
+    sweep_duration: Histogram,
+    deletion_lag: Histogram,
+    sweeps: Counter,
+    tracked: Family<ArtifactLabels, Gauge>,
+    overdue_now: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lethe");
+        let deletions = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "deletions",
+            "Artifacts deleted, by reason",
+            deletions.clone(),
+        );
+        let overdue_deletions = Counter::default();
+        registry.register(
+            "overdue_deletions",
+            "Artifacts a sweep found past their delete_by",
+            overdue_deletions.clone(),
+        );
+        let failed_deletions = Counter::default();
+        registry.register(
+            "failed_deletions",
+            "Artifact deletions that failed and were left for a retry",
+            failed_deletions.clone(),
+        );
+        let sweep_duration = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        registry.register(
+            "sweep_duration_seconds",
+            "Duration of sweep passes",
+            sweep_duration.clone(),
+        );
+        let deletion_lag = Histogram::new(exponential_buckets(0.0005, 2.0, 26));
+        registry.register(
+            "deletion_lag_seconds",
+            "Time from delete_after to deletion, for scheduled deletions",
+            deletion_lag.clone(),
+        );
+        let sweeps = Counter::default();
+        registry.register(
+            "sweeps",
+            "Sweep passes run by this instance",
+            sweeps.clone(),
+        );
+        let tracked = Family::<ArtifactLabels, Gauge>::default();
+        registry.register(
+            "tracked_artifacts",
+            "Tracked artifacts by kind and state",
+            tracked.clone(),
+        );
+        let overdue_now = Gauge::default();
+        registry.register(
+            "overdue_artifacts",
+            "Artifacts past delete_by and not deleted (capped at 10000)",
+            overdue_now.clone(),
+        );
+        Self {
+            registry,
+            deletions,
+            overdue_deletions,
+            failed_deletions,
+            sweep_duration,
+            deletion_lag,
+            sweeps,
+            tracked,
+            overdue_now,
+        }
+    }
+
+    pub fn record_deletions(&self, tombstones: &[Tombstone], failed: usize) {
+        for t in tombstones {
+            self.deletions
+                .get_or_create(&ReasonLabel {
+                    reason: t.reason.to_string(),
+                })
+                .inc();
+            if let Some(lag) = lag_seconds(t) {
+                self.deletion_lag.observe(lag.max(0.0));
+            }
+        }
+        self.failed_deletions.inc_by(failed as u64);
+    }
+
+    pub fn record_sweep(&self, report: &SweepReport) {
+        self.sweeps.inc();
+        self.overdue_deletions.inc_by(report.overdue);
+        let seconds = report.duration().num_microseconds().unwrap_or(0) as f64 / 1e6;
+        self.sweep_duration.observe(seconds.max(0.0));
+    }
+
+    /// Sets the gauges read from the index at scrape time.
+    pub fn set_tracked(&self, counts: &[(ArtifactKind, ArtifactState, u64)], overdue: usize) {
+        for kind in ArtifactKind::ALL {
+            for state in ArtifactState::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(k, s, _)| k == kind && s == state)
+                    .map_or(0, |(_, _, n)| *n);
+                self.tracked
+                    .get_or_create(&ArtifactLabels {
+                        kind: kind.to_string(),
+                        state: state.to_string(),
+                    })
+                    .set(n as i64);
+            }
+        }
+        self.overdue_now.set(overdue as i64);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
