@@ -111,8 +111,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let data_dir = config.data_dir.clone();
     let tokens = Tokens::load_or_generate(&config).context("cannot set up the API tokens")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set LETHE_LISTEN to another address)",
+                config.listen
+            )
+        })?;
     let app = App::build(config, Arc::new(SystemClock)).await?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
@@ -120,7 +127,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_signal().await;
         trigger.cancel();
     });
-    println!("lethe: embedded profile in {}", data_dir.display());
-    let _ = tokens;
-    app.run(shutdown).await
+    let data_dir = app.config.data_dir.display().to_string();
+    println!(
+        "lethe: listening on http://{} (public base URL {})",
+        listener.local_addr()?,
+        app.config.public_base_url()
+    );
+    println!("lethe: embedded profile in {data_dir}; admin and internal tokens in {data_dir}/admin_token and {data_dir}/internal_token unless set by LETHE_ADMIN_TOKEN / LETHE_INTERNAL_TOKEN");
+    app.run(listener, tokens, shutdown).await
 }

@@ -736,6 +736,26 @@ impl Lethe {
         Ok(view)
     }
 
+    /// The audio URL of a URL-based transcript, while it may be served.
+    pub async fn audio_url(&self, account: &Account, t: &Transcript) -> Result<Option<Content>> {
+        if t.account_id != account.id || t.is_redacted_at(self.now()) {
+            return Ok(None);
+        }
+        for artifact in self.backends.index.artifacts_for_transcript(t.id).await? {
+            if artifact.kind == ArtifactKind::UrlAudioReference
+                && self.is_servable(&artifact, Some(t))
+            {
+                return Ok(self.backends.content.get(&artifact.content_key).await?);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Artifacts past their `delete_by` and not deleted (the admin overdue listing).
+    pub async fn overdue(&self, limit: u32) -> Result<Vec<Artifact>> {
+        Ok(self.backends.index.overdue(self.now(), limit).await?)
+    }
+
     /// The proof a customer or auditor asks for: every artifact of the transcript,
     /// including the upload it was created from, with schedules and tombstones.
     pub async fn retention_view(

@@ -10,11 +10,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::http::AppState;
 use crate::lifecycle::Lethe;
 use crate::storage::local::LocalContentStore;
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::Backends;
 use crate::sweeper::{Sweeper, SweeperConfig};
+use tokio::net::TcpListener;
 
 impl Backends {
     /// The embedded profile unless the AWS settings say otherwise.
@@ -116,7 +118,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// A built application: engine and sweeper over the configured backends.
+/// A built application: engine, sweeper and API over the configured backends.
 #[derive(Debug, Clone)]
 pub struct App {
     pub config: Arc<Config>,
@@ -128,6 +130,18 @@ impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let backends = Backends::from_config(&config).await?;
         Ok(Self::with_backends(config, clock, backends))
+    }
+
+    /// The HTTP state over this app.
+    pub fn http_state(&self, tokens: Tokens) -> AppState {
+        AppState {
+            lethe: self.lethe.clone(),
+            sweeper: self.sweeper.clone(),
+            base_url: self.config.public_base_url().into(),
+            config: self.config.clone(),
+            tokens,
+            gauges_read_at: Default::default(),
+        }
     }
 
     pub fn with_backends(config: Config, clock: Arc<dyn Clock>, backends: Backends) -> App {
@@ -149,13 +163,25 @@ impl App {
         }
     }
 
-    /// Runs the sweeper loop until `shutdown`; the pass in progress finishes.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Serves the API on `listener` and runs the sweeper loop until `shutdown`; requests
+    /// in flight and the sweep pass in progress finish first.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        tokens: Tokens,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
         tracker.spawn(self.sweeper.clone().run(shutdown.child_token()));
         tracker.close();
+        let router = crate::http::router(self.http_state(tokens));
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        // Whatever ended the server also ends the sweeper.
+        shutdown.cancel();
         tracker.wait().await;
-        Ok(())
+        served.context("the HTTP server failed")
     }
 }
 

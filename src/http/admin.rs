@@ -1,0 +1,222 @@
+//! The operators' API: accounts and keys, sweeps, overdue artifacts. Bearer-authenticated
+//! with the admin token.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::account::{reject_unknown, render_settings, take_ttl};
+use super::auth::Admin;
+use super::error::{ApiError, AppJson, JsonObject};
+use super::transcripts::{rfc3339, take_bool};
+use super::AppState;
+use crate::domain::{Account, Artifact, Region, RetentionSettings, SettingsPatch, SweepReport};
+use crate::lifecycle::LifecycleError;
+
+fn account_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no account with this id".into()))
+}
+
+fn account_error(error: LifecycleError) -> ApiError {
+    match error {
+        LifecycleError::NotFound => ApiError::NotFound("no account with this id".into()),
+        other => other.into(),
+    }
+}
+
+fn render_account(account: &Account) -> Value {
+    let mut body = render_settings(account);
+    if let Value::Object(obj) = &mut body {
+        obj.insert("id".into(), json!(account.id));
+        obj.insert("name".into(), json!(account.name));
+        obj.insert("policy_version".into(), json!(account.policy_version));
+        obj.insert("created_at".into(), json!(rfc3339(account.created_at)));
+    }
+    body
+}
+
+fn take_region(body: &mut JsonObject) -> Result<Option<Region>, ApiError> {
+    match body.remove("region") {
+        None => Ok(None),
+        Some(Value::String(r)) => Region::parse(&r)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(e.to_string())),
+        Some(_) => Err(ApiError::bad_request("region must be \"us\" or \"eu\"")),
+    }
+}
+
+fn limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match query.get("limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit must be an integer from 1 to {max}; got {raw:?}"
+                ))
+            }),
+    }
+}
+
+/// `POST /admin/v1/accounts`: the API key is in this response only.
+pub async fn create_account(
+    State(state): State<AppState>,
+    _: Admin,
+    AppJson(mut body): AppJson<JsonObject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = match body.remove("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= 200 => n,
+        _ => {
+            return Err(ApiError::bad_request(
+                "name is required: a non-empty string of at most 200 characters",
+            ))
+        }
+    };
+    let settings = RetentionSettings {
+        baa: take_bool(&mut body, "baa")?.unwrap_or(false),
+        region: take_region(&mut body)?.unwrap_or_default(),
+        zero_data_retention: take_bool(&mut body, "zero_data_retention")?.unwrap_or(false),
+        ..RetentionSettings::default()
+    };
+    reject_unknown(&body, &["name", "baa", "region", "zero_data_retention"])?;
+    let (account, key) = state.lethe.create_account(&name, settings).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": account.id, "api_key": key.expose() })),
+    ))
+}
+
+/// `GET /admin/v1/accounts/{id}`
+pub async fn get_account(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let account = state
+        .lethe
+        .account(account_id(&id)?)
+        .await
+        .map_err(account_error)?;
+    Ok(Json(render_account(&account)))
+}
+
+/// `PATCH /admin/v1/accounts/{id}`
+pub async fn patch_account(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    AppJson(mut body): AppJson<JsonObject>,
+) -> Result<Json<Value>, ApiError> {
+    let id = account_id(&id)?;
+    let patch = SettingsPatch {
+        transcript_ttl: take_ttl(&mut body, "transcript_ttl_seconds", true)?,
+        upload_ttl: take_ttl(&mut body, "upload_ttl_seconds", false)?.flatten(),
+        baa: take_bool(&mut body, "baa")?,
+        region: take_region(&mut body)?,
+        model_training_opt_out: take_bool(&mut body, "model_training_opt_out")?,
+        zero_data_retention: take_bool(&mut body, "zero_data_retention")?,
+    };
+    reject_unknown(
+        &body,
+        &[
+            "baa",
+            "region",
+            "zero_data_retention",
+            "transcript_ttl_seconds",
+            "upload_ttl_seconds",
+            "model_training_opt_out",
+        ],
+    )?;
+    let account = state
+        .lethe
+        .update_settings(id, &patch)
+        .await
+        .map_err(account_error)?;
+    Ok(Json(render_account(&account)))
+}
+
+/// `POST /admin/v1/accounts/{id}/keys`: another key; earlier ones keep working.
+pub async fn new_key(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = state
+        .lethe
+        .new_api_key(account_id(&id)?)
+        .await
+        .map_err(account_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "api_key": key.expose() })),
+    ))
+}
+
+fn render_sweep(report: &SweepReport) -> Value {
+    json!({
+        "id": report.id,
+        "instance": report.instance,
+        "started_at": rfc3339(report.started_at),
+        "finished_at": rfc3339(report.finished_at),
+        "duration_ms": report.duration().num_milliseconds(),
+        "examined": report.examined,
+        "deleted": report.deleted,
+        "deleted_by_reason": report.deleted_by_reason,
+        "failed": report.failed,
+        "overdue": report.overdue,
+        "stuck_transcripts_errored": report.stuck_transcripts_errored,
+        "truncated": report.truncated,
+    })
+}
+
+/// `POST /admin/v1/sweeps`: one pass now; its summary.
+pub async fn run_sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let report = state.sweeper.run_once(state.lethe.now()).await?;
+    Ok(Json(render_sweep(&report)))
+}
+
+/// `GET /admin/v1/sweeps`: recent passes, newest first.
+pub async fn list_sweeps(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let sweeps = state
+        .lethe
+        .backends
+        .audit
+        .recent_sweeps(limit(&query, 20, 200)?)
+        .await?;
+    Ok(Json(
+        json!({ "sweeps": sweeps.iter().map(render_sweep).collect::<Vec<_>>() }),
+    ))
+}
+
+fn render_overdue(a: &Artifact) -> Value {
+    json!({
+        "id": a.id,
+        "account_id": a.account_id,
+        "transcript_id": a.transcript_id,
+        "kind": a.kind,
+        "state": a.state,
+        "delete_after": a.delete_after.map(rfc3339),
+        "delete_by": a.delete_by.map(rfc3339),
+    })
+}
+
+/// `GET /admin/v1/overdue`: artifacts past `delete_by` and not deleted.
+pub async fn overdue(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let artifacts = state.lethe.overdue(limit(&query, 100, 1000)?).await?;
+    Ok(Json(
+        json!({ "artifacts": artifacts.iter().map(render_overdue).collect::<Vec<_>>() }),
+    ))
+}

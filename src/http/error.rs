@@ -1,0 +1,143 @@
+//! One error type for every surface; every 4xx/5xx body is `{"error": "<sentence>"}`.
+//! A 5xx is logged once, here, and its detail never leaves the server.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use crate::lifecycle::LifecycleError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Authentication error, API token missing/invalid")]
+    Unauthorized,
+    #[error("Authentication error: send the {0} API token as `Authorization: Bearer <token>`")]
+    UnauthorizedBearer(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("storage is temporarily unavailable; retry the request")]
+    Unavailable(#[source] StorageError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest(message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized | ApiError::UnauthorizedBearer(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+pub fn error_body(status: StatusCode, message: &str) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(error) => tracing::error!(error = ?error, "request failed"),
+            ApiError::Unavailable(error) => tracing::error!(error = ?error, "storage unavailable"),
+            _ => {}
+        }
+        error_body(self.status(), &self.to_string())
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            LifecycleError::NotFound => ApiError::NotFound("the requested resource was not found".into()),
+            LifecycleError::StillProcessing => {
+                ApiError::BadRequest("Transcript is still being processed and cannot be deleted yet; retry once it is completed or error".into())
+            }
+            LifecycleError::AlreadyFinished { .. } => ApiError::Conflict(error.to_string()),
+            LifecycleError::ContentDeleted => ApiError::Gone(error.to_string()),
+            LifecycleError::UploadNotAccessible => ApiError::Forbidden("Cannot access uploaded file".into()),
+            LifecycleError::ZeroDataRetention => {
+                ApiError::Conflict("account has zero data retention; content is not stored".into())
+            }
+            LifecycleError::InvalidSettings(e) => ApiError::BadRequest(e.to_string()),
+            LifecycleError::Concurrent => ApiError::Conflict(error.to_string()),
+            LifecycleError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Unavailable { .. } => ApiError::Unavailable(error),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// A JSON body parsed whatever its `Content-Type`, with our error body on failure.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge("request body is too large".into())
+                } else {
+                    ApiError::bad_request(format!(
+                        "could not read the request body: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "request body is empty; send a JSON object",
+            ));
+        }
+        serde_json::from_slice(&bytes).map(AppJson).map_err(|e| {
+            ApiError::bad_request(format!(
+                "request body is not valid JSON of the expected shape: {e}"
+            ))
+        })
+    }
+}
+
+/// A JSON object body, for endpoints that check each field themselves.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;

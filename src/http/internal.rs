@@ -1,0 +1,167 @@
+//! The pipeline's API: everything it produces is stored through here, so nothing escapes
+//! tracking. Bearer-authenticated with the internal token.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::Internal;
+use super::error::{ApiError, AppJson, JsonObject};
+use super::uploads::{limited_body, stream_error};
+use super::AppState;
+use crate::domain::{Content, Transcript};
+use crate::lifecycle::LifecycleError;
+
+fn transcript_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no transcript with this id".into()))
+}
+
+fn not_found(error: LifecycleError) -> ApiError {
+    match error {
+        LifecycleError::NotFound => ApiError::NotFound("no transcript with this id".into()),
+        other => other.into(),
+    }
+}
+
+fn status_body(t: &Transcript) -> Json<Value> {
+    Json(json!({ "id": t.id, "status": t.status }))
+}
+
+/// `POST /internal/v1/transcripts/{id}/processing`
+pub async fn processing(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let t = state
+        .lethe
+        .mark_processing(transcript_id(&id)?)
+        .await
+        .map_err(not_found)?;
+    Ok(status_body(&t))
+}
+
+/// `PUT /internal/v1/transcripts/{id}/intermediates/{name}`: the body's bytes.
+pub async fn put_intermediate(
+    State(state): State<AppState>,
+    _: Internal,
+    Path((id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = transcript_id(&id)?;
+    let valid_name = (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid_name {
+        return Err(ApiError::bad_request(
+            "an intermediate's name must be 1 to 128 of A-Z a-z 0-9 . _ -",
+        ));
+    }
+    let limit = state.config.max_upload_bytes;
+    let (stream, exceeded) = limited_body(&headers, body, limit).await?;
+    let artifact = state
+        .lethe
+        .put_intermediate(id, &name, stream)
+        .await
+        .map_err(|e| match e {
+            LifecycleError::NotFound => not_found(e),
+            e => stream_error(e, &exceeded, limit),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "id": artifact.id, "kind": artifact.kind, "size_bytes": artifact.size_bytes }),
+        ),
+    ))
+}
+
+/// `POST /internal/v1/transcripts/{id}/complete`: the result becomes the final transcript.
+pub async fn complete(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(id): Path<String>,
+    AppJson(mut result): AppJson<JsonObject>,
+) -> Result<Json<Value>, ApiError> {
+    let id = transcript_id(&id)?;
+    let audio_duration = match result.remove("audio_duration") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.as_f64().filter(|d| *d >= 0.0).ok_or_else(|| {
+            ApiError::bad_request("audio_duration must be a non-negative number of seconds")
+        })?),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "audio_duration must be a non-negative number of seconds",
+            ))
+        }
+    };
+    type Check = (&'static str, fn(&Value) -> bool, &'static str);
+    let checks: [Check; 4] = [
+        ("text", |v| v.is_string() || v.is_null(), "a string"),
+        ("words", |v| v.is_array() || v.is_null(), "a list"),
+        ("utterances", |v| v.is_array() || v.is_null(), "a list"),
+        (
+            "confidence",
+            |v| v.is_null() || v.as_f64().is_some_and(|c| (0.0..=1.0).contains(&c)),
+            "a number from 0 to 1",
+        ),
+    ];
+    for (field, ok, expected) in checks {
+        if let Some(value) = result.get(field) {
+            if !ok(value) {
+                return Err(ApiError::bad_request(format!("{field} must be {expected}")));
+            }
+        }
+    }
+    let content = Content::new(Value::Object(result).to_string());
+    let t = state
+        .lethe
+        .complete(id, content, audio_duration)
+        .await
+        .map_err(not_found)?;
+    Ok(status_body(&t))
+}
+
+/// `POST /internal/v1/transcripts/{id}/error`
+pub async fn error(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(id): Path<String>,
+    AppJson(mut body): AppJson<JsonObject>,
+) -> Result<Json<Value>, ApiError> {
+    let id = transcript_id(&id)?;
+    let message = match body.remove("error") {
+        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 2000 => m,
+        _ => {
+            return Err(ApiError::bad_request(
+                "error is required: a non-empty message of at most 2000 characters",
+            ))
+        }
+    };
+    let t = state.lethe.fail(id, &message).await.map_err(not_found)?;
+    Ok(status_body(&t))
+}
+
+/// `POST /internal/v1/transcripts/{id}/speech-understanding`
+pub async fn speech_understanding(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(id): Path<String>,
+    AppJson(result): AppJson<JsonObject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = transcript_id(&id)?;
+    let content = Content::new(Value::Object(result).to_string());
+    let artifact = state
+        .lethe
+        .add_speech_understanding(id, content)
+        .await
+        .map_err(not_found)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": artifact.id, "kind": artifact.kind })),
+    ))
+}

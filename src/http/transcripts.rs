@@ -1,0 +1,619 @@
+//! `/v2/transcript`: create, get, list, delete and the retention view, shaped like
+//! AssemblyAI's transcript API so its SDKs work unchanged.
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::auth::Customer;
+use super::error::{ApiError, AppJson, JsonObject};
+use super::AppState;
+use crate::domain::{Content, DeletionReason, Transcript, TranscriptStatus};
+use crate::lifecycle::{
+    AudioSource, LifecycleError, NewTranscript, RetentionView, TranscriptContent,
+};
+use crate::storage::TranscriptQuery;
+
+/// Request fields that are options, not content: stored with the transcript and echoed.
+pub const OPTION_FIELDS: &[&str] = &[
+    "speech_model",
+    "speech_models",
+    "language_code",
+    "language_codes",
+    "language_detection",
+    "language_confidence_threshold",
+    "punctuate",
+    "format_text",
+    "disfluencies",
+    "dual_channel",
+    "multichannel",
+    "audio_start_from",
+    "audio_end_at",
+    "filter_profanity",
+    "speaker_labels",
+    "speakers_expected",
+    "redact_pii",
+    "redact_pii_audio",
+    "redact_pii_audio_quality",
+    "redact_pii_policies",
+    "redact_pii_sub",
+    "redact_pii_return_unredacted",
+    "content_safety",
+    "content_safety_confidence",
+    "iab_categories",
+    "sentiment_analysis",
+    "auto_chapters",
+    "entity_detection",
+    "summarization",
+    "summary_model",
+    "summary_type",
+    "auto_highlights",
+    "speech_threshold",
+    "temperature",
+    "remove_audio_tags",
+    "domain",
+];
+
+/// Request fields that are content (retention.md §2 `text_input`): stored as an artifact.
+pub const TEXT_INPUT_FIELDS: &[&str] = &[
+    "keyterms_prompt",
+    "prompt",
+    "custom_spelling",
+    "word_boost",
+    "boost_param",
+    "webhook_url",
+    "webhook_auth_header_name",
+    "webhook_auth_header_value",
+    "speech_understanding",
+];
+
+/// Result fields nulled in a redacted transcript, beyond whatever the pipeline stored.
+const RESULT_FIELDS: &[&str] = &["text", "words", "utterances", "confidence"];
+
+pub const DELETED_BY_USER_URL: &str = "http://deleted_by_user";
+pub const DELETED_BY_POLICY_URL: &str = "http://deleted_by_retention_policy";
+
+fn transcript_not_found() -> ApiError {
+    ApiError::NotFound("Transcript lookup error, transcript id not found".into())
+}
+
+fn transcript_error(error: LifecycleError) -> ApiError {
+    match error {
+        LifecycleError::NotFound => transcript_not_found(),
+        other => other.into(),
+    }
+}
+
+fn parse_transcript_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| transcript_not_found())
+}
+
+/// Naive ISO-8601 UTC with microseconds, as AssemblyAI's list items are.
+pub fn naive_micros(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn check_type(field: &str, value: &Value) -> Result<(), ApiError> {
+    let ok = match field {
+        "punctuate"
+        | "format_text"
+        | "disfluencies"
+        | "dual_channel"
+        | "multichannel"
+        | "filter_profanity"
+        | "speaker_labels"
+        | "redact_pii"
+        | "redact_pii_audio"
+        | "redact_pii_return_unredacted"
+        | "content_safety"
+        | "iab_categories"
+        | "sentiment_analysis"
+        | "auto_chapters"
+        | "entity_detection"
+        | "summarization"
+        | "auto_highlights"
+        | "language_detection" => value.is_boolean() || value.is_null(),
+        "speech_model"
+        | "language_code"
+        | "prompt"
+        | "webhook_url"
+        | "webhook_auth_header_name"
+        | "webhook_auth_header_value"
+        | "redact_pii_audio_quality"
+        | "redact_pii_sub"
+        | "summary_model"
+        | "summary_type"
+        | "remove_audio_tags"
+        | "domain" => value.is_string() || value.is_null(),
+        "boost_param" => {
+            value.is_null() || matches!(value.as_str(), Some("low" | "default" | "high"))
+        }
+        "speech_models"
+        | "keyterms_prompt"
+        | "word_boost"
+        | "language_codes"
+        | "redact_pii_policies" => {
+            value.is_null()
+                || value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(Value::is_string))
+        }
+        "custom_spelling" => {
+            value.is_null()
+                || value
+                    .as_array()
+                    .is_some_and(|items| items.iter().all(Value::is_object))
+        }
+        "speech_understanding" => value.is_object() || value.is_null(),
+        "speakers_expected" | "audio_start_from" | "audio_end_at" | "content_safety_confidence" => {
+            value.is_null() || value.as_u64().is_some()
+        }
+        "language_confidence_threshold" | "speech_threshold" | "temperature" => {
+            value.is_null() || value.is_number()
+        }
+        _ => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match field {
+        "boost_param" => "one of \"low\", \"default\" or \"high\"",
+        "speech_models"
+        | "keyterms_prompt"
+        | "word_boost"
+        | "language_codes"
+        | "redact_pii_policies" => "a list of strings",
+        "custom_spelling" => "a list of objects like {\"from\": [\"...\"], \"to\": \"...\"}",
+        "speech_understanding" => "an object",
+        "speakers_expected" | "audio_start_from" | "audio_end_at" | "content_safety_confidence" => {
+            "a non-negative integer"
+        }
+        "language_confidence_threshold" | "speech_threshold" | "temperature" => "a number",
+        f if check_type(f, &Value::Bool(true)).is_ok() => "true or false",
+        _ => "a string",
+    };
+    Err(ApiError::bad_request(format!("{field} must be {expected}")))
+}
+
+/// The audio source of a request: one of this server's upload URLs, or any http(s) URL.
+fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiError> {
+    let parsed = url::Url::parse(audio_url)
+        .map_err(|_| ApiError::bad_request("audio_url must be an absolute http(s) URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ApiError::bad_request(
+            "audio_url must be an absolute http(s) URL",
+        ));
+    }
+    let upload_prefix = format!("{}/v2/upload/", state.base_url);
+    if let Some(rest) = audio_url.strip_prefix(&upload_prefix) {
+        let id = Uuid::parse_str(rest)
+            .map_err(|_| ApiError::Forbidden("Cannot access uploaded file".into()))?;
+        return Ok(AudioSource::Upload(id));
+    }
+    Ok(AudioSource::Url(Content::new(audio_url.to_owned())))
+}
+
+/// `POST /v2/transcript`
+pub async fn create_transcript(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    AppJson(body): AppJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::bad_request(
+            "request body must be a JSON object with at least audio_url",
+        ));
+    };
+    let audio_url = match body.remove("audio_url") {
+        Some(Value::String(url)) => url,
+        Some(_) => return Err(ApiError::bad_request("audio_url must be a string")),
+        None => {
+            return Err(ApiError::bad_request(
+                "audio_url is required: the URL of the audio to transcribe",
+            ))
+        }
+    };
+    for (field, value) in &body {
+        check_type(field, value)?;
+    }
+    let audio = audio_source(&state, &audio_url)?;
+    let mut options = Map::new();
+    let mut inputs = Map::new();
+    for (field, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        // Anything not known to be a plain option is treated as content.
+        let is_option =
+            OPTION_FIELDS.contains(&field.as_str()) || value.is_boolean() || value.is_number();
+        if is_option && !TEXT_INPUT_FIELDS.contains(&field.as_str()) {
+            options.insert(field, value);
+        } else {
+            inputs.insert(field, value);
+        }
+    }
+    let webhook_auth = inputs.contains_key("webhook_auth_header_value");
+    let text_inputs = (!inputs.is_empty()).then(|| Content::new(Value::Object(inputs).to_string()));
+    let new = NewTranscript {
+        audio,
+        options: Value::Object(options),
+        text_inputs,
+        webhook_auth,
+    };
+    let transcript = state.lethe.create_transcript(&account, new).await?;
+    let view = state
+        .lethe
+        .transcript_content(&account, transcript.id)
+        .await?;
+    Ok(Json(render_transcript(&state, &view)))
+}
+
+/// The Transcript object (api.md), redacted when its content is deleted or expired.
+pub fn render_transcript(state: &AppState, view: &TranscriptContent) -> Value {
+    let t = &view.transcript;
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(t.id));
+    obj.insert("status".into(), json!(t.status));
+    obj.insert("language_model".into(), json!("assemblyai_default"));
+    obj.insert("acoustic_model".into(), json!("assemblyai_default"));
+    obj.insert(
+        "audio_duration".into(),
+        json!(t.audio_duration.map(|d| d.round() as i64)),
+    );
+    obj.insert("error".into(), json!(t.error));
+    for field in RESULT_FIELDS
+        .iter()
+        .chain(OPTION_FIELDS)
+        .chain(TEXT_INPUT_FIELDS)
+    {
+        obj.insert((*field).into(), Value::Null);
+    }
+    obj.remove("webhook_auth_header_value");
+    for flag in ["redact_pii", "auto_highlights", "summarization"] {
+        obj.insert(flag.into(), json!(false));
+    }
+    if let Some(reason) = view.redacted {
+        let (text, url) = match reason {
+            DeletionReason::CustomerRequest => ("Deleted by user.", DELETED_BY_USER_URL),
+            _ => ("Deleted by retention policy.", DELETED_BY_POLICY_URL),
+        };
+        obj.insert("text".into(), json!(text));
+        obj.insert("audio_url".into(), json!(url));
+        obj.insert("webhook_url".into(), json!(url));
+        obj.insert("webhook_auth".into(), json!(false));
+        return Value::Object(obj);
+    }
+    obj.insert("webhook_auth".into(), json!(t.webhook_auth));
+    obj.insert(
+        "audio_url".into(),
+        json!(audio_url_of(state, t, view.audio_url.as_ref())),
+    );
+    if let Value::Object(options) = &t.options {
+        obj.extend(options.clone());
+    }
+    if let Some(inputs) = view
+        .text_inputs
+        .as_ref()
+        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
+    {
+        for (field, value) in inputs {
+            if field != "webhook_auth_header_value" {
+                obj.insert(field, value);
+            }
+        }
+    }
+    if let Some(result) = view
+        .result
+        .as_ref()
+        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
+    {
+        for (field, value) in result {
+            if !matches!(
+                field.as_str(),
+                "id" | "status" | "audio_duration" | "error" | "audio_url"
+            ) {
+                obj.insert(field, value);
+            }
+        }
+    }
+    Value::Object(obj)
+}
+
+fn audio_url_of(state: &AppState, t: &Transcript, url: Option<&Content>) -> String {
+    match (t.upload_id, url) {
+        (Some(upload), _) => format!("{}/v2/upload/{upload}", state.base_url),
+        (None, Some(url)) => String::from_utf8_lossy(url.expose()).into_owned(),
+        (None, None) => DELETED_BY_POLICY_URL.to_owned(),
+    }
+}
+
+/// `GET /v2/transcript/{id}`
+pub async fn get_transcript(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_transcript_id(&id)?;
+    let view = state
+        .lethe
+        .transcript_content(&account, id)
+        .await
+        .map_err(transcript_error)?;
+    Ok(Json(render_transcript(&state, &view)))
+}
+
+/// `DELETE /v2/transcript/{id}`
+pub async fn delete_transcript(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_transcript_id(&id)?;
+    state
+        .lethe
+        .delete_transcript(&account, id)
+        .await
+        .map_err(transcript_error)?;
+    let view = state
+        .lethe
+        .transcript_content(&account, id)
+        .await
+        .map_err(transcript_error)?;
+    Ok(Json(render_transcript(&state, &view)))
+}
+
+/// The validated query of `GET /v2/transcript`.
+#[derive(Debug, Clone)]
+struct ListParams {
+    limit: u32,
+    status: Option<TranscriptStatus>,
+    created_on: Option<NaiveDate>,
+    before_id: Option<Uuid>,
+    after_id: Option<Uuid>,
+}
+
+impl ListParams {
+    fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let limit = match query.get("limit") {
+            None => 10,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=200).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "limit must be an integer from 1 to 200; got {raw:?}"
+                    ))
+                })?,
+        };
+        let status = match query.get("status") {
+            None => None,
+            Some(raw) => Some(TranscriptStatus::parse(raw).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status must be one of queued, processing, completed, error; got {raw:?}"
+                ))
+            })?),
+        };
+        let created_on = match query.get("created_on") {
+            None => None,
+            Some(raw) => Some(NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+                ApiError::bad_request(format!(
+                    "created_on must be a date like 2024-03-11; got {raw:?}"
+                ))
+            })?),
+        };
+        let id = |name: &str| -> Result<Option<Uuid>, ApiError> {
+            query
+                .get(name)
+                .map(|raw| {
+                    Uuid::parse_str(raw).map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "{name} must be a transcript id; got {raw:?}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let (before_id, after_id) = (id("before_id")?, id("after_id")?);
+        if let (Some(before), Some(after)) = (before_id, after_id) {
+            if after >= before {
+                return Err(ApiError::bad_request(
+                    "before_id and after_id bound no transcript: after_id must be older than before_id",
+                ));
+            }
+        }
+        Ok(Self {
+            limit,
+            status,
+            created_on,
+            before_id,
+            after_id,
+        })
+    }
+
+    fn query(
+        &self,
+        before_id: Option<Uuid>,
+        after_id: Option<Uuid>,
+        limit: u32,
+    ) -> TranscriptQuery {
+        TranscriptQuery {
+            status: self.status,
+            created_on: self.created_on,
+            before_id,
+            after_id,
+            limit,
+        }
+    }
+
+    fn url(&self, base: &str, before_id: Option<Uuid>, after_id: Option<Uuid>) -> String {
+        let mut url = url::Url::parse(&format!("{base}/v2/transcript")).unwrap_or_else(|_| {
+            url::Url::parse("http://localhost/v2/transcript").expect("static URL parses")
+        });
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &self.limit.to_string());
+            if let Some(status) = self.status {
+                q.append_pair("status", status.as_str());
+            }
+            if let Some(day) = self.created_on {
+                q.append_pair("created_on", &day.to_string());
+            }
+            if let Some(before) = before_id {
+                q.append_pair("before_id", &before.to_string());
+            }
+            if let Some(after) = after_id {
+                q.append_pair("after_id", &after.to_string());
+            }
+        }
+        url.to_string()
+    }
+}
+
+/// `GET /v2/transcript`: newest first, keyset paging; `prev_url` is the older page and
+/// `next_url` the newer one, each `null` when there is no such page.
+pub async fn list_transcripts(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let params = ListParams::parse(&query)?;
+    let lethe = &state.lethe;
+    let page = lethe
+        .list_transcripts(
+            &account,
+            &params.query(params.before_id, params.after_id, params.limit),
+        )
+        .await?;
+    let (prev_url, next_url) = match (page.first(), page.last()) {
+        (Some(newest), Some(oldest)) => {
+            let older = lethe
+                .list_transcripts(&account, &params.query(Some(oldest.id), params.after_id, 1))
+                .await?;
+            let newer = lethe
+                .list_transcripts(
+                    &account,
+                    &params.query(params.before_id, Some(newest.id), 1),
+                )
+                .await?;
+            (
+                (!older.is_empty())
+                    .then(|| params.url(&state.base_url, Some(oldest.id), params.after_id)),
+                (!newer.is_empty())
+                    .then(|| params.url(&state.base_url, params.before_id, Some(newest.id))),
+            )
+        }
+        _ => (None, None),
+    };
+    let mut items = Vec::with_capacity(page.len());
+    for t in &page {
+        items.push(list_item(&state, &account, t).await?);
+    }
+    Ok(Json(json!({
+        "page_details": {
+            "limit": params.limit,
+            "result_count": page.len(),
+            "current_url": params.url(&state.base_url, params.before_id, params.after_id),
+            "prev_url": prev_url,
+            "next_url": next_url,
+        },
+        "transcripts": items,
+    })))
+}
+
+async fn list_item(
+    state: &AppState,
+    account: &crate::domain::Account,
+    t: &Transcript,
+) -> Result<Value, ApiError> {
+    let now = state.lethe.now();
+    let audio_url = match t.redaction_reason_at(now) {
+        Some(DeletionReason::CustomerRequest) => DELETED_BY_USER_URL.to_owned(),
+        Some(_) => DELETED_BY_POLICY_URL.to_owned(),
+        None if t.upload_id.is_some() => audio_url_of(state, t, None),
+        None => {
+            let url = state.lethe.audio_url(account, t).await?;
+            audio_url_of(state, t, url.as_ref())
+        }
+    };
+    Ok(json!({
+        "id": t.id,
+        "resource_url": format!("{}/v2/transcript/{}", state.base_url, t.id),
+        "status": t.status,
+        "created": naive_micros(t.created_at),
+        "completed": t.completed_at.map(naive_micros),
+        "audio_url": audio_url,
+        "error": t.error,
+    }))
+}
+
+/// `GET /v2/transcript/{id}/retention`: every artifact's schedule and tombstone.
+pub async fn retention(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_transcript_id(&id)?;
+    let view = state
+        .lethe
+        .retention_view(&account, id)
+        .await
+        .map_err(transcript_error)?;
+    Ok(Json(render_retention(&view)))
+}
+
+fn render_retention(view: &RetentionView) -> Value {
+    let settings = &view.account.settings;
+    let artifacts: Vec<Value> = view
+        .artifacts
+        .iter()
+        .map(|a| {
+            let deleted = a.artifact.state == crate::domain::ArtifactState::Deleted;
+            json!({
+                "id": a.artifact.id,
+                "kind": a.artifact.kind,
+                "state": if deleted { "deleted" } else { "live" },
+                "created_at": rfc3339(a.artifact.created_at),
+                "delete_after": a.delete_after.map(rfc3339),
+                "delete_by": a.delete_by.map(rfc3339),
+                "deleted_at": a.artifact.deleted_at.map(rfc3339),
+                "deletion_reason": a.artifact.deletion_reason,
+                "training_eligible": a.artifact.training_eligible && !deleted,
+            })
+        })
+        .collect();
+    let scheduled_under = view
+        .artifacts
+        .iter()
+        .filter(|a| a.artifact.transcript_id == Some(view.transcript.id))
+        .map(|a| a.artifact.policy_version)
+        .max()
+        .unwrap_or(view.transcript.policy_version);
+    json!({
+        "transcript_id": view.transcript.id,
+        "policy": {
+            "mode": settings.mode(),
+            "transcript_ttl_seconds": settings.effective_transcript_ttl().map(|d| d.num_seconds()),
+            "scheduled_under": format!("v{scheduled_under}"),
+        },
+        "artifacts": artifacts,
+    })
+}
+
+/// A JSON object body's field helpers shared by the account and admin handlers.
+pub fn take_bool(body: &mut JsonObject, field: &str) -> Result<Option<bool>, ApiError> {
+    match body.remove(field) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{field} must be true or false"
+        ))),
+    }
+}
