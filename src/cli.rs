@@ -45,6 +45,8 @@ pub enum Command {
     },
     /// Create the DynamoDB table and S3 bucket of the AWS profile (idempotent).
     Provision,
+    /// Print the OpenAPI document of the HTTP API (as checked in under docs/).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +71,10 @@ pub struct CreateAccount {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        println!("{}", crate::http::openapi_json());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     crate::telemetry::init(config.log_format);
     match cli.command {
@@ -104,6 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("(the API key is shown only now; Lethe keeps only its hash)");
             Ok(())
         }
+        Command::Openapi => unreachable!("handled before loading the configuration"),
         Command::Provision => {
             bail!("`lethe provision` belongs to the AWS profile, which is not available in this build yet")
         }

@@ -62,11 +62,18 @@ pub fn reject_unknown(body: &JsonObject, allowed: &[&str]) -> Result<(), ApiErro
 }
 
 /// `GET /v2/account/retention`
+#[utoipa::path(get, path = "/v2/account/retention", tag = "public", security(("api_key" = [])),
+    responses((status = 200, description = "The account's retention settings and derived mode", body = super::openapi::AccountRetention), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
 pub async fn get_retention(Customer(account): Customer) -> Json<Value> {
     Json(render_settings(&account))
 }
 
 /// `PUT /v2/account/retention`: customer-settable fields only; invalid → nothing changes.
+#[utoipa::path(put, path = "/v2/account/retention", tag = "public", security(("api_key" = [])),
+    request_body = super::openapi::AccountRetentionUpdate,
+    responses((status = 200, description = "The settings now in force", body = super::openapi::AccountRetention),
+        (status = 400, description = "An invalid value or unknown field; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "baa, region or zero_data_retention, which only the operator sets", body = super::openapi::ErrorBody)))]
 pub async fn put_retention(
     State(state): State<AppState>,
     Customer(account): Customer,

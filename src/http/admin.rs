@@ -64,6 +64,10 @@ fn limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32,
 }
 
 /// `POST /admin/v1/accounts`: the API key is in this response only.
+#[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", security(("admin_token" = [])),
+    request_body = super::openapi::AccountCreate,
+    responses((status = 201, description = "Created; the API key is shown only here", body = super::openapi::AccountCreated),
+        (status = 400, description = "Invalid or unknown fields", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
 pub async fn create_account(
     State(state): State<AppState>,
     _: Admin,
@@ -92,6 +96,9 @@ pub async fn create_account(
 }
 
 /// `GET /admin/v1/accounts/{id}`
+#[utoipa::path(get, path = "/admin/v1/accounts/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Account id")),
+    responses((status = 200, description = "The account", body = super::openapi::AccountBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody)))]
 pub async fn get_account(
     State(state): State<AppState>,
     _: Admin,
@@ -106,6 +113,11 @@ pub async fn get_account(
 }
 
 /// `PATCH /admin/v1/accounts/{id}`
+#[utoipa::path(patch, path = "/admin/v1/accounts/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Account id")),
+    request_body = super::openapi::AccountPatch,
+    responses((status = 200, description = "The account after the change", body = super::openapi::AccountBody),
+        (status = 400, description = "Invalid settings; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody), (status = 409, description = "Changed concurrently", body = super::openapi::ErrorBody)))]
 pub async fn patch_account(
     State(state): State<AppState>,
     _: Admin,
@@ -141,6 +153,9 @@ pub async fn patch_account(
 }
 
 /// `POST /admin/v1/accounts/{id}/keys`: another key; earlier ones keep working.
+#[utoipa::path(post, path = "/admin/v1/accounts/{id}/keys", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Account id")),
+    responses((status = 201, description = "Another API key; earlier ones keep working", body = super::openapi::KeyCreated), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody)))]
 pub async fn new_key(
     State(state): State<AppState>,
     _: Admin,
@@ -175,12 +190,17 @@ fn render_sweep(report: &SweepReport) -> Value {
 }
 
 /// `POST /admin/v1/sweeps`: one pass now; its summary.
+#[utoipa::path(post, path = "/admin/v1/sweeps", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "The summary of the pass just run", body = super::openapi::SweepBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
 pub async fn run_sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
     let report = state.sweeper.run_once(state.lethe.now()).await?;
     Ok(Json(render_sweep(&report)))
 }
 
 /// `GET /admin/v1/sweeps`: recent passes, newest first.
+#[utoipa::path(get, path = "/admin/v1/sweeps", tag = "admin", security(("admin_token" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 200, default 20")),
+    responses((status = 200, description = "Recent passes, newest first", body = super::openapi::SweepList), (status = 400, description = "Bad limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
 pub async fn list_sweeps(
     State(state): State<AppState>,
     _: Admin,
@@ -210,6 +230,9 @@ fn render_overdue(a: &Artifact) -> Value {
 }
 
 /// `GET /admin/v1/overdue`: artifacts past `delete_by` and not deleted.
+#[utoipa::path(get, path = "/admin/v1/overdue", tag = "admin", security(("admin_token" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "Artifacts past delete_by and not deleted", body = super::openapi::OverdueList), (status = 400, description = "Bad limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
 pub async fn overdue(
     State(state): State<AppState>,
     _: Admin,

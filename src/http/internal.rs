@@ -31,6 +31,10 @@ fn status_body(t: &Transcript) -> Json<Value> {
 }
 
 /// `POST /internal/v1/transcripts/{id}/processing`
+#[utoipa::path(post, path = "/internal/v1/transcripts/{id}/processing", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    responses((status = 200, description = "Now processing", body = super::openapi::StatusBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Already completed or error", body = super::openapi::ErrorBody)))]
 pub async fn processing(
     State(state): State<AppState>,
     _: Internal,
@@ -45,6 +49,12 @@ pub async fn processing(
 }
 
 /// `PUT /internal/v1/transcripts/{id}/intermediates/{name}`: the body's bytes.
+#[utoipa::path(put, path = "/internal/v1/transcripts/{id}/intermediates/{name}", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "Transcript id"), ("name" = String, Path, description = "1 to 128 of A-Z a-z 0-9 . _ -")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, description = "Stored as a tracked intermediate", body = super::openapi::ArtifactCreated),
+        (status = 400, description = "Bad name or empty body", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody),
+        (status = 409, description = "Transcript finished, or zero data retention", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody)))]
 pub async fn put_intermediate(
     State(state): State<AppState>,
     _: Internal,
@@ -81,6 +91,11 @@ pub async fn put_intermediate(
 }
 
 /// `POST /internal/v1/transcripts/{id}/complete`: the result becomes the final transcript.
+#[utoipa::path(post, path = "/internal/v1/transcripts/{id}/complete", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    request_body = super::openapi::CompleteRequest,
+    responses((status = 200, description = "Completed; its retention is anchored now", body = super::openapi::StatusBody),
+        (status = 400, description = "Wrong types", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Already finished, or zero data retention", body = super::openapi::ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
     _: Internal,
@@ -127,6 +142,11 @@ pub async fn complete(
 }
 
 /// `POST /internal/v1/transcripts/{id}/error`
+#[utoipa::path(post, path = "/internal/v1/transcripts/{id}/error", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    request_body = super::openapi::ErrorRequest,
+    responses((status = 200, description = "Failed; its retention is anchored now", body = super::openapi::StatusBody),
+        (status = 400, description = "Missing error message", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Already finished", body = super::openapi::ErrorBody)))]
 pub async fn error(
     State(state): State<AppState>,
     _: Internal,
@@ -147,6 +167,11 @@ pub async fn error(
 }
 
 /// `POST /internal/v1/transcripts/{id}/speech-understanding`
+#[utoipa::path(post, path = "/internal/v1/transcripts/{id}/speech-understanding", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    request_body(content = Object, description = "The result, any JSON object"),
+    responses((status = 201, description = "Stored, linked to its transcript", body = super::openapi::ArtifactCreated),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention", body = super::openapi::ErrorBody), (status = 410, description = "The transcript's content is deleted", body = super::openapi::ErrorBody)))]
 pub async fn speech_understanding(
     State(state): State<AppState>,
     _: Internal,

@@ -14,16 +14,21 @@ pub mod openapi;
 pub mod transcripts;
 pub mod uploads;
 
+pub use openapi::document_json as openapi_json;
+
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use axum::{middleware, Json, Router};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::lifecycle::Lethe;
@@ -48,72 +53,59 @@ pub struct AppState {
     pub gauges_read_at: Arc<Mutex<Option<Instant>>>,
 }
 
-pub fn router(state: AppState) -> Router {
-    let public_and_admin = Router::new()
-        .route(
-            "/v2/transcript",
-            post(transcripts::create_transcript).get(transcripts::list_transcripts),
-        )
-        .route(
-            "/v2/transcript/{id}",
-            get(transcripts::get_transcript).delete(transcripts::delete_transcript),
-        )
-        .route("/v2/transcript/{id}/retention", get(transcripts::retention))
-        .route(
-            "/v2/account/retention",
-            get(account::get_retention).put(account::put_retention),
-        )
-        .route("/admin/v1/accounts", post(admin::create_account))
-        .route(
-            "/admin/v1/accounts/{id}",
-            get(admin::get_account).patch(admin::patch_account),
-        )
-        .route("/admin/v1/accounts/{id}/keys", post(admin::new_key))
-        .route(
-            "/admin/v1/sweeps",
-            post(admin::run_sweep).get(admin::list_sweeps),
-        )
-        .route("/admin/v1/overdue", get(admin::overdue))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi::serve))
-        .layer(DefaultBodyLimit::max(PUBLIC_JSON_LIMIT));
-    let internal_json = Router::new()
-        .route(
-            "/internal/v1/transcripts/{id}/processing",
-            post(internal::processing),
-        )
-        .route(
-            "/internal/v1/transcripts/{id}/complete",
-            post(internal::complete),
-        )
-        .route("/internal/v1/transcripts/{id}/error", post(internal::error))
-        .route(
-            "/internal/v1/transcripts/{id}/speech-understanding",
-            post(internal::speech_understanding),
-        )
-        .layer(DefaultBodyLimit::max(INTERNAL_JSON_LIMIT));
-    let timed = public_and_admin
-        .merge(internal_json)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state
-                .config
-                .request_timeout
-                .to_std()
-                .unwrap_or(Duration::from_secs(60)),
-        ));
+/// Every documented route, registered with its OpenAPI description: the router and the
+/// document come from this one table.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    api_routes_with_timeout(Duration::from_secs(60))
+}
+
+fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
+    let timeout = || TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout);
+    let public_and_admin = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(
+            transcripts::create_transcript,
+            transcripts::list_transcripts
+        ))
+        .routes(routes!(
+            transcripts::get_transcript,
+            transcripts::delete_transcript
+        ))
+        .routes(routes!(transcripts::retention))
+        .routes(routes!(account::get_retention, account::put_retention))
+        .routes(routes!(admin::create_account))
+        .routes(routes!(admin::get_account, admin::patch_account))
+        .routes(routes!(admin::new_key))
+        .routes(routes!(admin::run_sweep, admin::list_sweeps))
+        .routes(routes!(admin::overdue))
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .layer(DefaultBodyLimit::max(PUBLIC_JSON_LIMIT))
+        .layer(timeout());
+    let internal_json = OpenApiRouter::new()
+        .routes(routes!(internal::processing))
+        .routes(routes!(internal::complete))
+        .routes(routes!(internal::error))
+        .routes(routes!(internal::speech_understanding))
+        .layer(DefaultBodyLimit::max(INTERNAL_JSON_LIMIT))
+        .layer(timeout());
     // Streaming bodies are bounded by size (max_upload_bytes), not by time.
-    let streaming = Router::new()
-        .route("/v2/upload", post(uploads::upload))
-        .route("/internal/v1/uploads/{id}", get(uploads::read_upload))
-        .route(
-            "/internal/v1/transcripts/{id}/intermediates/{name}",
-            put(internal::put_intermediate),
-        )
+    let streaming = OpenApiRouter::new()
+        .routes(routes!(uploads::upload))
+        .routes(routes!(uploads::read_upload))
+        .routes(routes!(internal::put_intermediate))
         .layer(DefaultBodyLimit::disable());
-    timed
-        .merge(streaming)
+    public_and_admin.merge(internal_json).merge(streaming)
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state
+        .config
+        .request_timeout
+        .to_std()
+        .unwrap_or(Duration::from_secs(60));
+    let (routes, _) = api_routes_with_timeout(timeout).split_for_parts();
+    routes
+        .route("/openapi.json", get(openapi::serve))
         .fallback(unknown_endpoint)
         .layer(middleware::map_response(json_errors))
         .layer(
@@ -160,11 +152,15 @@ async fn json_errors(response: Response) -> Response {
     error_body(status, message)
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server is up", body = openapi::Health)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Prometheus text; gauges are re-read from the index at most every 10 seconds.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus (OpenMetrics) text", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(state): State<AppState>) -> Result<Response, error::ApiError> {
     {
         let mut read_at = state.gauges_read_at.lock().await;

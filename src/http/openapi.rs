@@ -1,3 +1,331 @@
-pub async fn serve() -> &'static str {
-    "{}"
+//! The OpenAPI document of all three surfaces. Routes are registered with `utoipa-axum`
+//! together with their `#[utoipa::path]` annotations (see [`super::router`]), so the
+//! document is generated from the same table that serves requests. The schemas below
+//! describe bodies that handlers build; `docs/openapi.json` is the checked-in copy, kept
+//! equal to the generated one by a test.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lethe",
+        description = "Retention and TTL lifecycle engine. Public API compatible with AssemblyAI's /v2 transcript API; internal API for the transcription pipeline; admin API for operators.",
+        version = "0.1.0"
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "public", description = "Customers, with their API key in `Authorization` (no `Bearer`)"),
+        (name = "internal", description = "The transcription pipeline, with `Authorization: Bearer <internal token>`"),
+        (name = "admin", description = "Operators, with `Authorization: Bearer <admin token>`"),
+        (name = "operations", description = "Health and metrics, no authentication"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Authorization"))),
+        );
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("internal_token", bearer());
+        components.add_security_scheme("admin_token", bearer());
+    }
+}
+
+/// Every 4xx/5xx body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A sentence a person can act on.
+    pub error: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UploadResponse {
+    /// Use as `audio_url` of `POST /v2/transcript`.
+    pub upload_url: String,
+}
+
+/// `POST /v2/transcript`. AssemblyAI's request fields are accepted and echoed; text inputs
+/// (prompts, key terms, custom spelling, word boost, webhook URL and auth) are stored as a
+/// tracked `text_input` artifact. Fields not listed are accepted too.
+#[derive(Serialize, ToSchema)]
+pub struct TranscriptRequest {
+    /// An `upload_url` of this account, or any http(s) URL.
+    pub audio_url: String,
+    pub speech_model: Option<String>,
+    pub speech_models: Option<Vec<String>>,
+    pub language_code: Option<String>,
+    pub punctuate: Option<bool>,
+    pub format_text: Option<bool>,
+    pub speaker_labels: Option<bool>,
+    pub keyterms_prompt: Option<Vec<String>>,
+    pub prompt: Option<String>,
+    pub custom_spelling: Option<Vec<serde_json::Value>>,
+    pub word_boost: Option<Vec<String>>,
+    /// `low`, `default` or `high`.
+    pub boost_param: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_auth_header_name: Option<String>,
+    /// Stored, never echoed: the response has `webhook_auth` instead.
+    pub webhook_auth_header_value: Option<String>,
+    pub speech_understanding: Option<serde_json::Value>,
+}
+
+/// The Transcript object, as AssemblyAI's. Result fields the pipeline stored appear too.
+/// Once deleted (or past `delete_after`): `text` is `Deleted by user.` or `Deleted by
+/// retention policy.`, `audio_url`/`webhook_url` the matching sentinel URL, `id`,
+/// `status` and `audio_duration` kept, every result and echoed field null.
+#[derive(Serialize, ToSchema)]
+pub struct TranscriptObject {
+    pub id: String,
+    /// `queued`, `processing`, `completed` or `error`.
+    pub status: String,
+    pub audio_url: String,
+    pub text: Option<String>,
+    pub words: Option<Vec<serde_json::Value>>,
+    pub utterances: Option<Vec<serde_json::Value>>,
+    pub confidence: Option<f64>,
+    /// Seconds.
+    pub audio_duration: Option<i64>,
+    pub error: Option<String>,
+    pub language_model: String,
+    pub acoustic_model: String,
+    pub webhook_url: Option<String>,
+    pub webhook_auth: bool,
+    pub webhook_auth_header_name: Option<String>,
+    pub redact_pii: bool,
+    pub auto_highlights: bool,
+    pub summarization: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PageDetails {
+    pub limit: u32,
+    pub result_count: u32,
+    pub current_url: String,
+    /// The page of older transcripts, or null.
+    pub prev_url: Option<String>,
+    /// The page of newer transcripts, or null.
+    pub next_url: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TranscriptListItem {
+    pub id: String,
+    pub resource_url: String,
+    pub status: String,
+    /// Naive ISO-8601 UTC with microseconds.
+    pub created: String,
+    pub completed: Option<String>,
+    /// `http://deleted_by_user` or `http://deleted_by_retention_policy` once deleted.
+    pub audio_url: String,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TranscriptList {
+    pub page_details: PageDetails,
+    /// Newest first.
+    pub transcripts: Vec<TranscriptListItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RetentionPolicy {
+    /// `ttl`, `baa`, `default` or `zdr`.
+    pub mode: String,
+    pub transcript_ttl_seconds: Option<i64>,
+    /// The policy version the transcript's artifacts were scheduled under.
+    pub scheduled_under: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ArtifactRetention {
+    pub id: String,
+    /// One of the artifact kinds of retention.md §2.
+    pub kind: String,
+    /// `live` or `deleted`.
+    pub state: String,
+    pub created_at: String,
+    pub delete_after: Option<String>,
+    pub delete_by: Option<String>,
+    pub deleted_at: Option<String>,
+    /// `ttl`, `window`, `customer_request`, `linked` or `zdr`.
+    pub deletion_reason: Option<String>,
+    pub training_eligible: bool,
+}
+
+/// Every artifact of a transcript, including the upload it was created from.
+#[derive(Serialize, ToSchema)]
+pub struct RetentionViewBody {
+    pub transcript_id: String,
+    pub policy: RetentionPolicy,
+    pub artifacts: Vec<ArtifactRetention>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountRetention {
+    pub transcript_ttl_seconds: Option<i64>,
+    pub upload_ttl_seconds: i64,
+    pub model_training_opt_out: bool,
+    pub baa: bool,
+    /// `us` or `eu`.
+    pub region: String,
+    pub zero_data_retention: bool,
+    /// Derived: `ttl`, `baa`, `default` or `zdr`.
+    pub mode: String,
+}
+
+/// The customer-settable fields; `baa`, `region` and `zero_data_retention` are refused with 403.
+#[derive(Serialize, ToSchema)]
+pub struct AccountRetentionUpdate {
+    /// 3600 or more (at most 259200 with a BAA); null removes the TTL.
+    pub transcript_ttl_seconds: Option<i64>,
+    pub upload_ttl_seconds: Option<i64>,
+    pub model_training_opt_out: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatusBody {
+    pub id: String,
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ArtifactCreated {
+    pub id: String,
+    pub kind: String,
+}
+
+/// The pipeline's result: becomes the final transcript. Any further result fields are kept.
+#[derive(Serialize, ToSchema)]
+pub struct CompleteRequest {
+    pub text: Option<String>,
+    pub words: Option<Vec<serde_json::Value>>,
+    pub utterances: Option<Vec<serde_json::Value>>,
+    /// From 0 to 1.
+    pub confidence: Option<f64>,
+    /// Seconds; usage metadata, kept after deletion.
+    pub audio_duration: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorRequest {
+    pub error: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountCreate {
+    pub name: String,
+    pub baa: Option<bool>,
+    pub region: Option<String>,
+    pub zero_data_retention: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountCreated {
+    pub id: String,
+    /// Shown only in this response; Lethe keeps only its hash.
+    pub api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountBody {
+    pub id: String,
+    pub name: String,
+    pub policy_version: i64,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub settings: AccountRetention,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountPatch {
+    pub baa: Option<bool>,
+    pub region: Option<String>,
+    pub zero_data_retention: Option<bool>,
+    pub transcript_ttl_seconds: Option<i64>,
+    pub upload_ttl_seconds: Option<i64>,
+    pub model_training_opt_out: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyCreated {
+    pub api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SweepBody {
+    pub id: String,
+    pub instance: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: i64,
+    pub examined: u64,
+    pub deleted: u64,
+    pub deleted_by_reason: std::collections::BTreeMap<String, u64>,
+    pub failed: u64,
+    pub overdue: u64,
+    pub stuck_transcripts_errored: u64,
+    pub truncated: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SweepList {
+    pub sweeps: Vec<SweepBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OverdueArtifact {
+    pub id: String,
+    pub account_id: String,
+    pub transcript_id: Option<String>,
+    pub kind: String,
+    pub state: String,
+    pub delete_after: Option<String>,
+    pub delete_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OverdueList {
+    pub artifacts: Vec<OverdueArtifact>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+/// The document, generated once from the router's registrations.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| super::api_routes().into_openapi())
+}
+
+/// The document as pretty JSON, as checked in under `docs/openapi.json`.
+pub fn document_json() -> String {
+    document()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// `GET /openapi.json`
+pub async fn serve() -> Response {
+    let mut response = document_json().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

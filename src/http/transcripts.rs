@@ -201,6 +201,11 @@ fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiErr
 }
 
 /// `POST /v2/transcript`
+#[utoipa::path(post, path = "/v2/transcript", tag = "public", security(("api_key" = [])),
+    request_body = super::openapi::TranscriptRequest,
+    responses((status = 200, description = "The queued transcript", body = super::openapi::TranscriptObject),
+        (status = 400, description = "Malformed JSON, wrong types or missing audio_url; nothing stored", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+        (status = 403, description = "audio_url is another account's upload", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody)))]
 pub async fn create_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -335,6 +340,10 @@ fn audio_url_of(state: &AppState, t: &Transcript, url: Option<&Content>) -> Stri
 }
 
 /// `GET /v2/transcript/{id}`
+#[utoipa::path(get, path = "/v2/transcript/{id}", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    responses((status = 200, description = "The transcript; redacted once deleted or past delete_after", body = super::openapi::TranscriptObject),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
 pub async fn get_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -350,6 +359,10 @@ pub async fn get_transcript(
 }
 
 /// `DELETE /v2/transcript/{id}`
+#[utoipa::path(delete, path = "/v2/transcript/{id}", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    responses((status = 200, description = "The redacted transcript; idempotent", body = super::openapi::TranscriptObject),
+        (status = 400, description = "Still queued or processing; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
 pub async fn delete_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -479,6 +492,16 @@ impl ListParams {
 
 /// `GET /v2/transcript`: newest first, keyset paging; `prev_url` is the older page and
 /// `next_url` the newer one, each `null` when there is no such page.
+#[utoipa::path(get, path = "/v2/transcript", tag = "public", security(("api_key" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 10"),
+        ("status" = Option<String>, Query, description = "queued, processing, completed or error"),
+        ("created_on" = Option<String>, Query, description = "YYYY-MM-DD"),
+        ("before_id" = Option<String>, Query, description = "Only transcripts older than this id"),
+        ("after_id" = Option<String>, Query, description = "Only transcripts newer than this id"),
+    ),
+    responses((status = 200, description = "Newest first, keyset-paginated; deleted transcripts included", body = super::openapi::TranscriptList),
+        (status = 400, description = "A bad parameter, or a before_id/after_id pair that bounds nothing", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
 pub async fn list_transcripts(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -492,22 +515,19 @@ pub async fn list_transcripts(
             &params.query(params.before_id, params.after_id, params.limit),
         )
         .await?;
+    // Each link carries its own cursor only, so following it never re-applies a bound
+    // that no longer fits; a link is null when there is no such page.
     let (prev_url, next_url) = match (page.first(), page.last()) {
         (Some(newest), Some(oldest)) => {
             let older = lethe
-                .list_transcripts(&account, &params.query(Some(oldest.id), params.after_id, 1))
+                .list_transcripts(&account, &params.query(Some(oldest.id), None, 1))
                 .await?;
             let newer = lethe
-                .list_transcripts(
-                    &account,
-                    &params.query(params.before_id, Some(newest.id), 1),
-                )
+                .list_transcripts(&account, &params.query(None, Some(newest.id), 1))
                 .await?;
             (
-                (!older.is_empty())
-                    .then(|| params.url(&state.base_url, Some(oldest.id), params.after_id)),
-                (!newer.is_empty())
-                    .then(|| params.url(&state.base_url, params.before_id, Some(newest.id))),
+                (!older.is_empty()).then(|| params.url(&state.base_url, Some(oldest.id), None)),
+                (!newer.is_empty()).then(|| params.url(&state.base_url, None, Some(newest.id))),
             )
         }
         _ => (None, None),
@@ -555,6 +575,10 @@ async fn list_item(
 }
 
 /// `GET /v2/transcript/{id}/retention`: every artifact's schedule and tombstone.
+#[utoipa::path(get, path = "/v2/transcript/{id}/retention", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Transcript id")),
+    responses((status = 200, description = "Each artifact's schedule and tombstone", body = super::openapi::RetentionViewBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
 pub async fn retention(
     State(state): State<AppState>,
     Customer(account): Customer,

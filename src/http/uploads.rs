@@ -76,6 +76,10 @@ pub fn stream_error(error: LifecycleError, exceeded: &AtomicBool, limit: u64) ->
 }
 
 /// `POST /v2/upload`
+#[utoipa::path(post, path = "/v2/upload", tag = "public", security(("api_key" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The audio bytes, streamed"),
+    responses((status = 200, description = "Where the upload can be referenced", body = super::openapi::UploadResponse),
+        (status = 400, description = "Empty body", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody), (status = 413, description = "Larger than LETHE_MAX_UPLOAD_BYTES; nothing stored", body = super::openapi::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -98,6 +102,10 @@ pub async fn upload(
 }
 
 /// `GET /internal/v1/uploads/{id}`: the bytes while live, 410 once deleted or expired.
+#[utoipa::path(get, path = "/internal/v1/uploads/{id}", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "The last path segment of the upload_url")),
+    responses((status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such upload", body = super::openapi::ErrorBody), (status = 410, description = "Deleted, or past delete_after", body = super::openapi::ErrorBody)))]
 pub async fn read_upload(
     State(state): State<AppState>,
     _: Internal,

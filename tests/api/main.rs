@@ -1,0 +1,12 @@
+//! Black-box tests of the HTTP API: each test starts the real server on a random port,
+//! with a manual clock and a fresh data dir, and speaks HTTP to it.
+
+mod account;
+mod admin;
+mod helpers;
+mod internal;
+mod isolation;
+mod matrix;
+mod sdk;
+mod transcripts;
+mod uploads;
