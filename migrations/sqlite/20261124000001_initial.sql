@@ -108,3 +108,5 @@ CREATE TABLE sweeps (
 CREATE INDEX sweeps_recent ON sweeps (started_at);
 -- Metrics count artifacts by kind and state from this covering index.
 CREATE INDEX artifacts_kind_state ON artifacts (kind, state);
+-- `created_on` filters read one day of one account.
+CREATE INDEX transcripts_by_account_created ON transcripts (account_id, created_at);

@@ -383,7 +383,35 @@ async fn insert_artifact_row<'e>(
     Ok(())
 }
 
+async fn insert_transcript_row<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    t: &Transcript,
+) -> Result<()> {
+    let query = sqlx::query(
+        "INSERT INTO transcripts (account_id, status, created_at, completed_at, upload_id, options,
+            webhook_auth, audio_duration, error, policy_version, delete_after, delete_by,
+            deleted_at, deletion_reason, id, revision)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    bind_transcript(query, t)
+        .bind(t.id.to_string())
+        .bind(t.revision)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 impl SqliteStore {
+    /// Inserts many transcripts in one transaction (benchmarks and bulk imports).
+    pub async fn insert_transcripts_bulk(&self, transcripts: &[Transcript]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for t in transcripts {
+            insert_transcript_row(&mut *tx, t).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Inserts many artifacts in one transaction (benchmarks and bulk imports).
     pub async fn insert_artifacts_bulk(&self, artifacts: &[Artifact]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
@@ -419,18 +447,7 @@ fn bind_transcript<'q>(
 #[async_trait]
 impl ArtifactIndex for SqliteStore {
     async fn insert_transcript(&self, t: &Transcript) -> Result<()> {
-        let query = sqlx::query(
-            "INSERT INTO transcripts (account_id, status, created_at, completed_at, upload_id, options,
-                webhook_auth, audio_duration, error, policy_version, delete_after, delete_by,
-                deleted_at, deletion_reason, id, revision)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        bind_transcript(query, t)
-            .bind(t.id.to_string())
-            .bind(t.revision)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        insert_transcript_row(&self.pool, t).await
     }
 
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {
