@@ -54,6 +54,7 @@ async fn fixture(n: usize) -> Fixture {
         index: sql.clone(),
         content: content.clone(),
         audit: sql.clone(),
+        aws_requests: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -70,6 +70,7 @@ async fn backends(dir: &std::path::Path) -> (Arc<SqliteStore>, Backends) {
         index: sql.clone(),
         content,
         audit: sql.clone(),
+        aws_requests: Default::default(),
     };
     (sql, backends)
 }

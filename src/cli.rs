@@ -112,7 +112,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => unreachable!("handled before loading the configuration"),
         Command::Provision => {
-            bail!("`lethe provision` belongs to the AWS profile, which is not available in this build yet")
+            for line in crate::startup::provision(&config).await? {
+                println!("{line}");
+            }
+            Ok(())
         }
     }
 }

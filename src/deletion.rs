@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::domain::{
     Artifact, ArtifactId, ArtifactKind, ArtifactState, DeletionReason, ScheduleKind, Tombstone,
-    TranscriptDeletion,
+    TranscriptDeletion, TranscriptId,
 };
 use crate::storage::{Backends, Claim, StorageError};
 
@@ -49,44 +49,53 @@ pub async fn delete_claimed(
         ok
     });
 
-    // Step 2: cascade from final transcripts to their linked artifacts.
+    // Step 2: cascade from final transcripts to their linked artifacts, for the whole
+    // batch at once (one read, one request, one claim), not per transcript.
     let mut linked_of: HashMap<ArtifactId, Vec<ArtifactId>> = HashMap::new();
     let batch: HashSet<ArtifactId> = claimed.iter().map(|a| a.id).collect();
-    let finals: Vec<Artifact> = claimed
+    let finals: Vec<(ArtifactId, TranscriptId, DeletionReason)> = claimed
         .iter()
         .filter(|a| a.kind == ArtifactKind::FinalTranscript)
-        .cloned()
+        .filter_map(|a| a.transcript_id.map(|t| (a.id, t, a.reason_for_deletion())))
         .collect();
-    for final_transcript in &finals {
-        let Some(transcript_id) = final_transcript.transcript_id else {
-            continue;
-        };
-        let linked: Vec<ArtifactId> = backends
+    if !finals.is_empty() {
+        let transcript_ids: Vec<TranscriptId> = finals.iter().map(|(_, t, _)| *t).collect();
+        let candidates = backends
             .index
-            .artifacts_for_transcript(transcript_id)
-            .await?
-            .into_iter()
-            .filter(|a| {
-                a.schedule == ScheduleKind::Linked
-                    && a.state != ArtifactState::Deleted
-                    && !batch.contains(&a.id)
-            })
-            .map(|a| a.id)
-            .collect();
-        if linked.is_empty() {
-            continue;
-        }
-        let reason = match final_transcript.reason_for_deletion() {
-            DeletionReason::CustomerRequest => DeletionReason::CustomerRequest,
-            _ => DeletionReason::Linked,
-        };
-        backends
-            .index
-            .request_deletion(&linked, reason, now)
+            .artifacts_for_transcripts(&transcript_ids)
             .await?;
-        let also = backends.index.claim(&linked, claim).await?;
-        linked_of.insert(final_transcript.id, linked);
-        claimed.extend(also);
+        let mut by_reason: HashMap<DeletionReason, Vec<ArtifactId>> = HashMap::new();
+        for (final_id, transcript_id, final_reason) in &finals {
+            let linked: Vec<ArtifactId> = candidates
+                .iter()
+                .filter(|a| {
+                    a.transcript_id == Some(*transcript_id)
+                        && a.schedule == ScheduleKind::Linked
+                        && a.state != ArtifactState::Deleted
+                        && !batch.contains(&a.id)
+                })
+                .map(|a| a.id)
+                .collect();
+            let reason = match final_reason {
+                DeletionReason::CustomerRequest => DeletionReason::CustomerRequest,
+                _ => DeletionReason::Linked,
+            };
+            by_reason
+                .entry(reason)
+                .or_default()
+                .extend(linked.iter().copied());
+            linked_of.insert(*final_id, linked);
+        }
+        let mut all_linked = Vec::new();
+        for (reason, ids) in by_reason {
+            if !ids.is_empty() {
+                backends.index.request_deletion(&ids, reason, now).await?;
+                all_linked.extend(ids);
+            }
+        }
+        if !all_linked.is_empty() {
+            claimed.extend(backends.index.claim(&all_linked, claim).await?);
+        }
     }
 
     // Step 3: content.
@@ -111,21 +120,24 @@ pub async fn delete_claimed(
         !blocked
     });
 
-    // Step 4: the transcript reads as deleted once its final transcript is gone.
-    for artifact in gone
+    // Step 4: the transcripts read as deleted once their final transcripts are gone.
+    let deletions: Vec<(TranscriptId, TranscriptDeletion)> = gone
         .iter()
         .filter(|a| a.kind == ArtifactKind::FinalTranscript)
-    {
-        if let Some(transcript_id) = artifact.transcript_id {
-            let deletion = TranscriptDeletion {
-                at: now,
-                reason: artifact.reason_for_deletion(),
-            };
-            backends
-                .index
-                .mark_transcript_deleted(transcript_id, deletion)
-                .await?;
-        }
+        .filter_map(|a| {
+            a.transcript_id.map(|t| {
+                (
+                    t,
+                    TranscriptDeletion {
+                        at: now,
+                        reason: a.reason_for_deletion(),
+                    },
+                )
+            })
+        })
+        .collect();
+    if !deletions.is_empty() {
+        backends.index.mark_transcripts_deleted(&deletions).await?;
     }
 
     // Steps 5 and 6: tombstones, then the index.

@@ -247,7 +247,7 @@ impl Lethe {
                     if self
                         .backends
                         .index
-                        .reschedule(artifact.id, &schedule, account.policy_version)
+                        .reschedule(artifact.id, &schedule, account.policy_version, self.now())
                         .await?
                     {
                         shortened += 1;
@@ -812,7 +812,7 @@ impl Lethe {
         };
         self.backends
             .index
-            .mark_transcript_deleted(id, deletion)
+            .mark_transcripts_deleted(&[(id, deletion)])
             .await?;
         let mut ids: Vec<ArtifactId> = self
             .backends

@@ -12,41 +12,116 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::lifecycle::Lethe;
+use crate::storage::aws::RequestCounter;
+use crate::storage::dynamodb::DynamoIndex;
 use crate::storage::local::LocalContentStore;
+use crate::storage::postgres::PostgresStore;
+use crate::storage::s3::S3ContentStore;
 use crate::storage::sqlite::SqliteStore;
-use crate::storage::Backends;
+use crate::storage::{AccountStore, ArtifactIndex, AuditLog, Backends, ContentStore};
 use crate::sweeper::{Sweeper, SweeperConfig};
 use tokio::net::TcpListener;
 
 impl Backends {
-    /// The embedded profile unless the AWS settings say otherwise.
+    /// The embedded profile unless configured otherwise: `LETHE_DATABASE_URL=postgres://…`
+    /// puts accounts and the audit log in PostgreSQL, `LETHE_DYNAMODB_TABLE` the artifact
+    /// index in DynamoDB, `LETHE_S3_BUCKET` the content in S3.
     pub async fn from_config(config: &Config) -> anyhow::Result<Backends> {
-        if config.dynamodb_table.is_some() || config.s3_bucket.is_some() {
-            bail!("the AWS profile (LETHE_DYNAMODB_TABLE / LETHE_S3_BUCKET) is not available in this build yet; unset them to run the embedded profile");
-        }
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 config.data_dir.display()
             )
         })?;
-        let sql = match &config.database_url {
-            None => SqliteStore::open(&config.data_dir.join("lethe.db")).await,
-            Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
-            Some(_) => bail!("LETHE_DATABASE_URL must be a sqlite:// URL on the embedded profile (PostgreSQL comes with the AWS profile)"),
-        }
-        .context("cannot open the SQLite database")?;
-        let sql = Arc::new(sql);
-        let content = LocalContentStore::open(&config.data_dir.join("content"))
-            .await
-            .context("cannot open the content directory")?;
+        let aws_requests = RequestCounter::default();
+        let sdk = match config.dynamodb_table.is_some() || config.s3_bucket.is_some() {
+            true => Some(crate::storage::aws::sdk_config().await),
+            false => None,
+        };
+        let postgres = match &config.database_url {
+            Some(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                Some(Arc::new(PostgresStore::connect(url).await.context(
+                    "cannot connect to PostgreSQL (LETHE_DATABASE_URL)",
+                )?))
+            }
+            Some(url) if !url.starts_with("sqlite:") => {
+                bail!("LETHE_DATABASE_URL must start with sqlite:// or postgres://")
+            }
+            _ => None,
+        };
+        let needs_sqlite = postgres.is_none() || config.dynamodb_table.is_none();
+        let sqlite = match needs_sqlite {
+            false => None,
+            true => Some(Arc::new(
+                match &config.database_url {
+                    Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
+                    _ => SqliteStore::open(&config.data_dir.join("lethe.db")).await,
+                }
+                .context("cannot open the SQLite database")?,
+            )),
+        };
+        let (accounts, audit): (Arc<dyn AccountStore>, Arc<dyn AuditLog>) =
+            match (&postgres, &sqlite) {
+                (Some(pg), _) => (pg.clone(), pg.clone()),
+                (None, Some(sql)) => (sql.clone(), sql.clone()),
+                (None, None) => {
+                    unreachable!("SQLite is opened whenever PostgreSQL is not configured")
+                }
+            };
+        let index: Arc<dyn ArtifactIndex> = match (&config.dynamodb_table, &sdk, &sqlite) {
+            (Some(table), Some(sdk), _) => Arc::new(DynamoIndex::new(
+                crate::storage::aws::dynamodb_client(sdk, &aws_requests),
+                table,
+            )),
+            (None, _, Some(sql)) => sql.clone(),
+            _ => bail!("the artifact index needs LETHE_DYNAMODB_TABLE or SQLite"),
+        };
+        let content: Arc<dyn ContentStore> = match (&config.s3_bucket, &sdk) {
+            (Some(bucket), Some(sdk)) => Arc::new(S3ContentStore::new(
+                crate::storage::aws::s3_client(sdk, &aws_requests),
+                bucket,
+            )),
+            _ => Arc::new(
+                LocalContentStore::open(&config.data_dir.join("content"))
+                    .await
+                    .context("cannot open the content directory")?,
+            ),
+        };
         Ok(Backends {
-            accounts: sql.clone(),
-            index: sql.clone(),
-            content: Arc::new(content),
-            audit: sql,
+            accounts,
+            index,
+            content,
+            audit,
+            aws_requests,
         })
     }
+}
+
+/// `lethe provision`: the DynamoDB table (indexes, TTL) and the S3 bucket, idempotently.
+pub async fn provision(config: &Config) -> anyhow::Result<Vec<String>> {
+    if config.dynamodb_table.is_none() && config.s3_bucket.is_none() {
+        bail!("nothing to provision: set LETHE_DYNAMODB_TABLE and/or LETHE_S3_BUCKET (and AWS_ENDPOINT_URL for LocalStack or moto)");
+    }
+    let sdk = crate::storage::aws::sdk_config().await;
+    let counter = RequestCounter::default();
+    let mut done = Vec::new();
+    if let Some(table) = &config.dynamodb_table {
+        DynamoIndex::new(crate::storage::aws::dynamodb_client(&sdk, &counter), table)
+            .provision()
+            .await
+            .with_context(|| format!("cannot provision the DynamoDB table {table}"))?;
+        done.push(format!(
+            "DynamoDB table {table}: ready (indexes g1 g2 g3 g4 due acct; TTL on expires_at)"
+        ));
+    }
+    if let Some(bucket) = &config.s3_bucket {
+        S3ContentStore::new(crate::storage::aws::s3_client(&sdk, &counter), bucket)
+            .provision()
+            .await
+            .with_context(|| format!("cannot provision the S3 bucket {bucket}"))?;
+        done.push(format!("S3 bucket {bucket}: ready"));
+    }
+    Ok(done)
 }
 
 /// The bearer tokens of the admin and internal APIs.

@@ -12,8 +12,12 @@
 //! sweep in a few requests per hundreds of artifacts. Every state transition is
 //! conditional, so two sweepers never both act on one artifact.
 
+pub mod aws;
 pub mod conformance;
+pub mod dynamodb;
 pub mod local;
+pub mod postgres;
+pub mod s3;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -99,11 +103,11 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     /// Replaces the transcript iff the stored `revision` equals `transcript.revision`, and
     /// stores it with `revision + 1`. `Conflict` otherwise.
     async fn update_transcript(&self, transcript: &Transcript) -> Result<()>;
-    /// Records that the transcript was deleted; a second call keeps the first record.
-    async fn mark_transcript_deleted(
+    /// Records that the transcripts were deleted; a transcript already marked keeps its
+    /// first record. One round trip for the whole batch where the backend allows it.
+    async fn mark_transcripts_deleted(
         &self,
-        id: TranscriptId,
-        deletion: TranscriptDeletion,
+        deletions: &[(TranscriptId, TranscriptDeletion)],
     ) -> Result<()>;
     /// The account's transcripts, newest first, by keyset on the (time-ordered) id.
     async fn list_transcripts(
@@ -126,7 +130,12 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     /// Forgets an artifact whose content was never confirmed to anyone (a failed upload).
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()>;
     /// Every artifact of the transcript, any state, oldest first.
-    async fn artifacts_for_transcript(&self, id: TranscriptId) -> Result<Vec<Artifact>>;
+    async fn artifacts_for_transcript(&self, id: TranscriptId) -> Result<Vec<Artifact>> {
+        self.artifacts_for_transcripts(&[id]).await
+    }
+    /// Every artifact of these transcripts, any state, oldest first; strongly consistent
+    /// (a just-created artifact is included), which the cascade relies on.
+    async fn artifacts_for_transcripts(&self, ids: &[TranscriptId]) -> Result<Vec<Artifact>>;
     /// The account's artifacts not yet deleted, by id after `after`, for rescheduling.
     async fn live_artifacts_for_account(
         &self,
@@ -141,6 +150,7 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         id: ArtifactId,
         schedule: &Schedule,
         policy_version: i64,
+        now: DateTime<Utc>,
     ) -> Result<bool>;
     /// Asks for the artifacts to be deleted now with `reason` (customer request, cascade):
     /// makes them due at `now`; already deleted ones are left alone. Idempotent; the first
@@ -220,4 +230,6 @@ pub struct Backends {
     pub index: Arc<dyn ArtifactIndex>,
     pub content: Arc<dyn ContentStore>,
     pub audit: Arc<dyn AuditLog>,
+    /// Requests sent to AWS (DynamoDB and S3) by this process; zero on the embedded profile.
+    pub aws_requests: aws::RequestCounter,
 }

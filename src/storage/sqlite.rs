@@ -482,20 +482,23 @@ impl ArtifactIndex for SqliteStore {
         }
     }
 
-    async fn mark_transcript_deleted(
+    async fn mark_transcripts_deleted(
         &self,
-        id: TranscriptId,
-        deletion: TranscriptDeletion,
+        deletions: &[(TranscriptId, TranscriptDeletion)],
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE transcripts SET deleted_at = ?, deletion_reason = ?, revision = revision + 1
-             WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(micros(deletion.at))
-        .bind(deletion.reason.as_str())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        for (id, deletion) in deletions {
+            sqlx::query(
+                "UPDATE transcripts SET deleted_at = ?, deletion_reason = ?, revision = revision + 1
+                 WHERE id = ? AND deleted_at IS NULL",
+            )
+            .bind(micros(deletion.at))
+            .bind(deletion.reason.as_str())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -591,11 +594,18 @@ impl ArtifactIndex for SqliteStore {
         Ok(())
     }
 
-    async fn artifacts_for_transcript(&self, id: TranscriptId) -> Result<Vec<Artifact>> {
-        let rows = sqlx::query("SELECT * FROM artifacts WHERE transcript_id = ? ORDER BY id")
-            .bind(id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
+    async fn artifacts_for_transcripts(&self, ids: &[TranscriptId]) -> Result<Vec<Artifact>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT * FROM artifacts WHERE transcript_id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_string());
+        }
+        query.push(") ORDER BY id");
+        let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(artifact_from_row).collect()
     }
 
@@ -622,6 +632,7 @@ impl ArtifactIndex for SqliteStore {
         id: ArtifactId,
         schedule: &Schedule,
         policy_version: i64,
+        _now: DateTime<Utc>,
     ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE artifacts SET schedule = ?, delete_after = ?, delete_by = ?, due_at = ?, policy_version = ?

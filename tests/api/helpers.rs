@@ -49,6 +49,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.listen = address;
     config.public_base_url = Some(format!("http://{address}"));
     tweak(&mut config);
+    lethe::testing::apply_profile(&mut config).await;
     let clock = ManualClock::new(t0());
     let app = App::build(config, Arc::new(clock.clone()))
         .await

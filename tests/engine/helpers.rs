@@ -26,6 +26,7 @@ pub struct TestEngine {
     pub dir: TempDir,
     pub clock: ManualClock,
     pub app: App,
+    pub config: Config,
 }
 
 impl TestEngine {
@@ -38,18 +39,22 @@ impl TestEngine {
         let mut config = Config::defaults();
         config.data_dir = dir.path().to_owned();
         tweak(&mut config);
+        lethe::testing::apply_profile(&mut config).await;
         let clock = ManualClock::new(t0());
-        let app = App::build(config, Arc::new(clock.clone()))
+        let app = App::build(config.clone(), Arc::new(clock.clone()))
             .await
             .expect("app builds");
-        Self { dir, clock, app }
+        Self {
+            dir,
+            clock,
+            app,
+            config,
+        }
     }
 
-    /// A second engine (another "instance") on the same data dir and clock.
+    /// A second engine (another "instance") on the same stores and clock.
     pub async fn another_instance(&self) -> App {
-        let mut config = Config::defaults();
-        config.data_dir = self.dir.path().to_owned();
-        App::build(config, Arc::new(self.clock.clone()))
+        App::build(self.config.clone(), Arc::new(self.clock.clone()))
             .await
             .expect("app builds")
     }

@@ -375,6 +375,7 @@ async fn another_accounts_transcripts_and_uploads_are_not_found() {
 #[tokio::test]
 async fn s5_nothing_of_a_deleted_artifacts_content_remains_readable_in_the_data_dir() {
     let e = TestEngine::start().await;
+    let embedded = !lethe::testing::aws_profile();
     let account = e.ttl_account(hours(1)).await;
     let upload = e.upload(&account, b"MARKER-AUDIO").await;
     let t = e.url_transcript(&account).await;
@@ -388,11 +389,14 @@ async fn s5_nothing_of_a_deleted_artifacts_content_remains_readable_in_the_data_
         "MARKER-TEXT",
         "MARKER-INTERMEDIATE",
     ] {
-        assert!(
+        // On the AWS profile content lives in S3: the data dir never holds any.
+        assert_eq!(
             !e.data_dir_contains(marker).is_empty(),
-            "{marker} is stored while live"
+            embedded,
+            "{marker} is stored in the data dir while live"
         );
     }
+    let all: Vec<_> = [e.artifacts_of(&t).await, e.artifacts_of(&from_upload).await].concat();
 
     e.lethe()
         .delete_transcript(&account, from_upload.id)
@@ -413,6 +417,10 @@ async fn s5_nothing_of_a_deleted_artifacts_content_remains_readable_in_the_data_
             Vec::<std::path::PathBuf>::new(),
             "{marker} remains"
         );
+    }
+    for a in all.iter().chain(std::iter::once(&upload)) {
+        let content = e.backends().content.get(&a.content_key).await.expect("get");
+        assert_eq!(content, None, "{} content remains", a.kind);
     }
 }
 

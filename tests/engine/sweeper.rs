@@ -4,7 +4,6 @@
 use crate::helpers::*;
 use async_trait::async_trait;
 use chrono::Duration;
-use lethe::config::Config;
 use lethe::domain::{
     ArtifactId, ArtifactKind, ArtifactState, DeletionReason, RetentionSettings, SweepReport,
     Tombstone, TranscriptStatus,
@@ -157,9 +156,7 @@ async fn a_crash_between_content_deletion_and_tombstone_is_completed_by_the_next
         audit: audit.clone(),
         ..e.backends().clone()
     };
-    let mut config = Config::defaults();
-    config.data_dir = e.dir.path().to_owned();
-    let app = App::with_backends(config, Arc::new(e.clock.clone()), backends);
+    let app = App::with_backends(e.config.clone(), Arc::new(e.clock.clone()), backends);
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
     e.process(&t).await;

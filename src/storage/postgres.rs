@@ -1,0 +1,279 @@
+//! The AWS profile's relational backend: accounts, API-key hashes, tombstones and sweep
+//! records in PostgreSQL (the artifact index is DynamoDB). Several Lethe instances share
+//! it; tombstones are keyed by artifact, so two instances never write two.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+use super::{AccountStore, AuditLog, Result, StorageError};
+use crate::domain::{
+    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, Region,
+    RetentionSettings, SweepReport, Tombstone,
+};
+
+const BACKEND: &str = "postgresql";
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn corrupt(what: String) -> StorageError {
+    StorageError::Other {
+        backend: BACKEND,
+        source: what.into(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects and applies pending migrations (serialized across instances by sqlx's lock).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| StorageError::Unavailable {
+                backend: BACKEND,
+                source: Box::new(e),
+            })?;
+        MIGRATOR.run(&pool).await.map_err(|e| StorageError::Other {
+            backend: BACKEND,
+            source: Box::new(e),
+        })?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn account_from_row(row: &PgRow) -> Result<Account> {
+    let region: String = row.try_get("region")?;
+    let ttl: Option<i64> = row.try_get("transcript_ttl_seconds")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        settings: RetentionSettings {
+            transcript_ttl: ttl.map(Duration::seconds),
+            upload_ttl: Duration::seconds(row.try_get("upload_ttl_seconds")?),
+            baa: row.try_get("baa")?,
+            region: Region::parse(&region).map_err(|e| corrupt(e.to_string()))?,
+            model_training_opt_out: row.try_get("model_training_opt_out")?,
+            zero_data_retention: row.try_get("zero_data_retention")?,
+        },
+        policy_version: row.try_get("policy_version")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl AccountStore for PostgresStore {
+    async fn create_account(&self, account: &Account, key: &ApiKeyHash) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let s = &account.settings;
+        sqlx::query(
+            "INSERT INTO accounts (id, name, transcript_ttl_seconds, upload_ttl_seconds, baa, region,
+                model_training_opt_out, zero_data_retention, policy_version, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(account.id)
+        .bind(&account.name)
+        .bind(s.transcript_ttl.map(|d| d.num_seconds()))
+        .bind(s.upload_ttl.num_seconds())
+        .bind(s.baa)
+        .bind(s.region.as_str())
+        .bind(s.model_training_opt_out)
+        .bind(s.zero_data_retention)
+        .bind(account.policy_version)
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&key.0)
+            .bind(account.id)
+            .bind(account.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>> {
+        sqlx::query("SELECT * FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>> {
+        sqlx::query("SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1")
+            .bind(&key.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(account_from_row)
+            .transpose()
+    }
+
+    async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()> {
+        let s = &account.settings;
+        let done = sqlx::query(
+            "UPDATE accounts SET name = $1, transcript_ttl_seconds = $2, upload_ttl_seconds = $3, baa = $4,
+                region = $5, model_training_opt_out = $6, zero_data_retention = $7, policy_version = $8
+             WHERE id = $9 AND policy_version = $10",
+        )
+        .bind(&account.name)
+        .bind(s.transcript_ttl.map(|d| d.num_seconds()))
+        .bind(s.upload_ttl.num_seconds())
+        .bind(s.baa)
+        .bind(s.region.as_str())
+        .bind(s.model_training_opt_out)
+        .bind(s.zero_data_retention)
+        .bind(account.policy_version)
+        .bind(account.id)
+        .bind(expected_version)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let key = format!("account/{}", account.id);
+        match self.account(account.id).await? {
+            Some(_) => Err(StorageError::Conflict { key }),
+            None => Err(StorageError::NotFound { key }),
+        }
+    }
+
+    async fn add_api_key(
+        &self,
+        account: AccountId,
+        key: &ApiKeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&key.0)
+            .bind(account)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn tombstone_from_row(row: &PgRow) -> Result<Tombstone> {
+    let kind: String = row.try_get("kind")?;
+    let reason: String = row.try_get("reason")?;
+    Ok(Tombstone {
+        artifact_id: row.try_get("artifact_id")?,
+        account_id: row.try_get("account_id")?,
+        transcript_id: row.try_get("transcript_id")?,
+        kind: ArtifactKind::parse(&kind).ok_or_else(|| corrupt(format!("kind: {kind:?}")))?,
+        size_bytes: row.try_get("size_bytes")?,
+        anchor_at: row.try_get("anchor_at")?,
+        delete_after: row.try_get("delete_after")?,
+        delete_by: row.try_get("delete_by")?,
+        deleted_at: row.try_get("deleted_at")?,
+        reason: DeletionReason::parse(&reason)
+            .ok_or_else(|| corrupt(format!("reason: {reason:?}")))?,
+        deleted_by: row.try_get("deleted_by")?,
+    })
+}
+
+#[async_trait]
+impl AuditLog for PostgresStore {
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        // One statement per batch: UNNEST of column arrays.
+        let mut builder = sqlx::QueryBuilder::new(
+            "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes, anchor_at,
+                delete_after, delete_by, deleted_at, reason, deleted_by) ",
+        );
+        builder.push_values(tombstones, |mut row, t| {
+            row.push_bind(t.artifact_id)
+                .push_bind(t.account_id)
+                .push_bind(t.transcript_id)
+                .push_bind(t.kind.as_str())
+                .push_bind(t.size_bytes)
+                .push_bind(t.anchor_at)
+                .push_bind(t.delete_after)
+                .push_bind(t.delete_by)
+                .push_bind(t.deleted_at)
+                .push_bind(t.reason.as_str())
+                .push_bind(&t.deleted_by);
+        });
+        builder.push(" ON CONFLICT (artifact_id) DO NOTHING");
+        builder.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
+        sqlx::query("SELECT * FROM tombstones WHERE artifact_id = $1")
+            .bind(artifact)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(tombstone_from_row)
+            .transpose()
+    }
+
+    async fn record_sweep(&self, r: &SweepReport) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sweeps (id, instance, started_at, finished_at, examined, deleted, deleted_by_reason,
+                failed, overdue, stuck_transcripts_errored, truncated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(r.id)
+        .bind(&r.instance)
+        .bind(r.started_at)
+        .bind(r.finished_at)
+        .bind(r.examined as i64)
+        .bind(r.deleted as i64)
+        .bind(sqlx::types::Json(&r.deleted_by_reason))
+        .bind(r.failed as i64)
+        .bind(r.overdue as i64)
+        .bind(r.stuck_transcripts_errored as i64)
+        .bind(r.truncated)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>> {
+        let rows = sqlx::query("SELECT * FROM sweeps ORDER BY started_at DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let by_reason: sqlx::types::Json<std::collections::BTreeMap<String, u64>> =
+                    row.try_get("deleted_by_reason")?;
+                Ok(SweepReport {
+                    id: row.try_get("id")?,
+                    instance: row.try_get("instance")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    examined: row.try_get::<i64, _>("examined")? as u64,
+                    deleted: row.try_get::<i64, _>("deleted")? as u64,
+                    deleted_by_reason: by_reason.0,
+                    failed: row.try_get::<i64, _>("failed")? as u64,
+                    overdue: row.try_get::<i64, _>("overdue")? as u64,
+                    stuck_transcripts_errored: row.try_get::<i64, _>("stuck_transcripts_errored")?
+                        as u64,
+                    truncated: row.try_get("truncated")?,
+                    lags: Vec::new(),
+                })
+            })
+            .collect()
+    }
+}

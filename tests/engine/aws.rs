@@ -1,0 +1,169 @@
+//! The conformance suite against the AWS profile's backends, on real servers: PostgreSQL
+//! (accounts, audit) and S3 on moto. `scripts/test` starts what these need; without it
+//! they fail and say how to start it.
+
+use lethe::storage::aws::{s3_client, RequestCounter};
+use lethe::storage::conformance;
+use lethe::storage::postgres::PostgresStore;
+use lethe::storage::s3::S3ContentStore;
+
+/// A fresh database per test, so tests run in parallel without seeing each other.
+pub async fn fresh_postgres() -> PostgresStore {
+    let url = lethe::testing::fresh_postgres_database().await;
+    PostgresStore::connect(&url)
+        .await
+        .expect("connect to the fresh database")
+}
+
+pub fn aws_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, which starts moto_server and sets it")
+    })
+}
+
+pub async fn test_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(aws_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "lethe-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A fresh bucket on moto.
+pub async fn fresh_s3() -> (S3ContentStore, RequestCounter) {
+    let config = test_sdk_config().await;
+    let counter = RequestCounter::default();
+    let bucket = format!("lethe-test-{}", uuid::Uuid::new_v4().simple());
+    let store = S3ContentStore::new(s3_client(&config, &counter), bucket);
+    store.provision().await.unwrap_or_else(|e| {
+        panic!(
+            "cannot create a bucket on moto at {}: {e:?}; run scripts/test",
+            aws_endpoint()
+        )
+    });
+    store.provision().await.expect("provisioning twice is fine");
+    (store, counter)
+}
+
+#[tokio::test]
+async fn postgres_account_store_conforms() {
+    conformance::accounts(&fresh_postgres().await).await;
+}
+
+#[tokio::test]
+async fn postgres_audit_log_conforms() {
+    conformance::audit(&fresh_postgres().await).await;
+}
+
+#[tokio::test]
+async fn s3_content_store_conforms() {
+    let (store, _) = fresh_s3().await;
+    conformance::content(&store).await;
+}
+
+#[tokio::test]
+async fn s3_streams_large_bodies_in_parts_and_deletes_in_batches_of_1000() {
+    use futures::stream;
+    use lethe::storage::ContentStore;
+    let (store, counter) = fresh_s3().await;
+    // 20 MiB in 64 KiB chunks: three parts.
+    let chunks = stream::iter((0..320).map(|_| Ok(bytes::Bytes::from(vec![3u8; 64 * 1024]))));
+    let before = counter.get();
+    assert_eq!(
+        store
+            .put_stream("big/audio", Box::pin(chunks))
+            .await
+            .expect("multipart"),
+        20 << 20
+    );
+    assert_eq!(counter.get() - before, 5, "create + 3 parts + complete");
+    assert_eq!(
+        store
+            .get("big/audio")
+            .await
+            .expect("get")
+            .expect("present")
+            .len(),
+        20 << 20
+    );
+
+    let keys: Vec<String> = (0..1500).map(|i| format!("many/{i}")).collect();
+    for key in keys.iter().take(10) {
+        store
+            .put(key, lethe::domain::Content::new("x"))
+            .await
+            .expect("put");
+    }
+    let before = counter.get();
+    let results = store.delete_many(&keys).await;
+    assert_eq!(
+        counter.get() - before,
+        2,
+        "1500 keys in two DeleteObjects requests"
+    );
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(store.get("many/3").await.expect("get"), None);
+}
+
+async fn fresh_dynamodb() -> lethe::storage::dynamodb::DynamoIndex {
+    let config = test_sdk_config().await;
+    let client = lethe::storage::aws::dynamodb_client(&config, &RequestCounter::default());
+    let index = lethe::storage::dynamodb::DynamoIndex::new(
+        client,
+        format!("lethe-test-{}", uuid::Uuid::new_v4().simple()),
+    );
+    index.provision().await.unwrap_or_else(|e| {
+        panic!(
+            "cannot create a table on moto at {}: {e:?}; run scripts/test",
+            aws_endpoint()
+        )
+    });
+    index.provision().await.expect("provisioning twice is fine");
+    index
+}
+
+#[tokio::test]
+async fn dynamodb_transcript_index_conforms() {
+    conformance::transcripts(&fresh_dynamodb().await).await;
+}
+
+#[tokio::test]
+async fn dynamodb_artifact_index_conforms() {
+    conformance::artifacts(&fresh_dynamodb().await, false).await;
+}
+
+#[test]
+fn the_localstack_init_hook_creates_the_indexes_lethe_provision_creates() {
+    let hook = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/localstack/init/ready.d/10-lethe.sh"
+    ))
+    .expect("hook");
+    for (name, hash, range) in lethe::storage::dynamodb::INDEXES {
+        assert!(
+            hook.contains(&format!("$(index {name} {hash} {range})")),
+            "the hook lacks index {name}"
+        );
+        assert!(
+            hook.contains(&format!(" {hash} {range}")),
+            "the hook lacks attributes {hash} {range}"
+        );
+    }
+    let created = hook.matches("$(index ").count();
+    assert_eq!(
+        created,
+        lethe::storage::dynamodb::INDEXES.len(),
+        "the hook creates an index the code does not know"
+    );
+    assert!(hook.contains(&format!(
+        "AttributeName={}",
+        lethe::storage::dynamodb::TTL_ATTRIBUTE
+    )));
+}
