@@ -94,7 +94,12 @@ pub async fn delete_claimed(
             }
         }
         if !all_linked.is_empty() {
-            claimed.extend(backends.index.claim(&all_linked, claim).await?);
+            let linked: Vec<Artifact> = candidates
+                .iter()
+                .filter(|a| all_linked.contains(&a.id))
+                .cloned()
+                .collect();
+            claimed.extend(backends.index.claim_candidates(&linked, claim).await?);
         }
     }
 

@@ -596,13 +596,18 @@ impl Lethe {
             return Err(LifecycleError::ContentDeleted);
         }
         let now = self.now();
-        let a = Artifact::new_live(
+        let mut a = Artifact::new_live(
             new_id(now),
             &account,
             Some(id),
             ArtifactKind::SpeechUnderstanding,
             now,
         );
+        // Created after anchoring: it takes the transcript's deadline at once.
+        a.anchor_at = t.completed_at;
+        a.delete_after = t.delete_after;
+        a.delete_by = t.delete_by;
+        a.due_at = t.delete_after;
         self.store_artifact(a, content).await
     }
 
@@ -657,13 +662,11 @@ impl Lethe {
         }
         let now = self.now();
         // A retry after a crash reuses the final transcript it already tracked.
-        let existing = self
-            .backends
-            .index
-            .artifacts_for_transcript(id)
-            .await?
-            .into_iter()
-            .find(|a| a.kind == ArtifactKind::FinalTranscript);
+        let artifacts = self.backends.index.artifacts_for_transcript(id).await?;
+        let existing = artifacts
+            .iter()
+            .find(|a| a.kind == ArtifactKind::FinalTranscript)
+            .cloned();
         let final_transcript = match existing {
             Some(a) => {
                 self.backends.content.put(&a.content_key, result).await?;
@@ -687,6 +690,24 @@ impl Lethe {
         t.error = error;
         t.delete_after = final_transcript.delete_after;
         t.delete_by = final_transcript.delete_by;
+        // Linked artifacts join the due index with the final transcript's deadline, so a
+        // sweep reads them in the same batches; the cascade remains the guarantee.
+        if final_transcript.delete_after.is_some() {
+            let schedule = Schedule {
+                kind: ScheduleKind::Linked,
+                delete_after: final_transcript.delete_after,
+                delete_by: final_transcript.delete_by,
+            };
+            for linked in artifacts
+                .iter()
+                .filter(|a| a.schedule == ScheduleKind::Linked && a.state == ArtifactState::Live)
+            {
+                self.backends
+                    .index
+                    .reschedule(linked.id, &schedule, linked.policy_version, now)
+                    .await?;
+            }
+        }
         self.backends
             .index
             .update_transcript(&t)

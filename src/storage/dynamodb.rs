@@ -766,6 +766,28 @@ impl DynamoIndex {
     }
 }
 
+fn claim_changes(ids: &[ArtifactId], claim: &Claim) -> Vec<Change> {
+    ids.iter()
+        .map(|id| Change {
+            key: artifact_key(*id),
+            update: "SET #state = :deleting, claimed_by = :owner, claimed_until = :until".into(),
+            condition: Some(
+                "attribute_exists(pk) AND #state <> :deleted AND due_at <= :now \
+                 AND (attribute_not_exists(claimed_until) OR claimed_until <= :now OR claimed_by = :owner)"
+                    .into(),
+            ),
+            names: HashMap::from([("#state".into(), "state".into())]),
+            values: HashMap::from([
+                (":deleting".into(), s("deleting")),
+                (":deleted".into(), s("deleted")),
+                (":owner".into(), s(&claim.owner)),
+                (":until".into(), n(micros(claim.until))),
+                (":now".into(), n(micros(claim.now))),
+            ]),
+        })
+        .collect()
+}
+
 fn not_claimed_by_others(now: DateTime<Utc>) -> impl Fn(&Item) -> bool + Copy {
     let now = micros(now);
     move |item: &Item| match opt_n(item, "claimed_until") {
@@ -1295,27 +1317,7 @@ impl ArtifactIndex for DynamoIndex {
     }
 
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>> {
-        let changes: Vec<Change> = ids
-            .iter()
-            .map(|id| Change {
-                key: artifact_key(*id),
-                update: "SET #state = :deleting, claimed_by = :owner, claimed_until = :until".into(),
-                condition: Some(
-                    "attribute_exists(pk) AND #state <> :deleted AND due_at <= :now \
-                     AND (attribute_not_exists(claimed_until) OR claimed_until <= :now OR claimed_by = :owner)"
-                        .into(),
-                ),
-                names: HashMap::from([("#state".into(), "state".into())]),
-                values: HashMap::from([
-                    (":deleting".into(), s("deleting")),
-                    (":deleted".into(), s("deleted")),
-                    (":owner".into(), s(&claim.owner)),
-                    (":until".into(), n(micros(claim.until))),
-                    (":now".into(), n(micros(claim.now))),
-                ]),
-            })
-            .collect();
-        let applied = self.apply_all(&changes).await?;
+        let applied = self.apply_all(&claim_changes(ids, claim)).await?;
         let won: Vec<Item> = ids
             .iter()
             .zip(applied)
@@ -1333,6 +1335,56 @@ impl ArtifactIndex for DynamoIndex {
                 && a.state == ArtifactState::Deleting
         });
         Ok(claimed)
+    }
+
+    async fn claim_candidates(
+        &self,
+        candidates: &[Artifact],
+        claim: &Claim,
+    ) -> Result<Vec<Artifact>> {
+        let ids: Vec<ArtifactId> = candidates.iter().map(|a| a.id).collect();
+        let applied = self.apply_all(&claim_changes(&ids, claim)).await?;
+        // An applied conditional write means the item was as read, plus the claim.
+        Ok(candidates
+            .iter()
+            .zip(applied)
+            .filter(|(_, ok)| *ok)
+            .map(|(a, _)| Artifact {
+                state: ArtifactState::Deleting,
+                claimed_by: Some(claim.owner.clone()),
+                claimed_until: Some(claim.until),
+                ..a.clone()
+            })
+            .collect())
+    }
+
+    async fn unfinished_artifacts_except(
+        &self,
+        transcripts: &[TranscriptId],
+        known: &std::collections::HashSet<ArtifactId>,
+    ) -> Result<Vec<Artifact>> {
+        let items = self
+            .batch_get(transcripts.iter().map(|id| transcript_key(*id)).collect())
+            .await?;
+        let mut unknown = Vec::new();
+        for item in &items {
+            if let Some(AttributeValue::Ss(set)) = item.get("artifact_ids") {
+                for id in set {
+                    let id = uuid::Uuid::parse_str(id)
+                        .map_err(|e| corrupt(format!("artifact_ids: {e}")))?;
+                    if !known.contains(&id) {
+                        unknown.push(artifact_key(id));
+                    }
+                }
+            }
+        }
+        let items = self.batch_get(unknown).await?;
+        let mut artifacts = items
+            .iter()
+            .map(artifact_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        artifacts.retain(|a| a.state != ArtifactState::Deleted);
+        Ok(artifacts)
     }
 
     async fn finish(&self, tombstones: &[crate::domain::Tombstone]) -> Result<()> {

@@ -175,6 +175,28 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     /// Conditionally moves due artifacts to `deleting` under `claim`: only those still due
     /// at `claim.now` and not under another's unexpired claim. Returns the ones claimed.
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>>;
+    /// Like `claim`, for artifacts the caller has just read: backends that can apply the
+    /// claim without reading the items back (DynamoDB transactions) save a round trip.
+    async fn claim_candidates(
+        &self,
+        candidates: &[Artifact],
+        claim: &Claim,
+    ) -> Result<Vec<Artifact>> {
+        let ids: Vec<ArtifactId> = candidates.iter().map(|a| a.id).collect();
+        self.claim(&ids, claim).await
+    }
+    /// The artifacts of these transcripts that are not deleted and not in `known` (the
+    /// cascade, which already holds `known`). Strongly consistent, like
+    /// `artifacts_for_transcripts`.
+    async fn unfinished_artifacts_except(
+        &self,
+        transcripts: &[TranscriptId],
+        known: &std::collections::HashSet<ArtifactId>,
+    ) -> Result<Vec<Artifact>> {
+        let mut artifacts = self.artifacts_for_transcripts(transcripts).await?;
+        artifacts.retain(|a| a.state != ArtifactState::Deleted && !known.contains(&a.id));
+        Ok(artifacts)
+    }
     /// Marks the artifacts deleted with their tombstone fields. Idempotent: already deleted
     /// ones are left as they are.
     async fn finish(&self, tombstones: &[Tombstone]) -> Result<()>;

@@ -98,8 +98,12 @@ impl Sweeper {
             }
             report.examined += due.len() as u64;
             let claim = self.lethe.sweep_claim(now);
-            let ids: Vec<_> = due.iter().map(|a| a.id).collect();
-            let claimed = self.lethe.backends.index.claim(&ids, &claim).await?;
+            let claimed = self
+                .lethe
+                .backends
+                .index
+                .claim_candidates(&due, &claim)
+                .await?;
             for artifact in claimed.iter().filter(|a| deletion::is_overdue(a, now)) {
                 report.overdue += 1;
                 tracing::warn!(

@@ -278,13 +278,21 @@ async fn s4_an_artifact_past_delete_by_is_overdue_counted_listed_and_still_delet
         .overdue(e.clock.now_for_tests(), 10)
         .await
         .expect("overdue");
+    // The final transcript and its linked artifacts share its deadline.
+    let mut kinds: Vec<&str> = listed.iter().map(|a| a.kind.as_str()).collect();
+    kinds.sort();
     assert_eq!(
-        listed.iter().map(|a| a.kind).collect::<Vec<_>>(),
-        vec![ArtifactKind::FinalTranscript]
+        kinds,
+        vec![
+            "final_transcript",
+            "intermediate",
+            "text_input",
+            "url_audio_reference"
+        ]
     );
 
     let report = e.sweep().await;
-    assert_eq!(report.overdue, 1);
+    assert_eq!(report.overdue, 4);
     assert_eq!(report.deleted, 4);
     assert!(e
         .backends()
