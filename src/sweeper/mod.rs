@@ -96,6 +96,8 @@ impl Sweeper {
             if due.is_empty() {
                 break;
             }
+            // A short batch was everything due (and not claimed by others) at `now`.
+            let last_batch = due.len() < self.config.batch_size as usize;
             report.examined += due.len() as u64;
             let claim = self.lethe.sweep_claim(now);
             let claimed = self
@@ -123,6 +125,9 @@ impl Sweeper {
                 report.lags.extend(lag_seconds(t));
             }
             report.deleted += outcome.deleted.len() as u64;
+            if last_batch {
+                break;
+            }
         }
         report.deleted_by_reason = by_reason;
         // Wall time of the pass: the clock may be manual, so measure it separately.
