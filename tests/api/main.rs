@@ -6,6 +6,7 @@ mod admin;
 mod helpers;
 mod internal;
 mod isolation;
+mod logs;
 mod matrix;
 mod sdk;
 mod transcripts;
