@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
 use crate::domain::{
-    Artifact, ArtifactId, ArtifactKind, ArtifactState, DeletionReason, ScheduleKind, Tombstone,
+    Artifact, ArtifactId, ArtifactKind, DeletionReason, ScheduleKind, Tombstone,
     TranscriptDeletion, TranscriptId,
 };
 use crate::storage::{Backends, Claim, StorageError};
@@ -58,21 +58,21 @@ pub async fn delete_claimed(
         .filter(|a| a.kind == ArtifactKind::FinalTranscript)
         .filter_map(|a| a.transcript_id.map(|t| (a.id, t, a.reason_for_deletion())))
         .collect();
+    // Everything of these transcripts not deleted and not already in the batch: the
+    // cascade's candidates, and what decides whether a transcript's data key may go.
+    let mut remaining: Vec<Artifact> = Vec::new();
     if !finals.is_empty() {
         let transcript_ids: Vec<TranscriptId> = finals.iter().map(|(_, t, _)| *t).collect();
-        let candidates = backends
+        remaining = backends
             .index
-            .artifacts_for_transcripts(&transcript_ids)
+            .unfinished_artifacts_except(&transcript_ids, &batch)
             .await?;
         let mut by_reason: HashMap<DeletionReason, Vec<ArtifactId>> = HashMap::new();
         for (final_id, transcript_id, final_reason) in &finals {
-            let linked: Vec<ArtifactId> = candidates
+            let linked: Vec<ArtifactId> = remaining
                 .iter()
                 .filter(|a| {
-                    a.transcript_id == Some(*transcript_id)
-                        && a.schedule == ScheduleKind::Linked
-                        && a.state != ArtifactState::Deleted
-                        && !batch.contains(&a.id)
+                    a.transcript_id == Some(*transcript_id) && a.schedule == ScheduleKind::Linked
                 })
                 .map(|a| a.id)
                 .collect();
@@ -86,18 +86,24 @@ pub async fn delete_claimed(
                 .extend(linked.iter().copied());
             linked_of.insert(*final_id, linked);
         }
-        let mut all_linked = Vec::new();
+        let mut requested: HashMap<ArtifactId, DeletionReason> = HashMap::new();
         for (reason, ids) in by_reason {
             if !ids.is_empty() {
                 backends.index.request_deletion(&ids, reason, now).await?;
-                all_linked.extend(ids);
+                requested.extend(ids.into_iter().map(|id| (id, reason)));
             }
         }
-        if !all_linked.is_empty() {
-            let linked: Vec<Artifact> = candidates
+        if !requested.is_empty() {
+            // As they are now: requested, due at once (the first reason recorded wins).
+            let linked: Vec<Artifact> = remaining
                 .iter()
-                .filter(|a| all_linked.contains(&a.id))
-                .cloned()
+                .filter_map(|a| {
+                    requested.get(&a.id).map(|reason| Artifact {
+                        pending_reason: a.pending_reason.or(Some(*reason)),
+                        due_at: Some(a.due_at.map_or(now, |d| d.min(now))),
+                        ..a.clone()
+                    })
+                })
                 .collect();
             claimed.extend(backends.index.claim_candidates(&linked, claim).await?);
         }
@@ -156,6 +162,26 @@ pub async fn delete_claimed(
     }
     for t in &tombstones {
         tracing::debug!(artifact_id = %t.artifact_id, kind = %t.kind, reason = %t.reason, "artifact deleted");
+    }
+    // Step 7: crypto-shredding. A transcript's scope is forgotten once its final
+    // transcript went and nothing of it is left; an upload's once the upload went.
+    let gone_ids: HashSet<ArtifactId> = gone.iter().map(|a| a.id).collect();
+    let mut scopes: Vec<&str> = Vec::new();
+    for a in &gone {
+        let whole_scope = match a.kind {
+            ArtifactKind::UploadedAudio => true,
+            ArtifactKind::FinalTranscript => !remaining
+                .iter()
+                .any(|r| r.transcript_id == a.transcript_id && !gone_ids.contains(&r.id)),
+            _ => false,
+        };
+        let scope = crate::storage::encrypted::scope_of(&a.content_key);
+        if whole_scope && !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    for scope in scopes {
+        backends.content.forget_scope(scope).await?;
     }
     outcome.deleted = tombstones;
     Ok(outcome)

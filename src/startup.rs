@@ -14,6 +14,7 @@ use crate::http::AppState;
 use crate::lifecycle::Lethe;
 use crate::storage::aws::RequestCounter;
 use crate::storage::dynamodb::DynamoIndex;
+use crate::storage::encrypted::{DataKeyStore, EncryptedContentStore, MasterKey};
 use crate::storage::local::LocalContentStore;
 use crate::storage::postgres::PostgresStore;
 use crate::storage::s3::S3ContentStore;
@@ -77,15 +78,30 @@ impl Backends {
             _ => bail!("the artifact index needs LETHE_DYNAMODB_TABLE or SQLite"),
         };
         let content: Arc<dyn ContentStore> = match (&config.s3_bucket, &sdk) {
+            // S3 encrypts every object server-side (AES256).
             (Some(bucket), Some(sdk)) => Arc::new(S3ContentStore::new(
                 crate::storage::aws::s3_client(sdk, &aws_requests),
                 bucket,
             )),
-            _ => Arc::new(
-                LocalContentStore::open(&config.data_dir.join("content"))
+            // Local files: AES-256-GCM under a data key per transcript or upload.
+            _ => {
+                let files = LocalContentStore::open(&config.data_dir.join("content"))
                     .await
-                    .context("cannot open the content directory")?,
-            ),
+                    .context("cannot open the content directory")?;
+                let keys: Arc<dyn DataKeyStore> = match &sqlite {
+                    Some(sql) => sql.clone(),
+                    None => Arc::new(
+                        SqliteStore::open(&config.data_dir.join("lethe.db"))
+                            .await
+                            .context("cannot open the SQLite database that holds the data keys")?,
+                    ),
+                };
+                Arc::new(EncryptedContentStore::new(
+                    Arc::new(files),
+                    keys,
+                    master_key(config)?,
+                ))
+            }
         };
         Ok(Backends {
             accounts,
@@ -94,6 +110,29 @@ impl Backends {
             audit,
             aws_requests,
         })
+    }
+}
+
+/// The master key: `LETHE_MASTER_KEY`, or the key file in the data dir (created on first
+/// use, readable by the owner only).
+pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(key) = &config.master_key {
+        return MasterKey::from_hex(key.expose_secret())
+            .map_err(|e| anyhow::anyhow!("LETHE_MASTER_KEY: {e}"));
+    }
+    let file = config.data_dir.join("master_key");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            MasterKey::from_hex(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let generated = MasterKey::generate_hex();
+            write_private(&file, &generated)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            tracing::info!(path = %file.display(), "generated the master key");
+            MasterKey::from_hex(&generated).map_err(anyhow::Error::msg)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
     }
 }
 

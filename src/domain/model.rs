@@ -218,7 +218,9 @@ impl Artifact {
             due_at: None,
             policy_version: account.policy_version,
             size_bytes: 0,
-            content_key: format!("{}/{}", account.id, id),
+            // <account>/<scope>/<artifact>: the scope (transcript, or the upload itself)
+            // is what a data key encrypts and crypto-shredding forgets.
+            content_key: format!("{}/{}/{}", account.id, transcript_id.unwrap_or(id), id),
             training_eligible: account.settings.training_eligible(),
             pending_reason: None,
             claimed_by: None,

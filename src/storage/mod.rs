@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod conformance;
 pub mod dynamodb;
+pub mod encrypted;
 pub mod local;
 pub mod postgres;
 pub mod s3;
@@ -224,6 +225,12 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
     }
     /// Removes the object. Deleting a missing object is `Ok`.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Forgets whatever makes the objects of `scope` (`<account>/<transcript or upload>`)
+    /// readable, once they are all deleted: the encrypted store destroys the scope's data
+    /// key (crypto-shredding); stores without per-scope keys do nothing.
+    async fn forget_scope(&self, _scope: &str) -> Result<()> {
+        Ok(())
+    }
     /// Removes many objects; one result per key, in order. A failure of one key does not
     /// stop the others.
     async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {

@@ -770,6 +770,49 @@ impl ArtifactIndex for SqliteStore {
 }
 
 #[async_trait]
+impl crate::storage::encrypted::DataKeyStore for SqliteStore {
+    async fn data_key(&self, scope: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE scope = ?")
+                .bind(scope)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
+        sqlx::query(
+            "INSERT INTO data_keys (scope, wrapped) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(wrapped)
+        .execute(&self.pool)
+        .await?;
+        self.data_key(scope)
+            .await?
+            .ok_or_else(|| corrupt(format!("data key of {scope} vanished")))
+    }
+
+    async fn destroy_data_key(&self, scope: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM data_keys WHERE scope = ?")
+            .bind(scope)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() > 0 {
+            // The WAL still holds the page as it was; fold it in (zeroed by secure_delete)
+            // and truncate it, so no copy of the key survives in the journal.
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if busy != 0 {
+                tracing::warn!("the WAL could not be truncated after destroying a data key; the next checkpoint will");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl AuditLog for SqliteStore {
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
         let mut tx = self.pool.begin().await?;

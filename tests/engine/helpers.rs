@@ -34,6 +34,23 @@ impl TestEngine {
         Self::start_with(|_| {}).await
     }
 
+    /// The embedded profile whatever `LETHE_TEST_PROFILE` says (tests of its files).
+    pub async fn start_embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::defaults();
+        config.data_dir = dir.path().to_owned();
+        let clock = ManualClock::new(t0());
+        let app = App::build(config.clone(), Arc::new(clock.clone()))
+            .await
+            .expect("app builds");
+        Self {
+            dir,
+            clock,
+            app,
+            config,
+        }
+    }
+
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::defaults();

@@ -373,9 +373,8 @@ async fn another_accounts_transcripts_and_uploads_are_not_found() {
 }
 
 #[tokio::test]
-async fn s5_nothing_of_a_deleted_artifacts_content_remains_readable_in_the_data_dir() {
+async fn s5_s6_no_content_live_or_deleted_is_ever_readable_in_plaintext_in_the_data_dir() {
     let e = TestEngine::start().await;
-    let embedded = !lethe::testing::aws_profile();
     let account = e.ttl_account(hours(1)).await;
     let upload = e.upload(&account, b"MARKER-AUDIO").await;
     let t = e.url_transcript(&account).await;
@@ -389,14 +388,27 @@ async fn s5_nothing_of_a_deleted_artifacts_content_remains_readable_in_the_data_
         "MARKER-TEXT",
         "MARKER-INTERMEDIATE",
     ] {
-        // On the AWS profile content lives in S3: the data dir never holds any.
+        // Encrypted on disk (embedded) or in S3 (AWS): never plaintext in the data dir.
         assert_eq!(
-            !e.data_dir_contains(marker).is_empty(),
-            embedded,
-            "{marker} is stored in the data dir while live"
+            e.data_dir_contains(marker),
+            Vec::<std::path::PathBuf>::new(),
+            "{marker} in plaintext while live"
         );
     }
     let all: Vec<_> = [e.artifacts_of(&t).await, e.artifacts_of(&from_upload).await].concat();
+    // ... while the store itself still reads it back.
+    let final_transcript = all
+        .iter()
+        .find(|a| a.kind == ArtifactKind::FinalTranscript)
+        .expect("final");
+    let text = e
+        .backends()
+        .content
+        .get(&final_transcript.content_key)
+        .await
+        .expect("get")
+        .expect("live");
+    assert!(String::from_utf8_lossy(text.expose()).contains("MARKER-TEXT"));
 
     e.lethe()
         .delete_transcript(&account, from_upload.id)
@@ -514,4 +526,88 @@ async fn a_zdr_account_stores_no_content_and_nothing_is_written() {
         .await
         .expect("list")
         .is_empty());
+}
+
+/// The content file of `artifact` on the embedded profile.
+fn content_file(e: &TestEngine, artifact: &lethe::domain::Artifact) -> std::path::PathBuf {
+    e.dir.path().join("content").join(&artifact.content_key)
+}
+
+#[tokio::test]
+async fn s6_encryption_a_backup_of_a_content_file_is_unreadable_after_deletion_even_with_the_master_key(
+) {
+    let e = TestEngine::start_embedded().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    let backup = std::fs::read(content_file(&e, &final_transcript))
+        .expect("the content file exists while live");
+    assert!(
+        !backup.windows(11).any(|w| w == b"MARKER-TEXT"),
+        "encrypted at rest"
+    );
+
+    e.lethe()
+        .delete_transcript(&account, t.id)
+        .await
+        .expect("customer deletion");
+    assert!(!content_file(&e, &final_transcript).exists());
+
+    // Restore the backup copy where it was: with the same master key, it no longer opens.
+    std::fs::create_dir_all(content_file(&e, &final_transcript).parent().expect("dir"))
+        .expect("mkdir");
+    std::fs::write(content_file(&e, &final_transcript), &backup).expect("restore");
+    let restored = e
+        .backends()
+        .content
+        .get(&final_transcript.content_key)
+        .await
+        .expect("get");
+    assert_eq!(
+        restored, None,
+        "the data key is destroyed: the backup is unreadable"
+    );
+    // Nor does any copy of the data key survive in the database files.
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE scope = ?")
+        .bind(lethe::storage::encrypted::scope_of(
+            &final_transcript.content_key,
+        ))
+        .fetch_one(
+            &sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}",
+                e.dir.path().join("lethe.db").display()
+            ))
+            .await
+            .expect("open"),
+        )
+        .await
+        .expect("count");
+    assert_eq!(keys, 0);
+}
+
+#[tokio::test]
+async fn s6_encryption_each_transcript_and_upload_has_its_own_data_key() {
+    let e = TestEngine::start_embedded().await;
+    let account = e.account(RetentionSettings::default()).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let a = e.url_transcript(&account).await;
+    let b = e.url_transcript(&account).await;
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        e.dir.path().join("lethe.db").display()
+    ))
+    .await
+    .expect("open");
+    let scopes: Vec<String> = sqlx::query_scalar("SELECT scope FROM data_keys ORDER BY scope")
+        .fetch_all(&pool)
+        .await
+        .expect("scopes");
+    let mut expected = vec![
+        format!("{}/{}", account.id, upload.id),
+        format!("{}/{}", account.id, a.id),
+        format!("{}/{}", account.id, b.id),
+    ];
+    expected.sort();
+    assert_eq!(scopes, expected);
 }

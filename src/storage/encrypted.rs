@@ -1,0 +1,389 @@
+//! Encryption at rest for the embedded profile: every content object is sealed with
+//! AES-256-GCM under a data key of its *scope* — its transcript, or for uploads the upload
+//! itself — and each data key is stored wrapped (AES-256-GCM) by the master key.
+//!
+//! Content streams through in 64 KiB chunks (the STREAM construction of the `aead` crate,
+//! big-endian 32-bit counter), so large uploads are never held whole in memory.
+//!
+//! **Crypto-shredding**: when a scope's content is gone, its data key is destroyed
+//! ([`ContentStore::forget_scope`]). A copy of a content file taken before that (a backup)
+//! can then no longer be decrypted, even with the master key. Object layout:
+//! `LETHE1` (6 bytes) ‖ nonce prefix (7 bytes) ‖ sealed chunks.
+
+use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
+use aes_gcm::aead::{Aead, KeyInit, OsRng};
+use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use rand::RngCore;
+use std::fmt;
+use std::sync::Arc;
+
+use super::{ByteStream, ContentStore, Result, StorageError};
+use crate::domain::Content;
+
+const BACKEND: &str = "encryption";
+const MAGIC: &[u8; 6] = b"LETHE1";
+const PREFIX_LEN: usize = 7;
+const HEADER_LEN: usize = MAGIC.len() + PREFIX_LEN;
+/// Plaintext bytes per sealed chunk.
+const CHUNK: usize = 64 * 1024;
+/// A sealed chunk: plaintext plus the 16-byte tag.
+const SEALED_CHUNK: usize = CHUNK + 16;
+
+fn crypto_error(what: &str) -> StorageError {
+    StorageError::Other {
+        backend: BACKEND,
+        source: what.to_owned().into(),
+    }
+}
+
+/// The key that wraps every data key. Its `Debug` never prints it.
+#[derive(Clone)]
+pub struct MasterKey(Key<Aes256Gcm>);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// From 64 hexadecimal characters (32 bytes).
+    pub fn from_hex(text: &str) -> std::result::Result<Self, String> {
+        let bytes = hex::decode(text.trim())
+            .map_err(|e| format!("the master key must be 64 hex characters: {e}"))?;
+        if bytes.len() != 32 {
+            return Err(format!(
+                "the master key must be 32 bytes (64 hex characters); got {} bytes",
+                bytes.len()
+            ));
+        }
+        Ok(Self(*Key::<Aes256Gcm>::from_slice(&bytes)))
+    }
+
+    pub fn generate_hex() -> String {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    }
+
+    fn wrap(&self, data_key: &[u8]) -> Result<Vec<u8>> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = Aes256Gcm::new(&self.0)
+            .encrypt(&nonce, data_key)
+            .map_err(|_| crypto_error("wrapping a data key failed"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    fn unwrap_key(&self, wrapped: &[u8]) -> Result<Key<Aes256Gcm>> {
+        if wrapped.len() < 12 {
+            return Err(crypto_error("a wrapped data key is truncated"));
+        }
+        let (nonce, sealed) = wrapped.split_at(12);
+        let key = Aes256Gcm::new(&self.0)
+            .decrypt(Nonce::from_slice(nonce), sealed)
+            .map_err(|_| crypto_error("a data key does not unwrap with this master key"))?;
+        if key.len() != 32 {
+            return Err(crypto_error("a data key has the wrong length"));
+        }
+        Ok(*Key::<Aes256Gcm>::from_slice(&key))
+    }
+}
+
+/// Where wrapped data keys live (the embedded profile's SQLite file).
+#[async_trait]
+pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
+    /// The wrapped key of `scope`, if it exists.
+    async fn data_key(&self, scope: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `wrapped` for `scope` unless a key exists; returns the key in force.
+    async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
+    /// Destroys the key for good (including copies in the database's journal).
+    async fn destroy_data_key(&self, scope: &str) -> Result<()>;
+}
+
+/// A content store that encrypts everything it is given.
+#[derive(Clone, Debug)]
+pub struct EncryptedContentStore {
+    inner: Arc<dyn ContentStore>,
+    keys: Arc<dyn DataKeyStore>,
+    master: MasterKey,
+}
+
+/// The scope of a content key: everything before its last segment.
+pub fn scope_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or(key, |(scope, _)| scope)
+}
+
+impl EncryptedContentStore {
+    pub fn new(
+        inner: Arc<dyn ContentStore>,
+        keys: Arc<dyn DataKeyStore>,
+        master: MasterKey,
+    ) -> Self {
+        Self {
+            inner,
+            keys,
+            master,
+        }
+    }
+
+    async fn key_for_writing(&self, scope: &str) -> Result<Key<Aes256Gcm>> {
+        if let Some(wrapped) = self.keys.data_key(scope).await? {
+            return self.master.unwrap_key(&wrapped);
+        }
+        let mut fresh = [0u8; 32];
+        OsRng.fill_bytes(&mut fresh);
+        let wrapped = self
+            .keys
+            .create_data_key(scope, &self.master.wrap(&fresh)?)
+            .await?;
+        self.master.unwrap_key(&wrapped)
+    }
+
+    async fn key_for_reading(&self, scope: &str) -> Result<Option<Key<Aes256Gcm>>> {
+        match self.keys.data_key(scope).await? {
+            Some(wrapped) => Ok(Some(self.master.unwrap_key(&wrapped)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn decrypt_all(key: &Key<Aes256Gcm>, sealed: &[u8]) -> Result<Vec<u8>> {
+        if sealed.len() < HEADER_LEN || &sealed[..MAGIC.len()] != MAGIC {
+            return Err(crypto_error("not an encrypted Lethe object"));
+        }
+        let prefix = &sealed[MAGIC.len()..HEADER_LEN];
+        let mut decryptor = DecryptorBE32::from_aead(Aes256Gcm::new(key), prefix.into());
+        let body = &sealed[HEADER_LEN..];
+        let mut plain = Vec::with_capacity(body.len());
+        let mut chunks = body.chunks(SEALED_CHUNK).peekable();
+        if chunks.peek().is_none() {
+            return Err(crypto_error("an encrypted object has no final chunk"));
+        }
+        while let Some(chunk) = chunks.next() {
+            if chunks.peek().is_some() {
+                plain.extend(
+                    decryptor
+                        .decrypt_next(chunk)
+                        .map_err(|_| crypto_error("content does not decrypt"))?,
+                );
+            } else {
+                plain.extend(
+                    decryptor
+                        .decrypt_last(chunk)
+                        .map_err(|_| crypto_error("content does not decrypt"))?,
+                );
+                break;
+            }
+        }
+        Ok(plain)
+    }
+}
+
+/// Seals a plaintext stream chunk by chunk: the header, then each full chunk as it is
+/// known not to be the last, then the last one.
+fn encrypting(key: Key<Aes256Gcm>, plain: ByteStream) -> ByteStream {
+    let mut prefix = [0u8; PREFIX_LEN];
+    OsRng.fill_bytes(&mut prefix);
+    let header = Bytes::from([MAGIC.as_slice(), &prefix].concat());
+    let encryptor = EncryptorBE32::from_aead(Aes256Gcm::new(&key), prefix.as_slice().into());
+    Box::pin(sealing(header, encryptor, plain))
+}
+
+/// State of the sealing stream.
+struct Sealing {
+    header: Option<Bytes>,
+    encryptor: Option<EncryptorBE32<Aes256Gcm>>,
+    plain: ByteStream,
+    buffer: BytesMut,
+    finished: bool,
+}
+
+fn sealing(
+    header: Bytes,
+    encryptor: EncryptorBE32<Aes256Gcm>,
+    plain: ByteStream,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    let state = Sealing {
+        header: Some(header),
+        encryptor: Some(encryptor),
+        plain,
+        buffer: BytesMut::new(),
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        if let Some(header) = st.header.take() {
+            return Some((Ok(header), st));
+        }
+        if st.finished {
+            return None;
+        }
+        loop {
+            // More than a chunk buffered: this chunk is not the last one.
+            if st.buffer.len() > CHUNK {
+                let chunk = st.buffer.split_to(CHUNK);
+                let sealed = st
+                    .encryptor
+                    .as_mut()
+                    .map(|e| e.encrypt_next(chunk.as_ref()));
+                return match sealed {
+                    Some(Ok(sealed)) => Some((Ok(Bytes::from(sealed)), st)),
+                    _ => {
+                        st.finished = true;
+                        Some((Err(std::io::Error::other("encryption failed")), st))
+                    }
+                };
+            }
+            match st.plain.next().await {
+                Some(Ok(bytes)) => st.buffer.extend_from_slice(&bytes),
+                Some(Err(e)) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.finished = true;
+                    let last = st.buffer.split();
+                    let sealed = st.encryptor.take().map(|e| e.encrypt_last(last.as_ref()));
+                    return match sealed {
+                        Some(Ok(sealed)) => Some((Ok(Bytes::from(sealed)), st)),
+                        _ => Some((Err(std::io::Error::other("encryption failed")), st)),
+                    };
+                }
+            }
+        }
+    })
+}
+
+/// State of the opening stream.
+struct Opening {
+    decryptor: Option<DecryptorBE32<Aes256Gcm>>,
+    key: Key<Aes256Gcm>,
+    sealed: ByteStream,
+    buffer: BytesMut,
+    finished: bool,
+}
+
+fn opening(key: Key<Aes256Gcm>, sealed: ByteStream) -> ByteStream {
+    let state = Opening {
+        decryptor: None,
+        key,
+        sealed,
+        buffer: BytesMut::new(),
+        finished: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        loop {
+            if st.decryptor.is_none() && st.buffer.len() >= HEADER_LEN {
+                if &st.buffer[..MAGIC.len()] != MAGIC {
+                    st.finished = true;
+                    return Some((
+                        Err(std::io::Error::other("not an encrypted Lethe object")),
+                        st,
+                    ));
+                }
+                let header = st.buffer.split_to(HEADER_LEN);
+                st.decryptor = Some(DecryptorBE32::from_aead(
+                    Aes256Gcm::new(&st.key),
+                    header[MAGIC.len()..].into(),
+                ));
+            }
+            if st.decryptor.is_some() && st.buffer.len() > SEALED_CHUNK {
+                let chunk = st.buffer.split_to(SEALED_CHUNK);
+                let opened = st
+                    .decryptor
+                    .as_mut()
+                    .map(|d| d.decrypt_next(chunk.as_ref()));
+                return match opened {
+                    Some(Ok(plain)) => Some((Ok(Bytes::from(plain)), st)),
+                    _ => {
+                        st.finished = true;
+                        Some((Err(std::io::Error::other("content does not decrypt")), st))
+                    }
+                };
+            }
+            match st.sealed.next().await {
+                Some(Ok(bytes)) => st.buffer.extend_from_slice(&bytes),
+                Some(Err(e)) => {
+                    st.finished = true;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    st.finished = true;
+                    let last = st.buffer.split();
+                    let opened = st.decryptor.take().map(|d| d.decrypt_last(last.as_ref()));
+                    return match opened {
+                        Some(Ok(plain)) => Some((Ok(Bytes::from(plain)), st)),
+                        _ => Some((Err(std::io::Error::other("content does not decrypt")), st)),
+                    };
+                }
+            }
+        }
+    }))
+}
+
+#[async_trait]
+impl ContentStore for EncryptedContentStore {
+    async fn put(&self, key: &str, content: Content) -> Result<u64> {
+        let len = content.len() as u64;
+        let bytes = content.into_bytes();
+        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
+        self.put_stream(key, body).await?;
+        Ok(len)
+    }
+
+    async fn put_stream(&self, key: &str, stream: ByteStream) -> Result<u64> {
+        let data_key = self.key_for_writing(scope_of(key)).await?;
+        let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = counted.clone();
+        let plain: ByteStream = Box::pin(stream.inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+        self.inner
+            .put_stream(key, encrypting(data_key, plain))
+            .await?;
+        Ok(counted.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Content>> {
+        let Some(data_key) = self.key_for_reading(scope_of(key)).await? else {
+            // The key is gone: whatever bytes remain are unreadable, i.e. deleted.
+            return Ok(None);
+        };
+        match self.inner.get(key).await? {
+            Some(sealed) => Ok(Some(Content::new(Self::decrypt_all(
+                &data_key,
+                sealed.expose(),
+            )?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {
+        let Some(data_key) = self.key_for_reading(scope_of(key)).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .get_stream(key)
+            .await?
+            .map(|sealed| opening(data_key, sealed)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
+        self.inner.delete_many(keys).await
+    }
+
+    async fn forget_scope(&self, scope: &str) -> Result<()> {
+        self.keys.destroy_data_key(scope).await
+    }
+}
