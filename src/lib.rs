@@ -24,3 +24,4 @@ pub mod storage;
 pub mod sweeper;
 pub mod telemetry;
 pub mod testing;
+pub mod tls;

@@ -277,25 +277,56 @@ impl App {
         }
     }
 
-    /// Serves the API on `listener` and runs the sweeper loop until `shutdown`; requests
-    /// in flight and the sweep pass in progress finish first.
+    /// Serves the API on `listener` (TLS only when `LETHE_TLS_CERT` and `LETHE_TLS_KEY`
+    /// are set) and runs the sweeper loop until `shutdown`; requests in flight and the
+    /// sweep pass in progress finish first.
     pub async fn run(
         self,
         listener: TcpListener,
         tokens: Tokens,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let tls = match (&self.config.tls_cert, &self.config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let profile = crate::tls::TlsProfile::parse(&self.config.tls_profile)?;
+                Some(crate::tls::server_config(cert, key, profile)?)
+            }
+            (None, None) => None,
+            _ => bail!(
+                "set both LETHE_TLS_CERT and LETHE_TLS_KEY for TLS, or neither for plain HTTP"
+            ),
+        };
         let tracker = TaskTracker::new();
         tracker.spawn(self.sweeper.clone().run(shutdown.child_token()));
         tracker.close();
         let router = crate::http::router(self.http_state(tokens));
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let served = match tls {
+            None => axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await
+                .context("the HTTP server failed"),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                axum_server::from_tcp_rustls(
+                    listener.into_std()?,
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
+                )
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .context("the HTTPS server failed")
+            }
+        };
         // Whatever ended the server also ends the sweeper.
         shutdown.cancel();
         tracker.wait().await;
-        served.context("the HTTP server failed")
+        served
     }
 }
 

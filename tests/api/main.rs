@@ -9,5 +9,6 @@ mod isolation;
 mod logs;
 mod matrix;
 mod sdk;
+mod tls;
 mod transcripts;
 mod uploads;
