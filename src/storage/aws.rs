@@ -4,6 +4,9 @@
 //! benchmarks and `/metrics` read.
 
 use aws_config::BehaviorVersion;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+
+use super::StorageError;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,4 +65,23 @@ pub fn dynamodb_client(
         .interceptor(counter.clone())
         .build();
     aws_sdk_dynamodb::Client::from_conf(dynamodb)
+}
+
+/// Maps an SDK error of `backend`: transport failures and timeouts are `Unavailable`,
+/// the rest `Other`, with the SDK's full context as the source.
+pub fn sdk_error<E, R>(backend: &'static str, error: SdkError<E, R>) -> StorageError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let unavailable = matches!(
+        error,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    );
+    let source: super::BoxError = DisplayErrorContext(error).to_string().into();
+    if unavailable {
+        StorageError::Unavailable { backend, source }
+    } else {
+        StorageError::Other { backend, source }
+    }
 }

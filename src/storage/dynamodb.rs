@@ -25,7 +25,7 @@
 //! removed from tombstoned items, and Lethe never relies on it to delete anything.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
@@ -74,22 +74,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let unavailable = matches!(
-        error,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-    );
-    let source: super::BoxError = DisplayErrorContext(error).to_string().into();
-    if unavailable {
-        StorageError::Unavailable {
-            backend: BACKEND,
-            source,
-        }
-    } else {
-        StorageError::Other {
-            backend: BACKEND,
-            source,
-        }
-    }
+    super::aws::sdk_error(BACKEND, error)
 }
 
 fn build_error(error: impl std::error::Error + Send + Sync + 'static) -> StorageError {
@@ -516,6 +501,25 @@ impl DynamoIndex {
         Ok(())
     }
 
+    /// Puts a new item; `Conflict { key: what }` if one exists under its key.
+    async fn put_new(&self, item: Item, what: String) -> Result<()> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StorageError::Conflict { key: what })
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
     async fn get(&self, key: Item) -> Result<Option<Item>> {
         let out = self
             .client
@@ -807,23 +811,7 @@ impl ArtifactIndex for DynamoIndex {
                 s(format!("{}#{}", padded(t.created_at), t.id)),
             );
         }
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(StorageError::Conflict {
-                    key: format!("transcript/{}", t.id),
-                })
-            }
-            Err(e) => Err(sdk_error(e)),
-        }
+        self.put_new(item, format!("transcript/{}", t.id)).await
     }
 
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {
@@ -992,25 +980,7 @@ impl ArtifactIndex for DynamoIndex {
             key: format!("artifact/{}", a.id),
         };
         match a.transcript_id {
-            None => {
-                let out = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                match out {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(e))
-                        if e.err().is_conditional_check_failed_exception() =>
-                    {
-                        Err(conflict())
-                    }
-                    Err(e) => Err(sdk_error(e)),
-                }
-            }
+            None => self.put_new(item, format!("artifact/{}", a.id)).await,
             Some(transcript) => {
                 // The artifact and its membership in the transcript's set, atomically.
                 let put = aws_sdk_dynamodb::types::Put::builder()

@@ -4,7 +4,7 @@
 //! retried with backoff and reported per key.
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, ServerSideEncryption,
@@ -34,22 +34,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let unavailable = matches!(
-        error,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-    );
-    let source: super::BoxError = DisplayErrorContext(error).to_string().into();
-    if unavailable {
-        StorageError::Unavailable {
-            backend: BACKEND,
-            source,
-        }
-    } else {
-        StorageError::Other {
-            backend: BACKEND,
-            source,
-        }
-    }
+    super::aws::sdk_error(BACKEND, error)
 }
 
 impl S3ContentStore {
