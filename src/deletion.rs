@@ -7,12 +7,13 @@
 //! 3. the **content** is deleted (a missing object is fine);
 //! 4. the transcript is marked deleted when its final transcript goes;
 //! 5. the **tombstones** are written to the audit log (one per artifact, ever);
-//! 6. the index marks the artifacts **deleted**.
+//! 6. the index marks the artifacts **deleted**;
+//! 7. **crypto-shredding**: a transcript's data key is forgotten once nothing of it is left,
+//!    an upload's once the upload is gone (a no-op for stores without per-scope keys).
 //!
 //! An artifact whose content deletion failed stays claimed; when the lease runs out it is
 //! due again. A final transcript is only finished once every linked artifact went with it.
 
-use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
 use crate::domain::{
@@ -30,7 +31,7 @@ pub struct DeletionOutcome {
     pub refused_early: Vec<ArtifactId>,
 }
 
-/// Runs steps 2–6 for `claimed` (held under `claim`).
+/// Runs steps 2–7 for `claimed` (held under `claim`).
 pub async fn delete_claimed(
     backends: &Backends,
     mut claimed: Vec<Artifact>,
@@ -198,9 +199,4 @@ pub fn lag_seconds(tombstone: &Tombstone) -> Option<f64> {
         }),
         _ => None,
     }
-}
-
-/// Whether the artifact's deadline has passed at `now`.
-pub fn is_overdue(artifact: &Artifact, now: DateTime<Utc>) -> bool {
-    artifact.is_overdue_at(now)
 }

@@ -106,7 +106,7 @@ impl Sweeper {
                 .index
                 .claim_candidates(&due, &claim)
                 .await?;
-            for artifact in claimed.iter().filter(|a| deletion::is_overdue(a, now)) {
+            for artifact in claimed.iter().filter(|a| a.is_overdue_at(now)) {
                 report.overdue += 1;
                 tracing::warn!(
                     artifact_id = %artifact.id,
