@@ -165,12 +165,17 @@ pub async fn delete_claimed(
         tracing::debug!(artifact_id = %t.artifact_id, kind = %t.kind, reason = %t.reason, "artifact deleted");
     }
     // Step 7: crypto-shredding. A transcript's scope is forgotten once its final
-    // transcript went and nothing of it is left; an upload's once the upload went.
+    // transcript went and nothing of it is left; an upload's (or a standalone LLM Gateway
+    // request's or streaming session's) once it went.
     let gone_ids: HashSet<ArtifactId> = gone.iter().map(|a| a.id).collect();
     let mut scopes: Vec<&str> = Vec::new();
     for a in &gone {
         let whole_scope = match a.kind {
+            // Their own scope, like an upload's (`<account>/<id>/<id>`).
             ArtifactKind::UploadedAudio => true,
+            ArtifactKind::LlmGatewayIo | ArtifactKind::StreamingSession => {
+                a.transcript_id.is_none()
+            }
             ArtifactKind::FinalTranscript => !remaining
                 .iter()
                 .any(|r| r.transcript_id == a.transcript_id && !gone_ids.contains(&r.id)),

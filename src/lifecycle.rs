@@ -9,11 +9,14 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::deletion::{self, DeletionOutcome};
-use crate::domain::policy::schedule_for;
+use crate::domain::policy::{
+    llm_gateway_has_zero_data_retention, schedule_for, streaming_has_zero_data_retention,
+};
 use crate::domain::{
     new_id, Account, AccountId, ApiKey, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
-    DeletionReason, Mode, PlatformPolicy, RetentionSettings, Schedule, ScheduleKind, SettingsError,
-    SettingsPatch, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+    DeletionReason, PlatformPolicy, RetentionSettings, Schedule, ScheduleKind, SettingsError,
+    SettingsPatch, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind,
+    UsageRecord,
 };
 use crate::metrics::Metrics;
 use crate::storage::{Backends, ByteStream, Claim, StorageError, TranscriptQuery};
@@ -38,6 +41,9 @@ pub enum LifecycleError {
     ZeroDataRetention,
     #[error(transparent)]
     InvalidSettings(#[from] SettingsError),
+    /// A request the rules refuse (bad timestamps, ...); nothing was written.
+    #[error("{0}")]
+    Invalid(String),
     #[error("the account changed concurrently; retry the request")]
     Concurrent,
     #[error(transparent)]
@@ -90,6 +96,40 @@ pub struct RetentionView {
     pub transcript: Transcript,
     pub account: Account,
     pub artifacts: Vec<ArtifactView>,
+}
+
+/// An LLM Gateway request as the gateway reports it (§6).
+#[derive(Clone, Debug)]
+pub struct LlmGatewayRequest {
+    pub account_id: AccountId,
+    /// Lower-case provider name (`anthropic`, `google`, `openai`, ...).
+    pub provider: String,
+    pub model: String,
+    /// The inputs and outputs; `None` when the gateway sends usage only.
+    pub content: Option<Content>,
+    /// Set for speech understanding on a transcript: stored linked to it.
+    pub transcript_id: Option<TranscriptId>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
+
+/// A finished real-time streaming session (§6).
+#[derive(Clone, Debug)]
+pub struct StreamingSession {
+    pub account_id: AccountId,
+    pub model: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// Its audio and transcript; `None` when the streaming service sends usage only.
+    pub content: Option<Content>,
+}
+
+/// What an LLM Gateway request or streaming session left: always its usage record, and
+/// the artifact holding its content unless zero data retention dropped it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub usage: UsageRecord,
+    pub artifact: Option<Artifact>,
 }
 
 /// Reading an upload through the internal API.
@@ -399,24 +439,21 @@ impl Lethe {
             .await?)
     }
 
-    /// An upload's bytes for the pipeline: `Deleted` from `delete_after` on (§4).
+    /// An upload's bytes for the pipeline, whole: `Deleted` from `delete_after` on (§4).
+    /// The same checks as [`Lethe::read_upload_stream`], which it reads through.
     pub async fn read_upload(&self, id: ArtifactId) -> Result<UploadRead> {
-        let artifact = self
-            .backends
-            .index
-            .artifact(id)
-            .await?
-            .ok_or(LifecycleError::NotFound)?;
-        if artifact.kind != ArtifactKind::UploadedAudio {
-            return Err(LifecycleError::NotFound);
-        }
-        if !self.is_servable(&artifact, None) {
+        let Some(mut stream) = self.read_upload_stream(id).await? else {
             return Ok(UploadRead::Deleted);
+        };
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|e| StorageError::Other {
+                backend: "content",
+                source: Box::new(e),
+            })?;
+            bytes.extend_from_slice(&chunk);
         }
-        match self.backends.content.get(&artifact.content_key).await? {
-            Some(content) => Ok(UploadRead::Live(content)),
-            None => Ok(UploadRead::Deleted),
-        }
+        Ok(UploadRead::Live(Content::new(bytes.freeze())))
     }
 
     /// Whether an artifact's content may be served now: live, nothing pending, not past
@@ -591,15 +628,24 @@ impl Lethe {
         content: Content,
     ) -> Result<Artifact> {
         let (t, account) = self.transcript_for_pipeline(id).await?;
-        Self::ensure_may_store(&account)?;
+        self.link_speech_understanding(&t, &account, content).await
+    }
+
+    async fn link_speech_understanding(
+        &self,
+        t: &Transcript,
+        account: &Account,
+        content: Content,
+    ) -> Result<Artifact> {
+        Self::ensure_may_store(account)?;
         if t.is_redacted_at(self.now()) {
             return Err(LifecycleError::ContentDeleted);
         }
         let now = self.now();
         let mut a = Artifact::new_live(
             new_id(now),
-            &account,
-            Some(id),
+            account,
+            Some(t.id),
             ArtifactKind::SpeechUnderstanding,
             now,
         );
@@ -609,6 +655,233 @@ impl Lethe {
         a.delete_by = t.delete_by;
         a.due_at = t.delete_after;
         self.store_artifact(a, content).await
+    }
+
+    // ---- LLM Gateway and streaming (§6) -------------------------------------------------
+
+    /// Checks a reported time span: it ends after it starts, and not in the future.
+    fn check_span(&self, started_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> Result<()> {
+        if ended_at < started_at {
+            return Err(LifecycleError::Invalid(
+                "ended_at must not be before started_at".into(),
+            ));
+        }
+        if ended_at > self.now() {
+            return Err(LifecycleError::Invalid(
+                "ended_at is in the future; report a request or session once it has ended".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `POST /internal/v1/llm-gateway/requests` (§6). Content of a ZDR account is refused
+    /// with nothing written; with a BAA and an Anthropic or Google model it is dropped and
+    /// only usage kept; otherwise it is an `llm_gateway_io` artifact (hourly deletion with
+    /// an account TTL), or a `speech_understanding` one linked to its transcript.
+    pub async fn record_llm_request(&self, request: LlmGatewayRequest) -> Result<Recorded> {
+        self.check_span(request.started_at, request.ended_at)?;
+        let account = self.account(request.account_id).await?;
+        if request.content.is_some() {
+            Self::ensure_may_store(&account)?;
+        }
+        let transcript = match request.transcript_id {
+            Some(id) => Some(self.transcript(&account, id).await?),
+            None => None,
+        };
+        let zdr = llm_gateway_has_zero_data_retention(&account.settings, &request.provider);
+        let artifact = match request.content {
+            Some(content) if !zdr => Some(match &transcript {
+                Some(t) => self.link_speech_understanding(t, &account, content).await?,
+                None => {
+                    let now = self.now();
+                    let a = Artifact::new_live(
+                        new_id(now),
+                        &account,
+                        None,
+                        ArtifactKind::LlmGatewayIo,
+                        now,
+                    );
+                    let a = self.scheduled(a, &account, Some(now));
+                    self.store_artifact(a, content).await?
+                }
+            }),
+            _ => None,
+        };
+        let usage = self
+            .record_usage(
+                &account,
+                UsageKind::LlmGateway,
+                request.model,
+                Some(request.provider),
+                request.transcript_id,
+                (request.started_at, request.ended_at),
+                artifact.as_ref(),
+            )
+            .await?;
+        Ok(Recorded { usage, artifact })
+    }
+
+    /// `POST /internal/v1/streaming/sessions` (§6). Content of a ZDR account is refused
+    /// with nothing written; an account that opted out of model training gets zero data
+    /// retention (content dropped, usage kept); otherwise a `streaming_session` artifact
+    /// anchored at the session's end under the `final_transcript` column.
+    pub async fn record_streaming_session(&self, session: StreamingSession) -> Result<Recorded> {
+        self.check_span(session.started_at, session.ended_at)?;
+        let account = self.account(session.account_id).await?;
+        if session.content.is_some() {
+            Self::ensure_may_store(&account)?;
+        }
+        let artifact = match session.content {
+            Some(content) if !streaming_has_zero_data_retention(&account.settings) => {
+                let now = self.now();
+                let a = Artifact::new_live(
+                    new_id(now),
+                    &account,
+                    None,
+                    ArtifactKind::StreamingSession,
+                    now,
+                );
+                let a = self.scheduled(a, &account, Some(session.ended_at));
+                Some(self.store_artifact(a, content).await?)
+            }
+            _ => None,
+        };
+        let usage = self
+            .record_usage(
+                &account,
+                UsageKind::Streaming,
+                session.model,
+                None,
+                None,
+                (session.started_at, session.ended_at),
+                artifact.as_ref(),
+            )
+            .await?;
+        Ok(Recorded { usage, artifact })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_usage(
+        &self,
+        account: &Account,
+        kind: UsageKind,
+        model: String,
+        provider: Option<String>,
+        transcript_id: Option<TranscriptId>,
+        (started_at, ended_at): (DateTime<Utc>, DateTime<Utc>),
+        artifact: Option<&Artifact>,
+    ) -> Result<UsageRecord> {
+        let now = self.now();
+        let usage = UsageRecord {
+            id: new_id(now),
+            account_id: account.id,
+            kind,
+            model,
+            provider,
+            transcript_id,
+            started_at,
+            ended_at,
+            artifact_id: artifact.map(|a| a.id),
+            recorded_at: now,
+        };
+        self.backends.audit.record_usage(&usage).await?;
+        tracing::info!(usage_id = %usage.id, account_id = %account.id, kind = %kind, stored = artifact.is_some(), "usage recorded");
+        Ok(usage)
+    }
+
+    /// An account's usage records, oldest first (the operator's billing view).
+    pub async fn usage(
+        &self,
+        account: AccountId,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>> {
+        self.account(account).await?;
+        Ok(self.backends.audit.usage(account, after, limit).await?)
+    }
+
+    /// An LLM Gateway request's or streaming session's artifact as its owner sees it: its
+    /// schedule and, once deleted, its tombstone fields. Another account's is `NotFound`.
+    pub async fn standalone_artifact(
+        &self,
+        account: &Account,
+        kind: ArtifactKind,
+        id: ArtifactId,
+    ) -> Result<Artifact> {
+        match self.backends.index.artifact(id).await? {
+            Some(a)
+                if a.account_id == account.id && a.kind == kind && a.transcript_id.is_none() =>
+            {
+                Ok(a)
+            }
+            _ => Err(LifecycleError::NotFound),
+        }
+    }
+
+    /// A customer's deletion request for an LLM Gateway request or streaming session (§6):
+    /// deleted at once. Idempotent.
+    pub async fn delete_standalone(
+        &self,
+        account: &Account,
+        kind: ArtifactKind,
+        id: ArtifactId,
+    ) -> Result<Artifact> {
+        let artifact = self.standalone_artifact(account, kind, id).await?;
+        if artifact.state != ArtifactState::Deleted {
+            let now = self.now();
+            self.backends
+                .index
+                .request_deletion(&[id], DeletionReason::CustomerRequest, now)
+                .await?;
+            let outcome = self.delete_now(&[id], now).await?;
+            if let Some((artifact_id, error)) = outcome.failed.into_iter().next() {
+                tracing::warn!(%artifact_id, "customer deletion incomplete; the sweeper retries it");
+                return Err(error.into());
+            }
+            tracing::info!(artifact_id = %id, account_id = %account.id, kind = %kind, "artifact deleted at customer request");
+        }
+        self.standalone_artifact(account, kind, id).await
+    }
+
+    // ---- model training (§6) ----------------------------------------------------------
+
+    /// Live artifacts eligible for model training, in id order after `after`.
+    pub async fn training_eligible(
+        &self,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>> {
+        Ok(self
+            .backends
+            .index
+            .training_eligible(self.now(), after, limit)
+            .await?)
+    }
+
+    /// An eligible artifact's content for the training export: `None` once it is deleted
+    /// or past `delete_after`; `NotFound` if it never was eligible.
+    pub async fn training_content(&self, id: ArtifactId) -> Result<Option<ByteStream>> {
+        let artifact = self
+            .backends
+            .index
+            .artifact(id)
+            .await?
+            .ok_or(LifecycleError::NotFound)?;
+        if !artifact.training_eligible && artifact.state != ArtifactState::Deleted {
+            return Err(LifecycleError::NotFound);
+        }
+        let transcript = match artifact.transcript_id {
+            Some(t) => self.backends.index.transcript(t).await?,
+            None => None,
+        };
+        if !artifact.training_eligible || !self.is_servable(&artifact, transcript.as_ref()) {
+            return Ok(None);
+        }
+        Ok(self
+            .backends
+            .content
+            .get_stream(&artifact.content_key)
+            .await?)
     }
 
     /// `completed`, with its result as the final transcript, anchored now (§4).
@@ -871,11 +1144,6 @@ impl Lethe {
         self.metrics
             .record_deletions(&outcome.deleted, outcome.failed.len());
         Ok(outcome)
-    }
-
-    /// The retention mode and settings as the account view shows them.
-    pub fn mode_of(account: &Account) -> Mode {
-        account.settings.mode()
     }
 }
 

@@ -90,6 +90,14 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a usage record bills: the surfaces whose content may be dropped (§6).
+    UsageKind {
+        LlmGateway => "llm_gateway",
+        Streaming => "streaming",
+    }
+);
+
+string_enum!(
     TranscriptStatus {
         Queued => "queued",
         Processing => "processing",
@@ -281,6 +289,33 @@ impl Tombstone {
             reason: artifact.reason_for_deletion(),
             deleted_by: deleted_by.to_owned(),
         }
+    }
+}
+
+/// Usage metadata of one LLM Gateway request or streaming session (§2, §6): not content,
+/// kept for billing in every mode, also when zero data retention drops the content.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UsageRecord {
+    pub id: Uuid,
+    pub account_id: AccountId,
+    pub kind: UsageKind,
+    pub model: String,
+    pub provider: Option<String>,
+    pub transcript_id: Option<TranscriptId>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    /// The artifact holding its content; `None` when none was stored (zero data retention).
+    pub artifact_id: Option<ArtifactId>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl UsageRecord {
+    /// The request's or session's duration, what is billed.
+    pub fn duration_seconds(&self) -> f64 {
+        (self.ended_at - self.started_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1e6
     }
 }
 

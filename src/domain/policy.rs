@@ -151,6 +151,21 @@ pub fn schedule_for(
     }
 }
 
+/// LLM providers whose traffic gets zero data retention under a BAA (§6).
+pub const ZDR_PROVIDERS_UNDER_BAA: &[&str] = &["anthropic", "google"];
+
+/// §6 LLM Gateway: with a BAA and an Anthropic or Google model (or on a ZDR account) the
+/// inputs and outputs are never persisted, only usage metadata.
+pub fn llm_gateway_has_zero_data_retention(settings: &RetentionSettings, provider: &str) -> bool {
+    settings.zero_data_retention || (settings.baa && ZDR_PROVIDERS_UNDER_BAA.contains(&provider))
+}
+
+/// §6 Streaming: an account that opted out of model training, or has ZDR, gets zero data
+/// retention for streaming sessions.
+pub fn streaming_has_zero_data_retention(settings: &RetentionSettings) -> bool {
+    settings.zero_data_retention || settings.model_training_opt_out
+}
+
 /// The `final_transcript` column of the matrix.
 fn final_transcript_schedule(
     settings: &RetentionSettings,
@@ -397,6 +412,57 @@ mod tests {
         let existing = sched(FinalTranscript, &default_mode());
         let proposed = sched(FinalTranscript, &baa_mode());
         assert_eq!(existing.shortened_by(&proposed), Some(point(h(72))));
+    }
+
+    // --- §6 zero data retention of the LLM Gateway and streaming (pure part) ---
+    #[test]
+    fn s6_llm_gateway_with_a_baa_and_anthropic_or_google_has_zero_data_retention() {
+        for provider in ["anthropic", "google"] {
+            assert!(llm_gateway_has_zero_data_retention(&baa_mode(), provider));
+            assert!(!llm_gateway_has_zero_data_retention(
+                &default_mode(),
+                provider
+            ));
+        }
+        assert!(!llm_gateway_has_zero_data_retention(&baa_mode(), "openai"));
+        let zdr = RetentionSettings {
+            zero_data_retention: true,
+            ..Default::default()
+        };
+        assert!(llm_gateway_has_zero_data_retention(&zdr, "openai"));
+    }
+    #[test]
+    fn s6_streaming_has_zero_data_retention_when_opted_out_of_training_or_zdr() {
+        assert!(!streaming_has_zero_data_retention(&default_mode()));
+        assert!(!streaming_has_zero_data_retention(&baa_mode()));
+        let opted_out = RetentionSettings {
+            model_training_opt_out: true,
+            ..Default::default()
+        };
+        assert!(streaming_has_zero_data_retention(&opted_out));
+        let zdr = RetentionSettings {
+            zero_data_retention: true,
+            ..Default::default()
+        };
+        assert!(streaming_has_zero_data_retention(&zdr));
+    }
+    #[test]
+    fn s6_streaming_session_follows_the_final_transcript_column_from_its_end() {
+        for settings in [ttl_mode(h(5)), baa_mode(), default_mode()] {
+            assert_eq!(
+                sched(StreamingSession, &settings),
+                sched(FinalTranscript, &settings)
+            );
+        }
+    }
+    #[test]
+    fn s6_llm_gateway_io_without_a_ttl_follows_the_final_transcript_column() {
+        for settings in [baa_mode(), default_mode()] {
+            assert_eq!(
+                sched(LlmGatewayIo, &settings),
+                sched(FinalTranscript, &settings)
+            );
+        }
     }
 
     // --- §6 LLM Gateway hourly decision (pure part) ---

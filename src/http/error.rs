@@ -88,6 +88,7 @@ impl From<LifecycleError> for ApiError {
                 ApiError::Conflict("account has zero data retention; content is not stored".into())
             }
             LifecycleError::InvalidSettings(e) => ApiError::BadRequest(e.to_string()),
+            LifecycleError::Invalid(message) => ApiError::BadRequest(message),
             LifecycleError::Concurrent => ApiError::Conflict(error.to_string()),
             LifecycleError::Storage(e) => e.into(),
         }

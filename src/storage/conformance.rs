@@ -12,7 +12,7 @@ use super::{
 use crate::domain::{
     new_id, Account, ApiKey, Artifact, ArtifactKind, ArtifactState, Content, DeletionReason,
     RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone, Transcript,
-    TranscriptDeletion, TranscriptStatus,
+    TranscriptDeletion, TranscriptStatus, UsageKind, UsageRecord,
 };
 
 fn t0() -> DateTime<Utc> {
@@ -542,4 +542,113 @@ pub async fn audit(log: &dyn AuditLog) {
         vec![2, 1]
     );
     assert_eq!(recent[0].deleted_by_reason.get("ttl"), Some(&2));
+}
+
+/// Usage records: one per id, per account, oldest first, paged by id.
+pub async fn usage(log: &dyn AuditLog) {
+    let account = sample_account(t0());
+    let other = sample_account(t0());
+    let record = |account: &Account, i: i64| UsageRecord {
+        id: new_id(t0() + Duration::seconds(i)),
+        account_id: account.id,
+        kind: if i % 2 == 0 {
+            UsageKind::LlmGateway
+        } else {
+            UsageKind::Streaming
+        },
+        model: format!("model-{i}"),
+        provider: (i % 2 == 0).then(|| "anthropic".to_owned()),
+        transcript_id: None,
+        started_at: t0() + Duration::seconds(i),
+        ended_at: t0() + Duration::seconds(i) + Duration::milliseconds(1500),
+        artifact_id: (i == 1).then(|| new_id(t0())),
+        recorded_at: t0() + Duration::seconds(i + 2),
+    };
+    let mine: Vec<UsageRecord> = (0..5).map(|i| record(&account, i)).collect();
+    for u in &mine {
+        log.record_usage(u).await.unwrap();
+    }
+    log.record_usage(&mine[0]).await.unwrap();
+    log.record_usage(&record(&other, 9)).await.unwrap();
+    let first = log.usage(account.id, None, 3).await.unwrap();
+    assert_eq!(
+        first,
+        mine[..3].to_vec(),
+        "oldest first, this account's only"
+    );
+    let rest = log.usage(account.id, Some(first[2].id), 3).await.unwrap();
+    assert_eq!(
+        rest,
+        mine[3..].to_vec(),
+        "the next page starts after the cursor"
+    );
+    assert_eq!(rest[0].duration_seconds(), 1.5);
+}
+
+/// The training listing: live eligible artifacts only, in id order, gone as soon as a
+/// deletion is requested or `delete_after` passes.
+pub async fn training_eligible(index: &dyn ArtifactIndex) {
+    let now = t0();
+    let eligible = sample_account(now);
+    let opted_out = Account {
+        settings: RetentionSettings {
+            model_training_opt_out: true,
+            ..Default::default()
+        },
+        ..sample_account(now)
+    };
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let created = now - Duration::minutes(10 - i);
+        let a = Artifact::new_live(
+            new_id(created),
+            &eligible,
+            None,
+            ArtifactKind::UploadedAudio,
+            created,
+        );
+        index.insert_artifact(&a).await.unwrap();
+        ids.push(a.id);
+    }
+    let excluded = Artifact::new_live(
+        new_id(now),
+        &opted_out,
+        None,
+        ArtifactKind::UploadedAudio,
+        now,
+    );
+    assert!(!excluded.training_eligible);
+    index.insert_artifact(&excluded).await.unwrap();
+    // One expires (past delete_after, not yet swept); one has a deletion requested; one
+    // is deleted.
+    let mut expired = due_artifact(&eligible, None, now - Duration::seconds(1));
+    expired.kind = ArtifactKind::UploadedAudio;
+    assert!(expired.training_eligible);
+    index.insert_artifact(&expired).await.unwrap();
+    index
+        .request_deletion(&[ids[1]], DeletionReason::CustomerRequest, now)
+        .await
+        .unwrap();
+    let doomed = index.artifact(ids[2]).await.unwrap().unwrap();
+    index
+        .finish(&[Tombstone {
+            reason: DeletionReason::CustomerRequest,
+            ..Tombstone::for_artifact(&doomed, now, "test")
+        }])
+        .await
+        .unwrap();
+
+    let live: Vec<_> = [ids[0], ids[3], ids[4], ids[5]].to_vec();
+    let page = index.training_eligible(now, None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|a| a.id).collect::<Vec<_>>(), live[..2]);
+    let next = index
+        .training_eligible(now, Some(page[1].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(next.iter().map(|a| a.id).collect::<Vec<_>>(), live[2..]);
+    let past = index
+        .training_eligible(now, Some(live[3]), 10)
+        .await
+        .unwrap();
+    assert!(past.is_empty(), "nothing after the last");
 }

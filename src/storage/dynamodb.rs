@@ -7,7 +7,7 @@
 //! | item | `pk` | `sk` | indexes it appears in |
 //! |---|---|---|---|
 //! | transcript | `T#<id>` | `T` | `g1` (`A#<account>`, id): listing; `g2` (`A#<account>#<status>`, id): status filter; `g3` (`A#<account>#D#<day>`, id): `created_on`; `g4` (`U#<shard>`, created): unfinished only (sparse) |
-//! | artifact | `R#<id>` | `R` | `due` (`DUE#<day>#<shard>`, `<due_at>#<id>`): only while something is scheduled and not deleted (sparse); `acct` (`A#<account>`, id): only while not deleted (sparse) |
+//! | artifact | `R#<id>` | `R` | `due` (`DUE#<day>#<shard>`, `<due_at>#<id>`): only while something is scheduled and not deleted (sparse); `acct` (`A#<account>`, id): only while not deleted (sparse); `train` (`TRAIN#<shard>`, id): only while eligible for model training, live and with no deletion requested (sparse) |
 //! | due watermark | `META` | `DUE_LOW` | the oldest day bucket that may still hold due artifacts |
 //!
 //! A transcript item holds the set of its artifacts' ids (`artifact_ids`), added in the
@@ -51,6 +51,7 @@ pub const INDEXES: &[(&str, &str, &str)] = &[
     ("g4", "g4pk", "g4sk"),
     ("due", "dpk", "dsk"),
     ("acct", "apk", "ask"),
+    ("train", "tpk", "tsk"),
 ];
 /// The TTL attribute (a safety net only).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -313,6 +314,10 @@ fn artifact_item(a: &Artifact, written_at: DateTime<Utc>) -> Item {
         }
         if let Some(by) = a.delete_by {
             item.insert("expires_at".into(), n((by + TTL_SAFETY_MARGIN).timestamp()));
+        }
+        if a.training_eligible && a.pending_reason.is_none() {
+            item.insert("tpk".into(), s(format!("TRAIN#{}", shard_of(&a.id))));
+            item.insert("tsk".into(), s(a.id.to_string()));
         }
     }
     item
@@ -1136,6 +1141,69 @@ impl ArtifactIndex for DynamoIndex {
         Ok(artifacts)
     }
 
+    async fn training_eligible(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>> {
+        let limit = limit as usize;
+        let eligible_at = |a: &Artifact| {
+            a.state == ArtifactState::Live
+                && a.training_eligible
+                && a.pending_reason.is_none()
+                && a.delete_after.is_none_or(|after| after > now)
+        };
+        let mut cursor = after.map(|a| a.to_string()).unwrap_or_default();
+        let mut page: Vec<Artifact> = Vec::new();
+        loop {
+            // The next `limit` ids over every shard, merged in id order.
+            let mut ids: Vec<String> = Vec::new();
+            for shard in 0..DUE_SHARDS {
+                let mut values = HashMap::from([(":p".to_owned(), s(format!("TRAIN#{shard}")))]);
+                let condition = if cursor.is_empty() {
+                    "tpk = :p"
+                } else {
+                    values.insert(":a".to_owned(), s(cursor.clone()));
+                    "tpk = :p AND tsk > :a"
+                };
+                let keep = |item: &Item| artifact_from_item(item).is_ok_and(|a| eligible_at(&a));
+                for item in self
+                    .query_all("train", condition, values, true, limit, keep)
+                    .await?
+                {
+                    ids.push(get_s(&item, "tsk")?);
+                }
+            }
+            ids.sort();
+            ids.truncate(limit);
+            let Some(last) = ids.last().cloned() else {
+                return Ok(page);
+            };
+            // The index is eventually consistent: read the items themselves, so a deletion
+            // requested a moment ago already hides the artifact.
+            let keys = ids
+                .iter()
+                .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+                .map(artifact_key)
+                .collect();
+            let mut fresh = self
+                .batch_get(keys)
+                .await?
+                .iter()
+                .map(artifact_from_item)
+                .collect::<Result<Vec<_>>>()?;
+            fresh.retain(eligible_at);
+            fresh.sort_by_key(|a| a.id);
+            page.extend(fresh);
+            if page.len() >= limit || ids.len() < limit {
+                page.truncate(limit);
+                return Ok(page);
+            }
+            cursor = last;
+        }
+    }
+
     async fn reschedule(
         &self,
         id: ArtifactId,
@@ -1206,7 +1274,9 @@ impl ArtifactIndex for DynamoIndex {
                 let (dpk, dsk) = due_keys(*id, now, now);
                 Change {
                     key: artifact_key(*id),
-                    update: "SET pending_reason = if_not_exists(pending_reason, :reason), due_at = :now, dpk = :dpk, dsk = :dsk".into(),
+                    update: "SET pending_reason = if_not_exists(pending_reason, :reason), due_at = :now, dpk = :dpk, dsk = :dsk \
+                             REMOVE tpk, tsk"
+                        .into(),
                     condition: Some("attribute_exists(pk) AND #state <> :deleted".into()),
                     names: HashMap::from([("#state".into(), "state".into())]),
                     values: HashMap::from([
@@ -1363,7 +1433,7 @@ impl ArtifactIndex for DynamoIndex {
             .map(|t| Change {
                 key: artifact_key(t.artifact_id),
                 update: "SET #state = :deleted, deleted_at = :at, deletion_reason = :reason, training_eligible = :no \
-                         REMOVE due_at, dpk, dsk, apk, ask, claimed_by, claimed_until, expires_at"
+                         REMOVE due_at, dpk, dsk, apk, ask, tpk, tsk, claimed_by, claimed_until, expires_at"
                     .into(),
                 condition: Some("attribute_exists(pk) AND #state <> :deleted".into()),
                 names: HashMap::from([("#state".into(), "state".into())]),

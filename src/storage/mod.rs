@@ -30,7 +30,7 @@ use std::sync::Arc;
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
     DeletionReason, Schedule, SweepReport, Tombstone, Transcript, TranscriptDeletion, TranscriptId,
-    TranscriptStatus,
+    TranscriptStatus, UsageRecord,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -171,6 +171,16 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
     /// Not-deleted artifacts whose `delete_by` is before `now`, earliest deadline first.
     async fn overdue(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Artifact>>;
+    /// Up to `limit` artifacts eligible for model training (§6) with ids after `after`, in
+    /// id order: live, no deletion pending and not past `delete_after` at `now`. Reads a
+    /// sparse index of eligible live artifacts, and the items themselves consistently, so a
+    /// deleted artifact is gone from the listing at once.
+    async fn training_eligible(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>>;
     /// How many artifacts there are of each kind in each state (metrics).
     async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>>;
     /// Conditionally moves due artifacts to `deleting` under `claim`: only those still due
@@ -250,6 +260,15 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     async fn record_sweep(&self, report: &SweepReport) -> Result<()>;
     /// The most recent sweeps, newest first.
     async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>>;
+    /// Records usage metadata for billing (§2); one row per id, a repeat is a no-op.
+    async fn record_usage(&self, usage: &UsageRecord) -> Result<()>;
+    /// An account's usage records with ids after `after`, oldest first.
+    async fn usage(
+        &self,
+        account: AccountId,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>>;
 }
 
 /// The backends of one running profile.

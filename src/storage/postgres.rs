@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::{AccountStore, AuditLog, Result, StorageError};
 use crate::domain::{
     Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, Region,
-    RetentionSettings, SweepReport, Tombstone,
+    RetentionSettings, SweepReport, Tombstone, UsageKind, UsageRecord,
 };
 
 const BACKEND: &str = "postgresql";
@@ -188,8 +188,64 @@ fn tombstone_from_row(row: &PgRow) -> Result<Tombstone> {
     })
 }
 
+fn usage_from_row(row: &PgRow) -> Result<UsageRecord> {
+    let kind: String = row.try_get("kind")?;
+    Ok(UsageRecord {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        kind: UsageKind::parse(&kind).ok_or_else(|| corrupt(format!("kind: {kind:?}")))?,
+        model: row.try_get("model")?,
+        provider: row.try_get("provider")?,
+        transcript_id: row.try_get("transcript_id")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        artifact_id: row.try_get("artifact_id")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
 #[async_trait]
 impl AuditLog for PostgresStore {
+    async fn record_usage(&self, u: &UsageRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO usage_records (id, account_id, kind, model, provider, transcript_id,
+                started_at, ended_at, artifact_id, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(u.id)
+        .bind(u.account_id)
+        .bind(u.kind.as_str())
+        .bind(&u.model)
+        .bind(&u.provider)
+        .bind(u.transcript_id)
+        .bind(u.started_at)
+        .bind(u.ended_at)
+        .bind(u.artifact_id)
+        .bind(u.recorded_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        account: AccountId,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM usage_records WHERE account_id = $1 AND ($2::uuid IS NULL OR id > $2)
+             ORDER BY id LIMIT $3",
+        )
+        .bind(account)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
         if tombstones.is_empty() {
             return Ok(());

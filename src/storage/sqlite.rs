@@ -19,7 +19,7 @@ use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, 
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
     DeletionReason, Region, RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone,
-    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind, UsageRecord,
 };
 
 const BACKEND: &str = "sqlite";
@@ -244,6 +244,21 @@ fn tombstone_from_row(row: &SqliteRow) -> Result<Tombstone> {
         deleted_at: from_micros(row.try_get("deleted_at")?),
         reason: enum_col(row, "reason", DeletionReason::parse)?,
         deleted_by: row.try_get("deleted_by")?,
+    })
+}
+
+fn usage_from_row(row: &SqliteRow) -> Result<UsageRecord> {
+    Ok(UsageRecord {
+        id: uuid_col(row, "id")?,
+        account_id: uuid_col(row, "account_id")?,
+        kind: enum_col(row, "kind", UsageKind::parse)?,
+        model: row.try_get("model")?,
+        provider: row.try_get("provider")?,
+        transcript_id: opt_uuid_col(row, "transcript_id")?,
+        started_at: from_micros(row.try_get("started_at")?),
+        ended_at: from_micros(row.try_get("ended_at")?),
+        artifact_id: opt_uuid_col(row, "artifact_id")?,
+        recorded_at: from_micros(row.try_get("recorded_at")?),
     })
 }
 
@@ -627,6 +642,27 @@ impl ArtifactIndex for SqliteStore {
         rows.iter().map(artifact_from_row).collect()
     }
 
+    async fn training_eligible(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>> {
+        // The WHERE repeats the partial index's predicate so the planner uses it.
+        let rows = sqlx::query(
+            "SELECT * FROM artifacts INDEXED BY artifacts_training
+             WHERE training_eligible = 1 AND state = 'live' AND pending_reason IS NULL
+               AND id > ? AND (delete_after IS NULL OR delete_after > ?)
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
     async fn reschedule(
         &self,
         id: ArtifactId,
@@ -814,6 +850,45 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
 
 #[async_trait]
 impl AuditLog for SqliteStore {
+    async fn record_usage(&self, u: &UsageRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO usage_records (id, account_id, kind, model, provider, transcript_id,
+                started_at, ended_at, artifact_id, recorded_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(u.id.to_string())
+        .bind(u.account_id.to_string())
+        .bind(u.kind.as_str())
+        .bind(&u.model)
+        .bind(&u.provider)
+        .bind(u.transcript_id.map(|id| id.to_string()))
+        .bind(micros(u.started_at))
+        .bind(micros(u.ended_at))
+        .bind(u.artifact_id.map(|id| id.to_string()))
+        .bind(micros(u.recorded_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        account: AccountId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<UsageRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM usage_records WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(account.to_string())
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for t in tombstones {

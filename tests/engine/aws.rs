@@ -63,6 +63,11 @@ async fn postgres_audit_log_conforms() {
 }
 
 #[tokio::test]
+async fn postgres_usage_records_conform() {
+    conformance::usage(&fresh_postgres().await).await;
+}
+
+#[tokio::test]
 async fn s3_content_store_conforms() {
     let (store, _) = fresh_s3().await;
     conformance::content(&store).await;
@@ -137,6 +142,11 @@ async fn dynamodb_transcript_index_conforms() {
 #[tokio::test]
 async fn dynamodb_artifact_index_conforms() {
     conformance::artifacts(&fresh_dynamodb().await, false).await;
+}
+
+#[tokio::test]
+async fn dynamodb_training_index_conforms() {
+    conformance::training_eligible(&fresh_dynamodb().await).await;
 }
 
 #[test]

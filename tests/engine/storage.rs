@@ -37,6 +37,18 @@ async fn sqlite_audit_log_conforms() {
 }
 
 #[tokio::test]
+async fn sqlite_usage_records_conform() {
+    let (_dir, store) = sqlite().await;
+    conformance::usage(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_training_index_conforms() {
+    let (_dir, store) = sqlite().await;
+    conformance::training_eligible(&store).await;
+}
+
+#[tokio::test]
 async fn local_content_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalContentStore::open(dir.path()).await.expect("opens");

@@ -143,6 +143,17 @@ impl AuditLog for FailingAudit {
     async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>, StorageError> {
         self.inner.recent_sweeps(limit).await
     }
+    async fn record_usage(&self, usage: &lethe::domain::UsageRecord) -> Result<(), StorageError> {
+        self.inner.record_usage(usage).await
+    }
+    async fn usage(
+        &self,
+        account: uuid::Uuid,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<lethe::domain::UsageRecord>, StorageError> {
+        self.inner.usage(account, after, limit).await
+    }
 }
 
 #[tokio::test]

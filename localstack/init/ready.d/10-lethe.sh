@@ -13,7 +13,7 @@ index() { # name hash range
 
 if ! awslocal dynamodb describe-table --table-name "$TABLE" >/dev/null 2>&1; then
   attributes=""
-  for name in pk sk g1pk g1sk g2pk g2sk g3pk g3sk g4pk g4sk dpk dsk apk ask; do
+  for name in pk sk g1pk g1sk g2pk g2sk g3pk g3sk g4pk g4sk dpk dsk apk ask tpk tsk; do
     attributes="$attributes AttributeName=$name,AttributeType=S"
   done
   awslocal dynamodb create-table \
@@ -22,7 +22,7 @@ if ! awslocal dynamodb describe-table --table-name "$TABLE" >/dev/null 2>&1; the
     --attribute-definitions $attributes \
     --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE \
     --global-secondary-indexes \
-      "[$(index g1 g1pk g1sk),$(index g2 g2pk g2sk),$(index g3 g3pk g3sk),$(index g4 g4pk g4sk),$(index due dpk dsk),$(index acct apk ask)]"
+      "[$(index g1 g1pk g1sk),$(index g2 g2pk g2sk),$(index g3 g3pk g3sk),$(index g4 g4pk g4sk),$(index due dpk dsk),$(index acct apk ask),$(index train tpk tsk)]"
   awslocal dynamodb wait table-exists --table-name "$TABLE"
 fi
 awslocal dynamodb update-time-to-live --table-name "$TABLE" \
