@@ -48,7 +48,11 @@ fn take_region(body: &mut JsonObject) -> Result<Option<Region>, ApiError> {
     }
 }
 
-fn limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, ApiError> {
+pub(super) fn limit(
+    query: &HashMap<String, String>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
     match query.get("limit") {
         None => Ok(default),
         Some(raw) => raw
@@ -242,4 +246,41 @@ pub async fn overdue(
     Ok(Json(
         json!({ "artifacts": artifacts.iter().map(render_overdue).collect::<Vec<_>>() }),
     ))
+}
+
+/// `GET /admin/v1/accounts/{id}/usage`: usage metadata of LLM Gateway requests and
+/// streaming sessions, kept for billing also when their content was not (§6).
+#[utoipa::path(get, path = "/admin/v1/accounts/{id}/usage", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Account id"),
+        ("after" = Option<String>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "Usage records, oldest first", body = super::openapi::UsagePage),
+        (status = 400, description = "Bad after or limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let id = account_id(&id)?;
+    let limit = limit(&query, 100, 1000)?;
+    let after = query
+        .get("after")
+        .map(|raw| {
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::bad_request("after must be the next_after of a page"))
+        })
+        .transpose()?;
+    let records = state
+        .lethe
+        .usage(id, after, limit)
+        .await
+        .map_err(account_error)?;
+    let next_after = (records.len() == limit as usize)
+        .then(|| records.last().map(|u| u.id))
+        .flatten();
+    Ok(Json(json!({
+        "usage": records.iter().map(super::gateway::render_usage).collect::<Vec<_>>(),
+        "next_after": next_after,
+    })))
 }

@@ -9,8 +9,10 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod gateway;
 pub mod internal;
 pub mod openapi;
+pub mod training;
 pub mod transcripts;
 pub mod uploads;
 
@@ -77,6 +79,15 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::new_key))
         .routes(routes!(admin::run_sweep, admin::list_sweeps))
         .routes(routes!(admin::overdue))
+        .routes(routes!(admin::usage))
+        .routes(routes!(
+            gateway::get_llm_request,
+            gateway::delete_llm_request
+        ))
+        .routes(routes!(
+            gateway::get_streaming_session,
+            gateway::delete_streaming_session
+        ))
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .layer(DefaultBodyLimit::max(PUBLIC_JSON_LIMIT))
@@ -86,6 +97,9 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(internal::complete))
         .routes(routes!(internal::error))
         .routes(routes!(internal::speech_understanding))
+        .routes(routes!(gateway::llm_gateway_request))
+        .routes(routes!(gateway::streaming_session))
+        .routes(routes!(training::eligible))
         .layer(DefaultBodyLimit::max(INTERNAL_JSON_LIMIT))
         .layer(timeout());
     // Streaming bodies are bounded by size (max_upload_bytes), not by time.
@@ -93,6 +107,7 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(uploads::upload))
         .routes(routes!(uploads::read_upload))
         .routes(routes!(internal::put_intermediate))
+        .routes(routes!(training::content))
         .layer(DefaultBodyLimit::disable());
     public_and_admin.merge(internal_json).merge(streaming)
 }

@@ -202,6 +202,90 @@ pub struct StatusBody {
     pub status: String,
 }
 
+/// `POST /internal/v1/llm-gateway/requests`. Without `input` and `output` only usage is recorded.
+#[derive(Serialize, ToSchema)]
+pub struct LlmGatewayRequestBody {
+    pub account_id: String,
+    /// `anthropic`, `google`, `openai`, ...: with a BAA, `anthropic` and `google` get zero data retention.
+    pub provider: String,
+    pub model: String,
+    /// Any JSON: stored as content unless zero data retention applies.
+    pub input: Option<serde_json::Value>,
+    pub output: Option<serde_json::Value>,
+    /// For speech understanding: stored as a `speech_understanding` artifact linked to it.
+    pub transcript_id: Option<String>,
+    /// RFC 3339; default: `ended_at`.
+    pub started_at: Option<String>,
+    /// RFC 3339; default: now.
+    pub ended_at: Option<String>,
+}
+
+/// `POST /internal/v1/streaming/sessions`. Without `audio` and `transcript` only usage is recorded.
+#[derive(Serialize, ToSchema)]
+pub struct StreamingSessionBody {
+    pub account_id: String,
+    pub model: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, not in the future: the anchor of the session's retention.
+    pub ended_at: String,
+    /// Base64-encoded audio.
+    pub audio: Option<String>,
+    /// Any JSON.
+    pub transcript: Option<serde_json::Value>,
+}
+
+/// What a reported request or session left.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedBody {
+    pub usage_id: String,
+    /// False under zero data retention: only usage metadata was kept.
+    pub stored: bool,
+    pub artifact: Option<ArtifactRetention>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageRecordBody {
+    pub id: String,
+    /// `llm_gateway` or `streaming`.
+    pub kind: String,
+    pub model: String,
+    pub provider: Option<String>,
+    pub transcript_id: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_seconds: f64,
+    pub content_stored: bool,
+    pub artifact_id: Option<String>,
+    pub recorded_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsagePage {
+    pub usage: Vec<UsageRecordBody>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrainingArtifact {
+    pub id: String,
+    pub account_id: String,
+    pub transcript_id: Option<String>,
+    pub kind: String,
+    pub created_at: String,
+    pub size_bytes: i64,
+    /// Where its bytes can be read while it is live.
+    pub content_url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrainingPage {
+    pub artifacts: Vec<TrainingArtifact>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next_after: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ArtifactCreated {
     pub id: String,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::auth::Customer;
 use super::error::{ApiError, AppJson, JsonObject};
 use super::AppState;
-use crate::domain::{Content, DeletionReason, Transcript, TranscriptStatus};
+use crate::domain::{Artifact, Content, DeletionReason, Transcript, TranscriptStatus};
 use crate::lifecycle::{
     AudioSource, LifecycleError, NewTranscript, RetentionView, TranscriptContent,
 };
@@ -593,25 +593,33 @@ pub async fn retention(
     Ok(Json(render_retention(&view)))
 }
 
+/// One artifact of a retention view: its schedule (a linked artifact shows its
+/// transcript's) and, once deleted, its tombstone fields. No content.
+pub fn render_artifact_retention(
+    artifact: &Artifact,
+    delete_after: Option<DateTime<Utc>>,
+    delete_by: Option<DateTime<Utc>>,
+) -> Value {
+    let deleted = artifact.state == crate::domain::ArtifactState::Deleted;
+    json!({
+        "id": artifact.id,
+        "kind": artifact.kind,
+        "state": if deleted { "deleted" } else { "live" },
+        "created_at": rfc3339(artifact.created_at),
+        "delete_after": delete_after.map(rfc3339),
+        "delete_by": delete_by.map(rfc3339),
+        "deleted_at": artifact.deleted_at.map(rfc3339),
+        "deletion_reason": artifact.deletion_reason,
+        "training_eligible": artifact.training_eligible && !deleted,
+    })
+}
+
 fn render_retention(view: &RetentionView) -> Value {
     let settings = &view.account.settings;
     let artifacts: Vec<Value> = view
         .artifacts
         .iter()
-        .map(|a| {
-            let deleted = a.artifact.state == crate::domain::ArtifactState::Deleted;
-            json!({
-                "id": a.artifact.id,
-                "kind": a.artifact.kind,
-                "state": if deleted { "deleted" } else { "live" },
-                "created_at": rfc3339(a.artifact.created_at),
-                "delete_after": a.delete_after.map(rfc3339),
-                "delete_by": a.delete_by.map(rfc3339),
-                "deleted_at": a.artifact.deleted_at.map(rfc3339),
-                "deletion_reason": a.artifact.deletion_reason,
-                "training_eligible": a.artifact.training_eligible && !deleted,
-            })
-        })
+        .map(|a| render_artifact_retention(&a.artifact, a.delete_after, a.delete_by))
         .collect();
     let scheduled_under = view
         .artifacts

@@ -101,6 +101,16 @@ pub async fn upload(
     ))
 }
 
+/// Content bytes as a streamed `application/octet-stream` response.
+pub(super) fn octet_stream(stream: ByteStream) -> Response {
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
 /// `GET /internal/v1/uploads/{id}`: the bytes while live, 410 once deleted or expired.
 #[utoipa::path(get, path = "/internal/v1/uploads/{id}", tag = "internal", security(("internal_token" = [])),
     params(("id" = String, Path, description = "The last path segment of the upload_url")),
@@ -114,14 +124,7 @@ pub async fn read_upload(
     let not_found = || ApiError::NotFound("no upload with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     match state.lethe.read_upload_stream(id).await {
-        Ok(Some(stream)) => {
-            let mut response = Body::from_stream(stream).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            Ok(response)
-        }
+        Ok(Some(stream)) => Ok(octet_stream(stream)),
         Ok(None) => Err(ApiError::Gone(
             "this upload has been deleted under its retention policy or by the customer".into(),
         )),

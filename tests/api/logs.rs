@@ -21,6 +21,10 @@ const SECRETS: &[&str] = &[
     "UNDERSTANDING-19bd",
     "INTERMEDIATE-6c0e",
     "PIPELINE-ERROR-DETAIL-ok",
+    "LLM-INPUT-3c8d",
+    "LLM-OUTPUT-f27a",
+    "STREAM-TEXT-6d4b",
+    "U1RSRUFNLUFVRElP",
 ];
 
 #[tokio::test]
@@ -186,6 +190,36 @@ async fn s6_logs_never_hold_content_or_keys_even_at_trace_level() {
             .await
             .expect("request");
     }
+    // LLM Gateway traffic (stored, then deleted by the customer) and a streaming session
+    // (its audio is base64 of "STREAM-AUDIO").
+    let account_id = created["id"].as_str().expect("id");
+    let llm: Value = client
+        .post(format!("{base}/internal/v1/llm-gateway/requests"))
+        .bearer_auth(internal)
+        .json(&json!({"account_id": account_id, "provider": "openai", "model": "m",
+            "input": [{"role": "user", "content": "LLM-INPUT-3c8d"}], "output": "LLM-OUTPUT-f27a"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(llm["stored"], true, "{llm}");
+    let session = client
+        .post(format!("{base}/internal/v1/streaming/sessions"))
+        .bearer_auth(internal)
+        .json(&json!({"account_id": account_id, "model": "m",
+            "started_at": "2020-01-01T00:00:00Z", "ended_at": "2020-01-01T00:01:00Z",
+            "audio": "U1RSRUFNLUFVRElP", "transcript": "STREAM-TEXT-6d4b"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(session.status(), StatusCode::CREATED);
+    let llm_id = llm["artifact"]["id"].as_str().expect("id");
+    auth(client.delete(format!("{base}/v2/llm-gateway/requests/{llm_id}")))
+        .send()
+        .await
+        .expect("request");
     auth(client.get(format!("{base}/v2/transcript?limit=5")))
         .send()
         .await

@@ -8,6 +8,7 @@ mod internal;
 mod isolation;
 mod logs;
 mod matrix;
+mod policies;
 mod sdk;
 mod tls;
 mod transcripts;

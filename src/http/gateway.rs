@@ -1,0 +1,290 @@
+//! LLM Gateway requests and streaming sessions (retention.md §6): the internal endpoints
+//! that report them, and the public ones a customer uses to confirm or request their
+//! deletion. Usage metadata is recorded for every request and session; content only where
+//! the policy keeps it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::account::reject_unknown;
+use super::auth::{Customer, Internal};
+use super::error::{ApiError, AppJson, JsonObject};
+use super::transcripts::{render_artifact_retention, rfc3339};
+use super::AppState;
+use crate::domain::{Account, Artifact, ArtifactKind, Content, UsageRecord};
+use crate::lifecycle::{LifecycleError, LlmGatewayRequest, Recorded, StreamingSession};
+
+// ---- body fields ---------------------------------------------------------------------------
+
+fn take_text(body: &mut JsonObject, field: &str, max: usize) -> Result<String, ApiError> {
+    match body.remove(field) {
+        Some(Value::String(v)) if !v.trim().is_empty() && v.len() <= max => Ok(v),
+        _ => Err(ApiError::bad_request(format!(
+            "{field} is required: a non-empty string of at most {max} characters"
+        ))),
+    }
+}
+
+fn take_id(body: &mut JsonObject, field: &str) -> Result<Option<Uuid>, ApiError> {
+    match body.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) => Uuid::parse_str(&v)
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("{field} must be an id"))),
+        Some(_) => Err(ApiError::bad_request(format!("{field} must be an id"))),
+    }
+}
+
+fn take_time(body: &mut JsonObject, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let bad = || ApiError::bad_request(format!("{field} must be an RFC 3339 timestamp"));
+    match body.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) => DateTime::parse_from_rfc3339(&v)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| bad()),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// The content fields present (and not null), as one JSON object; `None` if there are none.
+fn take_content(body: &mut JsonObject, fields: &[&str]) -> Option<Content> {
+    let mut content = Map::new();
+    for field in fields {
+        match body.remove(*field) {
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                content.insert((*field).to_owned(), value);
+            }
+        }
+    }
+    (!content.is_empty()).then(|| Content::new(Value::Object(content).to_string()))
+}
+
+fn account_required(body: &mut JsonObject) -> Result<Uuid, ApiError> {
+    take_id(body, "account_id")?.ok_or_else(|| ApiError::bad_request("account_id is required"))
+}
+
+fn render_recorded(recorded: &Recorded) -> Value {
+    json!({
+        "usage_id": recorded.usage.id,
+        "stored": recorded.artifact.is_some(),
+        "artifact": recorded.artifact.as_ref().map(|a| render_artifact_retention(a, a.delete_after, a.delete_by)),
+    })
+}
+
+/// One usage record as the operator's billing view shows it.
+pub fn render_usage(u: &UsageRecord) -> Value {
+    json!({
+        "id": u.id,
+        "kind": u.kind,
+        "model": u.model,
+        "provider": u.provider,
+        "transcript_id": u.transcript_id,
+        "started_at": rfc3339(u.started_at),
+        "ended_at": rfc3339(u.ended_at),
+        "duration_seconds": u.duration_seconds(),
+        "content_stored": u.artifact_id.is_some(),
+        "artifact_id": u.artifact_id,
+        "recorded_at": rfc3339(u.recorded_at),
+    })
+}
+
+// ---- internal: report ------------------------------------------------------------------------
+
+/// `POST /internal/v1/llm-gateway/requests`
+#[utoipa::path(post, path = "/internal/v1/llm-gateway/requests", tag = "internal", security(("internal_token" = [])),
+    request_body = super::openapi::LlmGatewayRequestBody,
+    responses((status = 201, description = "Usage recorded; content stored per retention.md §6 or dropped (zero data retention)", body = super::openapi::RecordedBody),
+        (status = 400, description = "Missing or malformed fields; nothing recorded", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such account, or no such transcript in it", body = super::openapi::ErrorBody), (status = 409, description = "Content for a zero-data-retention account; nothing recorded", body = super::openapi::ErrorBody),
+        (status = 410, description = "The transcript's content is deleted", body = super::openapi::ErrorBody)))]
+pub async fn llm_gateway_request(
+    State(state): State<AppState>,
+    _: Internal,
+    AppJson(mut body): AppJson<JsonObject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let account_id = account_required(&mut body)?;
+    let provider = take_text(&mut body, "provider", 64)?.to_ascii_lowercase();
+    let model = take_text(&mut body, "model", 256)?;
+    let transcript_id = take_id(&mut body, "transcript_id")?;
+    let ended_at = take_time(&mut body, "ended_at")?;
+    let started_at = take_time(&mut body, "started_at")?;
+    let content = take_content(&mut body, &["input", "output"]);
+    reject_unknown(
+        &body,
+        &[
+            "account_id",
+            "provider",
+            "model",
+            "input",
+            "output",
+            "transcript_id",
+            "started_at",
+            "ended_at",
+        ],
+    )?;
+    let ended_at = ended_at.unwrap_or_else(|| state.lethe.now());
+    let request = LlmGatewayRequest {
+        account_id,
+        provider,
+        model,
+        content,
+        transcript_id,
+        started_at: started_at.unwrap_or(ended_at),
+        ended_at,
+    };
+    let recorded = state
+        .lethe
+        .record_llm_request(request)
+        .await
+        .map_err(|e| match e {
+            LifecycleError::NotFound if transcript_id.is_some() => ApiError::NotFound(
+                "no account with this id, or no transcript with this id in it".into(),
+            ),
+            LifecycleError::NotFound => ApiError::NotFound("no account with this id".into()),
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
+}
+
+/// `POST /internal/v1/streaming/sessions`
+#[utoipa::path(post, path = "/internal/v1/streaming/sessions", tag = "internal", security(("internal_token" = [])),
+    request_body = super::openapi::StreamingSessionBody,
+    responses((status = 201, description = "Usage recorded; content stored per retention.md §6 or dropped (zero data retention)", body = super::openapi::RecordedBody),
+        (status = 400, description = "Missing or malformed fields; nothing recorded", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such account", body = super::openapi::ErrorBody), (status = 409, description = "Content for a zero-data-retention account; nothing recorded", body = super::openapi::ErrorBody)))]
+pub async fn streaming_session(
+    State(state): State<AppState>,
+    _: Internal,
+    AppJson(mut body): AppJson<JsonObject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let account_id = account_required(&mut body)?;
+    let model = take_text(&mut body, "model", 256)?;
+    let started_at = take_time(&mut body, "started_at")?
+        .ok_or_else(|| ApiError::bad_request("started_at is required"))?;
+    let ended_at = take_time(&mut body, "ended_at")?
+        .ok_or_else(|| ApiError::bad_request("ended_at is required"))?;
+    if let Some(audio) = body.get("audio").filter(|v| !v.is_null()) {
+        let valid = audio
+            .as_str()
+            .is_some_and(|a| base64::engine::general_purpose::STANDARD.decode(a).is_ok());
+        if !valid {
+            return Err(ApiError::bad_request("audio must be base64-encoded bytes"));
+        }
+    }
+    let content = take_content(&mut body, &["audio", "transcript"]);
+    reject_unknown(
+        &body,
+        &[
+            "account_id",
+            "model",
+            "started_at",
+            "ended_at",
+            "audio",
+            "transcript",
+        ],
+    )?;
+    let session = StreamingSession {
+        account_id,
+        model,
+        started_at,
+        ended_at,
+        content,
+    };
+    let recorded = state
+        .lethe
+        .record_streaming_session(session)
+        .await
+        .map_err(|e| match e {
+            LifecycleError::NotFound => ApiError::NotFound("no account with this id".into()),
+            other => other.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
+}
+
+// ---- public: confirm and delete --------------------------------------------------------------
+
+async fn show(
+    state: &AppState,
+    account: &Account,
+    kind: ArtifactKind,
+    id: &str,
+    delete: bool,
+) -> Result<Json<Value>, ApiError> {
+    let what = match kind {
+        ArtifactKind::StreamingSession => "no streaming session with this id",
+        _ => "no LLM Gateway request with this id",
+    };
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound(what.into()))?;
+    let result: Result<Artifact, LifecycleError> = if delete {
+        state.lethe.delete_standalone(account, kind, id).await
+    } else {
+        state.lethe.standalone_artifact(account, kind, id).await
+    };
+    let artifact = result.map_err(|e| match e {
+        LifecycleError::NotFound => ApiError::NotFound(what.into()),
+        other => other.into(),
+    })?;
+    Ok(Json(render_artifact_retention(
+        &artifact,
+        artifact.delete_after,
+        artifact.delete_by,
+    )))
+}
+
+/// `GET /v2/llm-gateway/requests/{id}` (Lethe's own): the stored request's schedule, or its tombstone.
+#[utoipa::path(get, path = "/v2/llm-gateway/requests/{id}", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The artifact id the gateway returned")),
+    responses((status = 200, description = "Its schedule and, once deleted, its tombstone; never its content", body = super::openapi::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+pub async fn get_llm_request(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    show(&state, &account, ArtifactKind::LlmGatewayIo, &id, false).await
+}
+
+/// `DELETE /v2/llm-gateway/requests/{id}` (Lethe's own): deletes its inputs and outputs now. Idempotent.
+#[utoipa::path(delete, path = "/v2/llm-gateway/requests/{id}", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The artifact id the gateway returned")),
+    responses((status = 200, description = "Deleted; its tombstone", body = super::openapi::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+pub async fn delete_llm_request(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    show(&state, &account, ArtifactKind::LlmGatewayIo, &id, true).await
+}
+
+/// `GET /v2/streaming/sessions/{id}` (Lethe's own): the stored session's schedule, or its tombstone.
+#[utoipa::path(get, path = "/v2/streaming/sessions/{id}", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The artifact id the streaming service returned")),
+    responses((status = 200, description = "Its schedule and, once deleted, its tombstone; never its content", body = super::openapi::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+pub async fn get_streaming_session(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    show(&state, &account, ArtifactKind::StreamingSession, &id, false).await
+}
+
+/// `DELETE /v2/streaming/sessions/{id}` (Lethe's own): deletes its audio and transcript now. Idempotent.
+#[utoipa::path(delete, path = "/v2/streaming/sessions/{id}", tag = "public", security(("api_key" = [])),
+    params(("id" = String, Path, description = "The artifact id the streaming service returned")),
+    responses((status = 200, description = "Deleted; its tombstone", body = super::openapi::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+pub async fn delete_streaming_session(
+    State(state): State<AppState>,
+    Customer(account): Customer,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    show(&state, &account, ArtifactKind::StreamingSession, &id, true).await
+}

@@ -1,0 +1,82 @@
+//! The model-training export (retention.md §6): live artifacts that were eligible when
+//! they were created, paged by id, and their content while it is still live.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::Json;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::admin::limit;
+use super::auth::Internal;
+use super::error::ApiError;
+use super::transcripts::rfc3339;
+use super::uploads::octet_stream;
+use super::AppState;
+use crate::lifecycle::LifecycleError;
+
+/// `GET /internal/v1/training/eligible`
+#[utoipa::path(get, path = "/internal/v1/training/eligible", tag = "internal", security(("internal_token" = [])),
+    params(("after" = Option<String>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "Live eligible artifacts in id order; no content", body = super::openapi::TrainingPage),
+        (status = 400, description = "Bad after or limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+pub async fn eligible(
+    State(state): State<AppState>,
+    _: Internal,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = limit(&query, 100, 1000)?;
+    let after = query
+        .get("after")
+        .map(|raw| {
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::bad_request("after must be the next_after of a page"))
+        })
+        .transpose()?;
+    let artifacts = state.lethe.training_eligible(after, limit).await?;
+    let next_after = (artifacts.len() == limit as usize)
+        .then(|| artifacts.last().map(|a| a.id))
+        .flatten();
+    let items: Vec<Value> = artifacts
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "account_id": a.account_id,
+                "transcript_id": a.transcript_id,
+                "kind": a.kind,
+                "created_at": rfc3339(a.created_at),
+                "size_bytes": a.size_bytes,
+                "content_url": format!("{}/internal/v1/training/eligible/{}/content", state.base_url, a.id),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "artifacts": items, "next_after": next_after }),
+    ))
+}
+
+/// `GET /internal/v1/training/eligible/{id}/content`
+#[utoipa::path(get, path = "/internal/v1/training/eligible/{id}/content", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "An artifact id from the listing")),
+    responses((status = 200, description = "The bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such artifact, or never eligible", body = super::openapi::ErrorBody),
+        (status = 410, description = "Deleted, or past delete_after", body = super::openapi::ErrorBody)))]
+pub async fn content(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    match state.lethe.training_content(id).await {
+        Ok(Some(stream)) => Ok(octet_stream(stream)),
+        Ok(None) => Err(ApiError::Gone(
+            "this artifact has been deleted under its retention policy or by the customer".into(),
+        )),
+        Err(LifecycleError::NotFound) => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
