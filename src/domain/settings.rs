@@ -333,6 +333,32 @@ mod tests {
     }
 
     #[test]
+    fn s6_training_eligibility_excludes_a_baa_the_eu_region_an_opt_out_and_zdr() {
+        assert!(RetentionSettings::default().training_eligible());
+        let excluded = [
+            RetentionSettings {
+                baa: true,
+                ..Default::default()
+            },
+            RetentionSettings {
+                region: Region::Eu,
+                ..Default::default()
+            },
+            RetentionSettings {
+                model_training_opt_out: true,
+                ..Default::default()
+            },
+            RetentionSettings {
+                zero_data_retention: true,
+                ..Default::default()
+            },
+        ];
+        for settings in excluded {
+            assert!(!settings.training_eligible(), "{settings:?}");
+        }
+    }
+
+    #[test]
     fn s1_unknown_region_is_refused() {
         assert!(Region::parse("mars").is_err());
         assert_eq!(Region::parse("eu"), Ok(Region::Eu));

@@ -196,8 +196,10 @@ async fn s6_logs_never_hold_content_or_keys_even_at_trace_level() {
     let llm: Value = client
         .post(format!("{base}/internal/v1/llm-gateway/requests"))
         .bearer_auth(internal)
-        .json(&json!({"account_id": account_id, "provider": "openai", "model": "m",
-            "input": [{"role": "user", "content": "LLM-INPUT-3c8d"}], "output": "LLM-OUTPUT-f27a"}))
+        .json(
+            &json!({"account_id": account_id, "provider": "openai", "model": "m",
+            "input": [{"role": "user", "content": "LLM-INPUT-3c8d"}], "output": "LLM-OUTPUT-f27a"}),
+        )
         .send()
         .await
         .expect("request")
