@@ -117,6 +117,47 @@ async fn s3_streams_large_bodies_in_parts_and_deletes_in_batches_of_1000() {
     assert_eq!(store.get("many/3").await.expect("get"), None);
 }
 
+#[tokio::test]
+async fn s6_encryption_every_s3_object_is_encrypted_server_side_with_aes256() {
+    use futures::stream;
+    use lethe::storage::ContentStore;
+    let config = test_sdk_config().await;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = format!("lethe-test-{}", uuid::Uuid::new_v4().simple());
+    let store = S3ContentStore::new(
+        s3_client(&config, &RequestCounter::default()),
+        bucket.clone(),
+    );
+    store.provision().await.expect("bucket");
+    store
+        .put("small", lethe::domain::Content::new("x"))
+        .await
+        .expect("put");
+    let chunks = stream::iter((0..160).map(|_| Ok(bytes::Bytes::from(vec![1u8; 64 * 1024]))));
+    store
+        .put_stream("large", Box::pin(chunks))
+        .await
+        .expect("multipart");
+    for key in ["small", "large"] {
+        let head = client
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&aws_sdk_s3::types::ServerSideEncryption::Aes256),
+            "{key}"
+        );
+    }
+}
+
 async fn fresh_dynamodb() -> lethe::storage::dynamodb::DynamoIndex {
     let config = test_sdk_config().await;
     let client = lethe::storage::aws::dynamodb_client(&config, &RequestCounter::default());
