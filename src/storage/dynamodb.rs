@@ -9,6 +9,7 @@
 //! | transcript | `T#<id>` | `T` | `g1` (`A#<account>`, id): listing; `g2` (`A#<account>#<status>`, id): status filter; `g3` (`A#<account>#D#<day>`, id): `created_on`; `g4` (`U#<shard>`, created): unfinished only (sparse) |
 //! | artifact | `R#<id>` | `R` | `due` (`DUE#<day>#<shard>`, `<due_at>#<id>`): only while something is scheduled and not deleted (sparse); `acct` (`A#<account>`, id): only while not deleted (sparse); `train` (`TRAIN#<shard>`, id): only while eligible for model training, live and with no deletion requested (sparse) |
 //! | due watermark | `META` | `DUE_LOW` | the oldest day bucket that may still hold due artifacts |
+//! | counters | `COUNT#<shard>` | `COUNT` | none: `c_<kind>` artifacts created, `d_<kind>` deleted (the tracked-artifact gauges) |
 //!
 //! A transcript item holds the set of its artifacts' ids (`artifact_ids`), added in the
 //! same transaction that puts the artifact, so the artifacts of a transcript are read
@@ -57,6 +58,8 @@ pub const INDEXES: &[(&str, &str, &str)] = &[
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Write shards of the `due` and unfinished-transcript indexes.
 pub const DUE_SHARDS: u32 = 4;
+/// Shards of the artifact counters, so no one item takes every write.
+const COUNTER_SHARDS: u32 = 16;
 const TRANSACT_LIMIT: usize = 100;
 const BATCH_GET_LIMIT: usize = 100;
 /// How long past `delete_by` the TTL safety net is set.
@@ -117,6 +120,15 @@ fn transcript_key(id: TranscriptId) -> Item {
 }
 fn artifact_key(id: ArtifactId) -> Item {
     HashMap::from([("pk".into(), s(format!("R#{id}"))), ("sk".into(), s("R"))])
+}
+fn counter_key(shard: u32) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("COUNT#{shard}"))),
+        ("sk".into(), s("COUNT")),
+    ])
+}
+fn counter_shard(id: &uuid::Uuid) -> u32 {
+    ((id.as_u128() >> 64) % u128::from(COUNTER_SHARDS)) as u32
 }
 fn meta_key() -> Item {
     HashMap::from([("pk".into(), s("META")), ("sk".into(), s("DUE_LOW"))])
@@ -609,6 +621,87 @@ impl DynamoIndex {
     /// Applies conditional changes, 100 per transaction. A cancelled transaction (some
     /// condition failed, or a conflict) is redone change by change. Returns, per change,
     /// whether it was applied.
+    /// Adds to the artifact counters of one shard (`c_<kind>` created, `d_<kind>` deleted).
+    /// Counters serve the gauges only, so a failure is logged, never returned: the write
+    /// it follows has already happened.
+    async fn count(&self, shard: u32, deltas: &HashMap<String, i64>) {
+        let deltas: Vec<_> = deltas.iter().filter(|(_, v)| **v != 0).collect();
+        if deltas.is_empty() {
+            return;
+        }
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut adds = Vec::new();
+        for (i, (attribute, delta)) in deltas.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), attribute.clone());
+            values.insert(format!(":v{i}"), n(*delta));
+            adds.push(format!("#a{i} :v{i}"));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(counter_key(shard)))
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %sdk_error(e), "artifact counter update failed; the tracked-artifact gauges may drift");
+        }
+    }
+
+    /// Puts a new artifact item; with a transcript, adds it to the transcript's set in
+    /// the same transaction.
+    async fn put_artifact(&self, a: &Artifact) -> Result<()> {
+        let item = artifact_item(a, a.created_at);
+        let conflict = || StorageError::Conflict {
+            key: format!("artifact/{}", a.id),
+        };
+        match a.transcript_id {
+            None => self.put_new(item, format!("artifact/{}", a.id)).await,
+            Some(transcript) => {
+                // The artifact and its membership in the transcript's set, atomically.
+                let put = aws_sdk_dynamodb::types::Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(build_error)?;
+                let add = Change {
+                    key: transcript_key(transcript),
+                    update: "ADD artifact_ids :id".into(),
+                    condition: Some("attribute_exists(pk)".into()),
+                    names: HashMap::new(),
+                    values: HashMap::from([(
+                        ":id".into(),
+                        AttributeValue::Ss(vec![a.id.to_string()]),
+                    )]),
+                };
+                let items = vec![
+                    TransactWriteItem::builder().put(put).build(),
+                    add.transact_item(&self.table)?,
+                ];
+                match self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(SdkError::ServiceError(e))
+                        if e.err().is_transaction_canceled_exception() =>
+                    {
+                        Err(conflict())
+                    }
+                    Err(e) => Err(sdk_error(e)),
+                }
+            }
+        }
+    }
+
     async fn apply_all(&self, changes: &[Change]) -> Result<Vec<bool>> {
         let mut applied = Vec::with_capacity(changes.len());
         for chunk in changes.chunks(TRANSACT_LIMIT) {
@@ -980,51 +1073,10 @@ impl ArtifactIndex for DynamoIndex {
     }
 
     async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
-        let item = artifact_item(a, a.created_at);
-        let conflict = || StorageError::Conflict {
-            key: format!("artifact/{}", a.id),
-        };
-        match a.transcript_id {
-            None => self.put_new(item, format!("artifact/{}", a.id)).await,
-            Some(transcript) => {
-                // The artifact and its membership in the transcript's set, atomically.
-                let put = aws_sdk_dynamodb::types::Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .map_err(build_error)?;
-                let add = Change {
-                    key: transcript_key(transcript),
-                    update: "ADD artifact_ids :id".into(),
-                    condition: Some("attribute_exists(pk)".into()),
-                    names: HashMap::new(),
-                    values: HashMap::from([(
-                        ":id".into(),
-                        AttributeValue::Ss(vec![a.id.to_string()]),
-                    )]),
-                };
-                let items = vec![
-                    TransactWriteItem::builder().put(put).build(),
-                    add.transact_item(&self.table)?,
-                ];
-                match self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(items))
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(SdkError::ServiceError(e))
-                        if e.err().is_transaction_canceled_exception() =>
-                    {
-                        Err(conflict())
-                    }
-                    Err(e) => Err(sdk_error(e)),
-                }
-            }
-        }
+        self.put_artifact(a).await?;
+        let created = HashMap::from([(format!("c_{}", a.kind), 1)]);
+        self.count(counter_shard(&a.id), &created).await;
+        Ok(())
     }
 
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {
@@ -1048,28 +1100,32 @@ impl ArtifactIndex for DynamoIndex {
     }
 
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()> {
-        if let Some(artifact) = self.artifact(id).await? {
-            if let Some(transcript) = artifact.transcript_id {
-                let change = Change {
-                    key: transcript_key(transcript),
-                    update: "DELETE artifact_ids :id".into(),
-                    condition: Some("attribute_exists(pk)".into()),
-                    names: HashMap::new(),
-                    values: HashMap::from([(
-                        ":id".into(),
-                        AttributeValue::Ss(vec![id.to_string()]),
-                    )]),
-                };
-                self.update(&change).await?;
-            }
+        let Some(artifact) = self.artifact(id).await? else {
+            return Ok(());
+        };
+        if let Some(transcript) = artifact.transcript_id {
+            let change = Change {
+                key: transcript_key(transcript),
+                update: "DELETE artifact_ids :id".into(),
+                condition: Some("attribute_exists(pk)".into()),
+                names: HashMap::new(),
+                values: HashMap::from([(":id".into(), AttributeValue::Ss(vec![id.to_string()]))]),
+            };
+            self.update(&change).await?;
         }
-        self.client
+        let removed = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(artifact_key(id)))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(sdk_error)?;
+        if removed.attributes.is_some_and(|old| !old.is_empty()) {
+            let uncreated = HashMap::from([(format!("c_{}", artifact.kind), -1)]);
+            self.count(counter_shard(&id), &uncreated).await;
+        }
         Ok(())
     }
 
@@ -1351,9 +1407,33 @@ impl ArtifactIndex for DynamoIndex {
         Ok(artifacts)
     }
 
+    /// From the sharded counters (one `BatchGetItem`): artifacts being deleted are counted
+    /// as `live` until their deletion finishes.
     async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>> {
-        // Counting would need a Scan; the AWS profile does not serve these gauges.
-        Ok(Vec::new())
+        let shards = self
+            .batch_get((0..COUNTER_SHARDS).map(counter_key).collect())
+            .await?;
+        let sum = |attribute: String| -> i64 {
+            shards
+                .iter()
+                .filter_map(|item| match item.get(&attribute) {
+                    Some(AttributeValue::N(v)) => v.parse::<i64>().ok(),
+                    _ => None,
+                })
+                .sum()
+        };
+        let mut counts = Vec::new();
+        for kind in ArtifactKind::ALL {
+            let created = sum(format!("c_{kind}"));
+            let deleted = sum(format!("d_{kind}"));
+            counts.push((
+                *kind,
+                ArtifactState::Live,
+                (created - deleted).max(0) as u64,
+            ));
+            counts.push((*kind, ArtifactState::Deleted, deleted.max(0) as u64));
+        }
+        Ok(counts)
     }
 
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>> {
@@ -1445,7 +1525,15 @@ impl ArtifactIndex for DynamoIndex {
                 ]),
             })
             .collect();
-        self.apply_all(&changes).await?;
+        let applied = self.apply_all(&changes).await?;
+        let mut deleted: HashMap<String, i64> = HashMap::new();
+        for (t, _) in tombstones.iter().zip(applied).filter(|(_, ok)| *ok) {
+            *deleted.entry(format!("d_{}", t.kind)).or_default() += 1;
+        }
+        if let Some(first) = tombstones.first() {
+            self.count(counter_shard(&first.artifact_id), &deleted)
+                .await;
+        }
         Ok(())
     }
 }

@@ -182,7 +182,7 @@ async fn dynamodb_transcript_index_conforms() {
 
 #[tokio::test]
 async fn dynamodb_artifact_index_conforms() {
-    conformance::artifacts(&fresh_dynamodb().await, false).await;
+    conformance::artifacts(&fresh_dynamodb().await).await;
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ async fn sqlite_transcript_index_conforms() {
 #[tokio::test]
 async fn sqlite_artifact_index_conforms() {
     let (_dir, store) = sqlite().await;
-    conformance::artifacts(&store, true).await;
+    conformance::artifacts(&store).await;
 }
 
 #[tokio::test]
