@@ -387,6 +387,35 @@ impl Change {
     }
 }
 
+fn string_attribute(name: &str) -> Result<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(build_error)
+}
+
+fn key_schema(hash: &str, range: &str) -> Result<Vec<KeySchemaElement>> {
+    Ok(vec![
+        KeySchemaElement::builder()
+            .attribute_name(hash)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(build_error)?,
+        KeySchemaElement::builder()
+            .attribute_name(range)
+            .key_type(KeyType::Range)
+            .build()
+            .map_err(build_error)?,
+    ])
+}
+
+fn project_all() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build()
+}
+
 impl DynamoIndex {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
@@ -395,7 +424,13 @@ impl DynamoIndex {
         }
     }
 
-    /// Creates the table with its indexes and enables the TTL safety net, idempotently.
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table with its indexes and enables the TTL safety net, idempotently. On
+    /// a table made by an earlier version it adds the indexes it lacks, one at a time.
     pub async fn provision(&self) -> Result<()> {
         let exists = match self
             .client
@@ -409,47 +444,19 @@ impl DynamoIndex {
             Err(e) => return Err(sdk_error(e)),
         };
         if !exists {
-            let attribute = |name: &str| {
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-            };
-            let key = |hash: &str, range: &str| -> Result<Vec<KeySchemaElement>> {
-                Ok(vec![
-                    KeySchemaElement::builder()
-                        .attribute_name(hash)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(build_error)?,
-                    KeySchemaElement::builder()
-                        .attribute_name(range)
-                        .key_type(KeyType::Range)
-                        .build()
-                        .map_err(build_error)?,
-                ])
-            };
-            let index = |name: &str, hash: &str, range: &str| -> Result<GlobalSecondaryIndex> {
-                GlobalSecondaryIndex::builder()
-                    .index_name(name)
-                    .set_key_schema(Some(key(hash, range)?))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(build_error)
-            };
-            let mut attributes = vec![
-                attribute("pk").map_err(build_error)?,
-                attribute("sk").map_err(build_error)?,
-            ];
+            let mut attributes = vec![string_attribute("pk")?, string_attribute("sk")?];
             let mut indexes = Vec::new();
             for (name, hash, range) in INDEXES {
-                attributes.push(attribute(hash).map_err(build_error)?);
-                attributes.push(attribute(range).map_err(build_error)?);
-                indexes.push(index(name, hash, range)?);
+                attributes.push(string_attribute(hash)?);
+                attributes.push(string_attribute(range)?);
+                indexes.push(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(*name)
+                        .set_key_schema(Some(key_schema(hash, range)?))
+                        .projection(project_all())
+                        .build()
+                        .map_err(build_error)?,
+                );
             }
             let created = self
                 .client
@@ -457,7 +464,7 @@ impl DynamoIndex {
                 .table_name(&self.table)
                 .billing_mode(BillingMode::PayPerRequest)
                 .set_attribute_definitions(Some(attributes))
-                .set_key_schema(Some(key("pk", "sk")?))
+                .set_key_schema(Some(key_schema("pk", "sk")?))
                 .set_global_secondary_indexes(Some(indexes))
                 .send()
                 .await;
@@ -466,23 +473,40 @@ impl DynamoIndex {
                 Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => {}
                 Err(e) => return Err(sdk_error(e)),
             }
-            for _ in 0..600 {
-                let described = self
-                    .client
-                    .describe_table()
-                    .table_name(&self.table)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                let active = described
-                    .table()
-                    .and_then(|t| t.table_status())
-                    .is_some_and(|s| *s == aws_sdk_dynamodb::types::TableStatus::Active);
-                if active {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let mut present = self
+            .wait_until_active(std::time::Duration::from_secs(120))
+            .await?;
+        for (name, hash, range) in INDEXES {
+            if present.iter().any(|p| p == name) {
+                continue;
             }
+            tracing::info!(table = %self.table, index = name, "adding a missing index; DynamoDB backfills it from existing items, which can take minutes on a large table");
+            let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                .index_name(*name)
+                .set_key_schema(Some(key_schema(hash, range)?))
+                .projection(project_all())
+                .build()
+                .map_err(build_error)?;
+            self.client
+                .update_table()
+                .table_name(&self.table)
+                .set_attribute_definitions(Some(vec![
+                    string_attribute(hash)?,
+                    string_attribute(range)?,
+                ]))
+                .global_secondary_index_updates(
+                    aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                        .create(create)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            // Backfilling a large table can take long; a rerun resumes the wait.
+            present = self
+                .wait_until_active(std::time::Duration::from_secs(3600))
+                .await?;
         }
         let ttl = self
             .client
@@ -621,6 +645,47 @@ impl DynamoIndex {
     /// Applies conditional changes, 100 per transaction. A cancelled transaction (some
     /// condition failed, or a conflict) is redone change by change. Returns, per change,
     /// whether it was applied.
+    /// Waits until the table and every index are active, at most `max`; returns the names
+    /// of its indexes.
+    async fn wait_until_active(&self, max: std::time::Duration) -> Result<Vec<String>> {
+        use aws_sdk_dynamodb::types::{IndexStatus, TableStatus};
+        let started = std::time::Instant::now();
+        let mut reported = started;
+        while started.elapsed() < max {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let Some(table) = described.table() else {
+                return Err(corrupt(format!("table {} has no description", self.table)));
+            };
+            let indexes = table.global_secondary_indexes();
+            let ready = table.table_status() == Some(&TableStatus::Active)
+                && indexes
+                    .iter()
+                    .all(|i| i.index_status().is_none_or(|s| *s == IndexStatus::Active));
+            if ready {
+                return Ok(indexes
+                    .iter()
+                    .filter_map(|i| i.index_name().map(str::to_owned))
+                    .collect());
+            }
+            if reported.elapsed() >= std::time::Duration::from_secs(30) {
+                tracing::info!(table = %self.table, waited_s = started.elapsed().as_secs(), "waiting for the table and its indexes to become active");
+                reported = std::time::Instant::now();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Err(corrupt(format!(
+            "table {} did not become active within {} s; run provision again to keep waiting",
+            self.table,
+            max.as_secs()
+        )))
+    }
+
     /// Adds to the artifact counters of one shard (`c_<kind>` created, `d_<kind>` deleted).
     /// Counters serve the gauges only, so a failure is logged, never returned: the write
     /// it follows has already happened.

@@ -186,6 +186,61 @@ async fn dynamodb_artifact_index_conforms() {
 }
 
 #[tokio::test]
+async fn provision_adds_an_index_an_older_table_lacks() {
+    let index = fresh_dynamodb().await;
+    let config = test_sdk_config().await;
+    let client = lethe::storage::aws::dynamodb_client(&config, &RequestCounter::default());
+    let table = index.table().to_owned();
+    client
+        .update_table()
+        .table_name(&table)
+        .global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .delete(
+                    aws_sdk_dynamodb::types::DeleteGlobalSecondaryIndexAction::builder()
+                        .index_name("train")
+                        .build()
+                        .expect("action"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("drop the index, as a table made before it existed");
+    let names = |client: aws_sdk_dynamodb::Client, table: String| async move {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("describe");
+        let mut names: Vec<String> = described
+            .table()
+            .expect("table")
+            .global_secondary_indexes()
+            .iter()
+            .filter_map(|i| i.index_name().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(!names(client.clone(), table.clone())
+        .await
+        .contains(&"train".to_owned()));
+    index
+        .provision()
+        .await
+        .expect("provision upgrades the table");
+    let mut expected: Vec<String> = lethe::storage::dynamodb::INDEXES
+        .iter()
+        .map(|(name, _, _)| (*name).to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(names(client, table).await, expected);
+    conformance::training_eligible(&index).await;
+}
+
+#[tokio::test]
 async fn dynamodb_training_index_conforms() {
     conformance::training_eligible(&fresh_dynamodb().await).await;
 }
