@@ -85,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let app = App::build(config, Arc::new(SystemClock)).await?;
             let report = app.sweeper.run_once(app.lethe.now()).await?;
+            app.lethe.backends.index.flush().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

@@ -326,6 +326,7 @@ impl App {
         // Whatever ended the server also ends the sweeper.
         shutdown.cancel();
         tracker.wait().await;
+        self.lethe.backends.index.flush().await;
         served
     }
 }

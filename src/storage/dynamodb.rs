@@ -34,6 +34,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::sqlite::{from_micros, micros};
 use super::{ArtifactIndex, Claim, Result, StorageError, TranscriptQuery};
@@ -60,6 +61,8 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const DUE_SHARDS: u32 = 4;
 /// Shards of the artifact counters, so no one item takes every write.
 const COUNTER_SHARDS: u32 = 16;
+/// How long counter deltas may wait in memory before they are written.
+const COUNTER_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 const TRANSACT_LIMIT: usize = 100;
 const BATCH_GET_LIMIT: usize = 100;
 /// How long past `delete_by` the TTL safety net is set.
@@ -71,6 +74,16 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoIndex {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    counters: Arc<CounterBuffer>,
+}
+
+/// Artifact-counter deltas not yet written: added to on every insert and deletion and
+/// written as one `UpdateItem` at most once per `COUNTER_FLUSH_INTERVAL`, so the gauges
+/// cost about one request a minute per instance instead of one per write.
+#[derive(Debug)]
+struct CounterBuffer {
+    pending: std::sync::Mutex<HashMap<String, i64>>,
+    flushed_at: std::sync::Mutex<std::time::Instant>,
 }
 
 fn sdk_error<E, R>(error: SdkError<E, R>) -> StorageError
@@ -127,8 +140,10 @@ fn counter_key(shard: u32) -> Item {
         ("sk".into(), s("COUNT")),
     ])
 }
-fn counter_shard(id: &uuid::Uuid) -> u32 {
-    ((id.as_u128() >> 64) % u128::from(COUNTER_SHARDS)) as u32
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 fn meta_key() -> Item {
     HashMap::from([("pk".into(), s("META")), ("sk".into(), s("DUE_LOW"))])
@@ -421,6 +436,10 @@ impl DynamoIndex {
         Self {
             client,
             table: table.into(),
+            counters: Arc::new(CounterBuffer {
+                pending: std::sync::Mutex::new(HashMap::new()),
+                flushed_at: std::sync::Mutex::new(std::time::Instant::now()),
+            }),
         }
     }
 
@@ -686,22 +705,41 @@ impl DynamoIndex {
         )))
     }
 
-    /// Adds to the artifact counters of one shard (`c_<kind>` created, `d_<kind>` deleted).
-    /// Counters serve the gauges only, so a failure is logged, never returned: the write
-    /// it follows has already happened.
-    async fn count(&self, shard: u32, deltas: &HashMap<String, i64>) {
-        let deltas: Vec<_> = deltas.iter().filter(|(_, v)| **v != 0).collect();
+    /// Adds to the artifact counters (`c_<kind>` created, `d_<kind>` deleted), writing them
+    /// once the buffer is older than `COUNTER_FLUSH_INTERVAL`.
+    async fn count(&self, deltas: HashMap<String, i64>) {
+        {
+            let mut pending = lock(&self.counters.pending);
+            for (attribute, delta) in deltas {
+                *pending.entry(attribute).or_default() += delta;
+            }
+        }
+        let due = lock(&self.counters.flushed_at).elapsed() >= COUNTER_FLUSH_INTERVAL;
+        if due {
+            self.flush_counters().await;
+        }
+    }
+
+    /// Writes the buffered counter deltas to one counter shard. Counters serve the gauges
+    /// only, so a failure is logged and the deltas kept for the next flush.
+    pub async fn flush_counters(&self) {
+        *lock(&self.counters.flushed_at) = std::time::Instant::now();
+        let deltas: Vec<(String, i64)> = std::mem::take(&mut *lock(&self.counters.pending))
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .collect();
         if deltas.is_empty() {
             return;
         }
         let mut names = HashMap::new();
         let mut values = HashMap::new();
         let mut adds = Vec::new();
-        for (i, (attribute, delta)) in deltas.into_iter().enumerate() {
+        for (i, (attribute, delta)) in deltas.iter().enumerate() {
             names.insert(format!("#a{i}"), attribute.clone());
             values.insert(format!(":v{i}"), n(*delta));
             adds.push(format!("#a{i} :v{i}"));
         }
+        let shard = rand::random::<u32>() % COUNTER_SHARDS;
         let result = self
             .client
             .update_item()
@@ -713,7 +751,11 @@ impl DynamoIndex {
             .send()
             .await;
         if let Err(e) = result {
-            tracing::warn!(error = %sdk_error(e), "artifact counter update failed; the tracked-artifact gauges may drift");
+            tracing::warn!(error = %sdk_error(e), "artifact counter update failed; retried at the next flush");
+            let mut pending = lock(&self.counters.pending);
+            for (attribute, delta) in deltas {
+                *pending.entry(attribute).or_default() += delta;
+            }
         }
     }
 
@@ -1139,8 +1181,8 @@ impl ArtifactIndex for DynamoIndex {
 
     async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
         self.put_artifact(a).await?;
-        let created = HashMap::from([(format!("c_{}", a.kind), 1)]);
-        self.count(counter_shard(&a.id), &created).await;
+        self.count(HashMap::from([(format!("c_{}", a.kind), 1)]))
+            .await;
         Ok(())
     }
 
@@ -1188,8 +1230,8 @@ impl ArtifactIndex for DynamoIndex {
             .await
             .map_err(sdk_error)?;
         if removed.attributes.is_some_and(|old| !old.is_empty()) {
-            let uncreated = HashMap::from([(format!("c_{}", artifact.kind), -1)]);
-            self.count(counter_shard(&id), &uncreated).await;
+            self.count(HashMap::from([(format!("c_{}", artifact.kind), -1)]))
+                .await;
         }
         Ok(())
     }
@@ -1472,9 +1514,15 @@ impl ArtifactIndex for DynamoIndex {
         Ok(artifacts)
     }
 
+    async fn flush(&self) {
+        self.flush_counters().await;
+    }
+
     /// From the sharded counters (one `BatchGetItem`): artifacts being deleted are counted
     /// as `live` until their deletion finishes.
     async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>> {
+        // This instance's own deltas are exact; other instances' are at most a minute old.
+        self.flush_counters().await;
         let shards = self
             .batch_get((0..COUNTER_SHARDS).map(counter_key).collect())
             .await?;
@@ -1595,10 +1643,7 @@ impl ArtifactIndex for DynamoIndex {
         for (t, _) in tombstones.iter().zip(applied).filter(|(_, ok)| *ok) {
             *deleted.entry(format!("d_{}", t.kind)).or_default() += 1;
         }
-        if let Some(first) = tombstones.first() {
-            self.count(counter_shard(&first.artifact_id), &deleted)
-                .await;
-        }
+        self.count(deleted).await;
         Ok(())
     }
 }

@@ -208,6 +208,9 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         artifacts.retain(|a| a.state != ArtifactState::Deleted && !known.contains(&a.id));
         Ok(artifacts)
     }
+    /// Writes bookkeeping a backend buffers in memory (DynamoDB's artifact counters);
+    /// called before the process exits.
+    async fn flush(&self) {}
     /// Marks the artifacts deleted with their tombstone fields. Idempotent: already deleted
     /// ones are left as they are.
     async fn finish(&self, tombstones: &[Tombstone]) -> Result<()>;
