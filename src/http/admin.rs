@@ -67,6 +67,31 @@ pub(super) fn limit(
     }
 }
 
+/// The `after` and `limit` of a keyset-paged listing.
+pub(super) fn page_query(
+    query: &HashMap<String, String>,
+    default: u32,
+    max: u32,
+) -> Result<(Option<Uuid>, u32), ApiError> {
+    let after = query
+        .get("after")
+        .map(|raw| {
+            Uuid::parse_str(raw)
+                .map_err(|_| ApiError::bad_request("after must be the next_after of a page"))
+        })
+        .transpose()?;
+    Ok((after, limit(query, default, max)?))
+}
+
+/// The `next_after` of a page: its last id when it is full, else none.
+pub(super) fn next_after(
+    ids: impl DoubleEndedIterator<Item = Uuid> + ExactSizeIterator,
+    limit: u32,
+) -> Option<Uuid> {
+    let len = ids.len();
+    (len == limit as usize).then(|| ids.last()).flatten()
+}
+
 /// `POST /admin/v1/accounts`: the API key is in this response only.
 #[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", security(("admin_token" = [])),
     request_body = super::openapi::AccountCreate,
@@ -263,22 +288,13 @@ pub async fn usage(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let id = account_id(&id)?;
-    let limit = limit(&query, 100, 1000)?;
-    let after = query
-        .get("after")
-        .map(|raw| {
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::bad_request("after must be the next_after of a page"))
-        })
-        .transpose()?;
+    let (after, limit) = page_query(&query, 100, 1000)?;
     let records = state
         .lethe
         .usage(id, after, limit)
         .await
         .map_err(account_error)?;
-    let next_after = (records.len() == limit as usize)
-        .then(|| records.last().map(|u| u.id))
-        .flatten();
+    let next_after = next_after(records.iter().map(|u| u.id), limit);
     Ok(Json(json!({
         "usage": records.iter().map(super::gateway::render_usage).collect::<Vec<_>>(),
         "next_after": next_after,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::admin::limit;
+use super::admin::{next_after, page_query};
 use super::auth::Internal;
 use super::error::ApiError;
 use super::transcripts::rfc3339;
@@ -27,18 +27,9 @@ pub async fn eligible(
     _: Internal,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = limit(&query, 100, 1000)?;
-    let after = query
-        .get("after")
-        .map(|raw| {
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::bad_request("after must be the next_after of a page"))
-        })
-        .transpose()?;
+    let (after, limit) = page_query(&query, 100, 1000)?;
     let artifacts = state.lethe.training_eligible(after, limit).await?;
-    let next_after = (artifacts.len() == limit as usize)
-        .then(|| artifacts.last().map(|a| a.id))
-        .flatten();
+    let next_after = next_after(artifacts.iter().map(|a| a.id), limit);
     let items: Vec<Value> = artifacts
         .iter()
         .map(|a| {
