@@ -661,9 +661,6 @@ impl DynamoIndex {
         }
     }
 
-    /// Applies conditional changes, 100 per transaction. A cancelled transaction (some
-    /// condition failed, or a conflict) is redone change by change. Returns, per change,
-    /// whether it was applied.
     /// Waits until the table and every index are active, at most `max`; returns the names
     /// of its indexes.
     async fn wait_until_active(&self, max: std::time::Duration) -> Result<Vec<String>> {
@@ -809,6 +806,9 @@ impl DynamoIndex {
         }
     }
 
+    /// Applies conditional changes, 100 per transaction. A cancelled transaction (some
+    /// condition failed, or a conflict) is redone change by change. Returns, per change,
+    /// whether it was applied.
     async fn apply_all(&self, changes: &[Change]) -> Result<Vec<bool>> {
         let mut applied = Vec::with_capacity(changes.len());
         for chunk in changes.chunks(TRANSACT_LIMIT) {

@@ -225,6 +225,14 @@ impl TestApp {
         expect_json(response, StatusCode::OK).await
     }
 
+    /// `DELETE /v2/transcript/{id}`; the caller checks the answer.
+    pub async fn delete_transcript(&self, key: &str, id: &str) -> reqwest::Response {
+        self.public(Method::DELETE, &format!("/v2/transcript/{id}"), key)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn retention(&self, key: &str, id: &str) -> Value {
         let response = self
             .public(Method::GET, &format!("/v2/transcript/{id}/retention"), key)

@@ -431,15 +431,7 @@ async fn s6_speech_understanding_requests_are_linked_to_their_transcript() {
     expect_error(app.llm(body).await, StatusCode::NOT_FOUND).await;
     assert!(app.usage(&stranger).await.is_empty());
 
-    let response = app
-        .public(
-            Method::DELETE,
-            &format!("/v2/transcript/{transcript}"),
-            &key,
-        )
-        .send()
-        .await
-        .expect("request");
+    let response = app.delete_transcript(&key, &transcript).await;
     expect_json(response, StatusCode::OK).await;
     let retention = app.retention(&key, &transcript).await;
     let understanding = artifact(&retention, "speech_understanding");
@@ -674,15 +666,7 @@ async fn s6_training_export_pages_live_eligible_artifacts_and_a_deleted_one_disa
         .iter()
         .map(|a| a["id"].as_str().expect("id").to_owned())
         .collect();
-    let response = app
-        .public(
-            Method::DELETE,
-            &format!("/v2/transcript/{transcript}"),
-            &key,
-        )
-        .send()
-        .await
-        .expect("request");
+    let response = app.delete_transcript(&key, &transcript).await;
     expect_json(response, StatusCode::OK).await;
     let listed = app.training_ids().await;
     assert!(

@@ -205,11 +205,7 @@ async fn delete_answers_the_redacted_transcript_field_by_field_and_get_returns_t
     let app = spawn_app().await;
     let key = app.account().await;
     let id = app.completed_transcript(&key).await;
-    let response = app
-        .public(Method::DELETE, &format!("/v2/transcript/{id}"), &key)
-        .send()
-        .await
-        .expect("request");
+    let response = app.delete_transcript(&key, &id).await;
     let deleted = expect_json(response, StatusCode::OK).await;
     assert_redacted(&deleted, "Deleted by user.", "http://deleted_by_user", &id);
     assert_eq!(app.get_transcript(&key, &id).await, deleted);
@@ -220,18 +216,10 @@ async fn delete_is_idempotent() {
     let app = spawn_app().await;
     let key = app.account().await;
     let id = app.completed_transcript(&key).await;
-    let first = app
-        .public(Method::DELETE, &format!("/v2/transcript/{id}"), &key)
-        .send()
-        .await
-        .expect("request");
+    let first = app.delete_transcript(&key, &id).await;
     let first = expect_json(first, StatusCode::OK).await;
     app.advance(Duration::minutes(5));
-    let second = app
-        .public(Method::DELETE, &format!("/v2/transcript/{id}"), &key)
-        .send()
-        .await
-        .expect("request");
+    let second = app.delete_transcript(&key, &id).await;
     assert_eq!(expect_json(second, StatusCode::OK).await, first);
 }
 
@@ -241,11 +229,7 @@ async fn delete_while_queued_or_processing_is_400_and_changes_nothing() {
     let key = app.account().await;
     let id = app.url_transcript(&key).await;
     let before = app.get_transcript(&key, &id).await;
-    let response = app
-        .public(Method::DELETE, &format!("/v2/transcript/{id}"), &key)
-        .send()
-        .await
-        .expect("request");
+    let response = app.delete_transcript(&key, &id).await;
     let message = expect_error(response, StatusCode::BAD_REQUEST).await;
     assert!(message.contains("still being processed"), "{message}");
     app.internal(
@@ -255,11 +239,7 @@ async fn delete_while_queued_or_processing_is_400_and_changes_nothing() {
     .send()
     .await
     .expect("request");
-    let response = app
-        .public(Method::DELETE, &format!("/v2/transcript/{id}"), &key)
-        .send()
-        .await
-        .expect("request");
+    let response = app.delete_transcript(&key, &id).await;
     expect_error(response, StatusCode::BAD_REQUEST).await;
     let after = app.get_transcript(&key, &id).await;
     assert_eq!(after["prompt"], before["prompt"], "content untouched");
@@ -390,10 +370,7 @@ async fn the_list_filters_by_status_and_creation_day_and_keeps_deleted_transcrip
     let done = app.completed_transcript(&key).await;
     app.advance(Duration::days(1));
     let queued = app.url_transcript(&key).await;
-    app.public(Method::DELETE, &format!("/v2/transcript/{done}"), &key)
-        .send()
-        .await
-        .expect("request");
+    app.delete_transcript(&key, &done).await;
 
     let get = |query: &'static str| {
         let app = &app;
