@@ -1,6 +1,6 @@
 //! AWS-profile sweep benchmark against an emulator (moto or LocalStack): AWS requests per
-//! deleted artifact, sweep throughput, and the DynamoDB capacity a day of 10^6 deletions
-//! would consume, from the request counts.
+//! deleted artifact and sweep throughput. docs/benchmarks.md derives from these requests the
+//! DynamoDB capacity a day of 10^6 deletions would consume.
 //!
 //! ```text
 //! # with moto_server running (scripts/test starts one; or: .venv/bin/moto_server -p 5000)
