@@ -100,26 +100,31 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Boolean request options.
+const BOOL_FIELDS: &[&str] = &[
+    "punctuate",
+    "format_text",
+    "disfluencies",
+    "dual_channel",
+    "multichannel",
+    "filter_profanity",
+    "speaker_labels",
+    "redact_pii",
+    "redact_pii_audio",
+    "redact_pii_return_unredacted",
+    "content_safety",
+    "iab_categories",
+    "sentiment_analysis",
+    "auto_chapters",
+    "entity_detection",
+    "summarization",
+    "auto_highlights",
+    "language_detection",
+];
+
 fn check_type(field: &str, value: &Value) -> Result<(), ApiError> {
     let ok = match field {
-        "punctuate"
-        | "format_text"
-        | "disfluencies"
-        | "dual_channel"
-        | "multichannel"
-        | "filter_profanity"
-        | "speaker_labels"
-        | "redact_pii"
-        | "redact_pii_audio"
-        | "redact_pii_return_unredacted"
-        | "content_safety"
-        | "iab_categories"
-        | "sentiment_analysis"
-        | "auto_chapters"
-        | "entity_detection"
-        | "summarization"
-        | "auto_highlights"
-        | "language_detection" => value.is_boolean() || value.is_null(),
+        f if BOOL_FIELDS.contains(&f) => value.is_boolean() || value.is_null(),
         "speech_model"
         | "language_code"
         | "prompt"
@@ -176,7 +181,7 @@ fn check_type(field: &str, value: &Value) -> Result<(), ApiError> {
             "a non-negative integer"
         }
         "language_confidence_threshold" | "speech_threshold" | "temperature" => "a number",
-        f if check_type(f, &Value::Bool(true)).is_ok() => "true or false",
+        f if BOOL_FIELDS.contains(&f) => "true or false",
         _ => "a string",
     };
     Err(ApiError::bad_request(format!("{field} must be {expected}")))

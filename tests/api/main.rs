@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod helpers;
+mod hostile;
 mod internal;
 mod isolation;
 mod logs;
