@@ -47,7 +47,10 @@ async fn setup(
         dynamodb_client(&sdk, counter),
         format!("lethe-bench-{suffix}"),
     );
-    index.provision().await.expect("table");
+    index
+        .provision(lethe::clock::Clock::now(clock))
+        .await
+        .expect("table");
     let content = S3ContentStore::new(s3_client(&sdk, counter), format!("lethe-bench-{suffix}"));
     content.provision().await.expect("bucket");
     let sql = Arc::new(

@@ -99,6 +99,7 @@ async fn fixture(n: usize) -> Fixture {
             delete_after: None,
             delete_by: None,
             deletion: None,
+            final_artifact_id: None,
             revision: 1,
         });
         if from_url {

@@ -24,13 +24,12 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 fn account(now: DateTime<Utc>) -> Account {
-    Account {
-        id: new_id(now),
-        name: "bench".into(),
-        settings: RetentionSettings::default(),
-        policy_version: 1,
-        created_at: now,
-    }
+    Account::new(
+        new_id(now),
+        "bench".into(),
+        RetentionSettings::default(),
+        now,
+    )
 }
 
 fn scheduled(account: &Account, created: DateTime<Utc>, due: Option<DateTime<Utc>>) -> Artifact {

@@ -113,7 +113,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => unreachable!("handled before loading the configuration"),
         Command::Provision => {
-            for line in crate::startup::provision(&config).await? {
+            let now = crate::clock::Clock::now(&SystemClock);
+            for line in crate::startup::provision(&config, now).await? {
                 println!("{line}");
             }
             Ok(())

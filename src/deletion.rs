@@ -2,14 +2,17 @@
 //!
 //! Steps, each idempotent so that a crash anywhere is finished by a later pass:
 //! 1. the artifacts are already **claimed** (`deleting`, under a lease) by the caller;
-//! 2. a final transcript **cascades**: its live linked artifacts are requested for deletion
-//!    (reason `linked`) and claimed too;
+//! 2. a final transcript **cascades**: its live linked artifacts (and any result a lost
+//!    race to finish the transcript left behind) are requested for deletion (reason
+//!    `linked`) and claimed too;
 //! 3. the **content** is deleted (a missing object is fine);
 //! 4. the transcript is marked deleted when its final transcript goes;
-//! 5. the **tombstones** are written to the audit log (one per artifact, ever);
-//! 6. the index marks the artifacts **deleted**;
-//! 7. **crypto-shredding**: a transcript's data key is forgotten once nothing of it is left,
-//!    an upload's once the upload is gone (a no-op for stores without per-scope keys).
+//! 5. **crypto-shredding**: a transcript's data key is forgotten once nothing of it is left,
+//!    an upload's once the upload is gone (a no-op for stores without per-scope keys) —
+//!    before the tombstones, so a crash in between is redone by the next pass rather than
+//!    leaving a key behind;
+//! 6. the **tombstones** are written to the audit log (one per artifact, ever);
+//! 7. the index marks the artifacts **deleted**, and the deletions are counted (here only).
 //!
 //! An artifact whose content deletion failed stays claimed; when the lease runs out it is
 //! due again. A final transcript is only finished once every linked artifact went with it.
@@ -20,6 +23,7 @@ use crate::domain::{
     Artifact, ArtifactId, ArtifactKind, DeletionReason, ScheduleKind, Tombstone,
     TranscriptDeletion, TranscriptId,
 };
+use crate::metrics::Metrics;
 use crate::storage::{Backends, Claim, StorageError};
 
 /// What one deletion run did.
@@ -34,6 +38,7 @@ pub struct DeletionOutcome {
 /// Runs steps 2–7 for `claimed` (held under `claim`).
 pub async fn delete_claimed(
     backends: &Backends,
+    metrics: &Metrics,
     mut claimed: Vec<Artifact>,
     claim: &Claim,
 ) -> Result<DeletionOutcome, StorageError> {
@@ -73,7 +78,9 @@ pub async fn delete_claimed(
             let linked: Vec<ArtifactId> = remaining
                 .iter()
                 .filter(|a| {
-                    a.transcript_id == Some(*transcript_id) && a.schedule == ScheduleKind::Linked
+                    a.transcript_id == Some(*transcript_id)
+                        && (a.schedule == ScheduleKind::Linked
+                            || a.kind == ArtifactKind::FinalTranscript)
                 })
                 .map(|a| a.id)
                 .collect();
@@ -152,19 +159,7 @@ pub async fn delete_claimed(
         backends.index.mark_transcripts_deleted(&deletions).await?;
     }
 
-    // Steps 5 and 6: tombstones, then the index.
-    let tombstones: Vec<Tombstone> = gone
-        .iter()
-        .map(|a| Tombstone::for_artifact(a, now, &claim.owner))
-        .collect();
-    if !tombstones.is_empty() {
-        backends.audit.record_tombstones(&tombstones).await?;
-        backends.index.finish(&tombstones).await?;
-    }
-    for t in &tombstones {
-        tracing::debug!(artifact_id = %t.artifact_id, kind = %t.kind, reason = %t.reason, "artifact deleted");
-    }
-    // Step 7: crypto-shredding. A transcript's scope is forgotten once its final
+    // Step 5: crypto-shredding. A transcript's scope is forgotten once its final
     // transcript went and nothing of it is left; an upload's (or a standalone LLM Gateway
     // request's or streaming session's) once it went.
     let gone_ids: HashSet<ArtifactId> = gone.iter().map(|a| a.id).collect();
@@ -189,6 +184,20 @@ pub async fn delete_claimed(
     for scope in scopes {
         backends.content.forget_scope(scope).await?;
     }
+
+    // Steps 6 and 7: tombstones, then the index.
+    let tombstones: Vec<Tombstone> = gone
+        .iter()
+        .map(|a| Tombstone::for_artifact(a, now, &claim.owner))
+        .collect();
+    if !tombstones.is_empty() {
+        backends.audit.record_tombstones(&tombstones).await?;
+        backends.index.finish(&tombstones).await?;
+    }
+    for t in &tombstones {
+        tracing::debug!(artifact_id = %t.artifact_id, kind = %t.kind, reason = %t.reason, "artifact deleted");
+    }
+    metrics.record_deletions(&tombstones, outcome.failed.len());
     outcome.deleted = tombstones;
     Ok(outcome)
 }

@@ -4,13 +4,15 @@
 //! of content checks the schedule first, so nothing is served from `delete_after` on.
 
 use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::deletion::{self, DeletionOutcome};
 use crate::domain::policy::{
-    llm_gateway_has_zero_data_retention, schedule_for, streaming_has_zero_data_retention,
+    llm_gateway_has_zero_data_retention, retroactive_schedule, schedule_for,
+    streaming_has_zero_data_retention, Anchors,
 };
 use crate::domain::{
     new_id, Account, AccountId, ApiKey, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
@@ -132,6 +134,17 @@ pub struct Recorded {
     pub artifact: Option<Artifact>,
 }
 
+/// What carrying retention changes to existing artifacts did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Artifacts examined.
+    pub examined: u64,
+    /// Artifacts whose schedule got shorter.
+    pub rescheduled: u64,
+    /// Retention jobs that reached their end.
+    pub finished: u64,
+}
+
 /// Reading an upload through the internal API.
 #[derive(Debug)]
 pub enum UploadRead {
@@ -171,16 +184,14 @@ impl Lethe {
         self.clock.now()
     }
 
-    fn claim(&self, now: DateTime<Utc>, owner: String) -> Claim {
+    /// A claim no other pass or request shares: `<instance>/<what>/<unique id>`, so two
+    /// passes of one instance never both act on an artifact.
+    pub fn new_claim(&self, now: DateTime<Utc>, what: &str) -> Claim {
         Claim {
-            owner,
+            owner: format!("{}/{what}/{}", self.instance, uuid::Uuid::new_v4().simple()),
             now,
             until: now + self.claim_lease,
         }
-    }
-
-    pub fn sweep_claim(&self, now: DateTime<Utc>) -> Claim {
-        self.claim(now, self.instance.clone())
     }
 
     // ---- accounts -------------------------------------------------------------------
@@ -193,13 +204,7 @@ impl Lethe {
     ) -> Result<(Account, ApiKey)> {
         settings.validate()?;
         let now = self.now();
-        let account = Account {
-            id: new_id(now),
-            name: name.to_owned(),
-            settings,
-            policy_version: 1,
-            created_at: now,
-        };
+        let account = Account::new(new_id(now), name.to_owned(), settings, now);
         let key = ApiKey::generate();
         self.backends
             .accounts
@@ -235,17 +240,18 @@ impl Lethe {
         Ok(key)
     }
 
-    /// Applies a settings change (§1): validated as a whole, refused without change when
-    /// invalid, then existing schedules are shortened where the new policy is stricter.
+    /// Applies a settings change (§1): validated as a whole and refused without change when
+    /// invalid. A change that can shorten existing schedules is recorded together with a
+    /// retention job in the same write; any sweeper carries it to the existing artifacts
+    /// in bounded batches ([`Lethe::advance_retention_jobs`]), and reads apply it at once,
+    /// so nothing is served past the new deadline meanwhile.
     pub async fn update_settings(&self, id: AccountId, patch: &SettingsPatch) -> Result<Account> {
         let current = self.account(id).await?;
         let settings = current.settings.patched(patch)?;
         if settings == current.settings {
             return Ok(current);
         }
-        let mut next = current.clone();
-        next.settings = settings;
-        next.policy_version += 1;
+        let next = current.with_settings(settings, self.now());
         match self
             .backends
             .accounts
@@ -255,57 +261,172 @@ impl Lethe {
             Err(StorageError::Conflict { .. }) => return Err(LifecycleError::Concurrent),
             other => other?,
         }
-        tracing::info!(account_id = %id, policy_version = next.policy_version, mode = next.settings.mode().as_str(), "retention settings changed");
-        self.shorten_existing_schedules(&next).await?;
+        tracing::info!(account_id = %id, policy_version = next.policy_version, mode = next.settings.mode().as_str(), retention_job = next.retention_job.is_some(), "retention settings changed");
+        if next.retention_job.is_some() {
+            self.wake_sweeper.notify_one();
+        }
         Ok(next)
     }
 
-    /// **(decision §1)** Retention only ever gets shorter retroactively.
-    async fn shorten_existing_schedules(&self, account: &Account) -> Result<()> {
-        let mut after = None;
-        let mut shortened = 0u64;
-        loop {
-            let page = self
-                .backends
-                .index
-                .live_artifacts_for_account(account.id, after, 500)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            for artifact in page.iter().filter(|a| a.state == ArtifactState::Live) {
-                let Some(anchor) = artifact.anchor_at else {
-                    continue;
-                };
-                let current = Schedule {
-                    kind: artifact.schedule,
-                    delete_after: artifact.delete_after,
-                    delete_by: artifact.delete_by,
-                };
-                let proposed =
-                    schedule_for(artifact.kind, &account.settings, anchor, &self.platform);
-                if let Some(schedule) = current.shortened_by(&proposed) {
-                    if self
-                        .backends
-                        .index
-                        .reschedule(artifact.id, &schedule, account.policy_version, self.now())
-                        .await?
-                    {
-                        shortened += 1;
-                        if artifact.kind == ArtifactKind::FinalTranscript {
-                            if let Some(transcript_id) = artifact.transcript_id {
-                                self.set_transcript_schedule(transcript_id, &schedule)
-                                    .await?;
-                            }
-                        }
-                    }
+    /// **(decision §1)** Carries recorded retention changes to existing artifacts: walks
+    /// each such account's live artifacts by id, `batch` at a time and at most `budget` in
+    /// all, and shortens every schedule a policy version since the artifact was created
+    /// makes shorter. The job's cursor is saved after every batch, so a crash or another
+    /// instance resumes where it stopped; a newer change restarts the walk.
+    pub async fn advance_retention_jobs(&self, batch: u32, budget: u64) -> Result<JobProgress> {
+        let mut progress = JobProgress::default();
+        let accounts = self
+            .backends
+            .accounts
+            .accounts_with_retention_jobs(100)
+            .await?;
+        for account in accounts {
+            let Some(mut job) = account.retention_job.clone() else {
+                continue;
+            };
+            loop {
+                if progress.examined >= budget {
+                    return Ok(progress);
+                }
+                let page = self
+                    .backends
+                    .index
+                    .live_artifacts_for_account(account.id, job.cursor, batch)
+                    .await?;
+                let rescheduled = self.reschedule_page(&account, &page).await?;
+                job.cursor = page.last().map(|a| a.id).or(job.cursor);
+                job.examined += page.len() as u64;
+                job.rescheduled += rescheduled;
+                progress.examined += page.len() as u64;
+                progress.rescheduled += rescheduled;
+                let done = page.len() < batch as usize;
+                let saved = self
+                    .backends
+                    .accounts
+                    .save_retention_job(account.id, job.target_version, (!done).then_some(&job))
+                    .await?;
+                if !saved {
+                    // A newer change restarted the job; the next pass takes it from the top.
+                    break;
+                }
+                if done {
+                    progress.finished += 1;
+                    tracing::info!(account_id = %account.id, policy_version = job.target_version, examined = job.examined, rescheduled = job.rescheduled, "retention change applied to existing artifacts");
+                    break;
                 }
             }
         }
-        if shortened > 0 {
-            tracing::info!(account_id = %account.id, shortened, "existing schedules shortened");
+        Ok(progress)
+    }
+
+    /// Shortens what a page of an account's live artifacts must keep; returns how many
+    /// schedules changed.
+    async fn reschedule_page(&self, account: &Account, page: &[Artifact]) -> Result<u64> {
+        let mut transcript_ids: Vec<TranscriptId> =
+            page.iter().filter_map(|a| a.transcript_id).collect();
+        transcript_ids.sort();
+        transcript_ids.dedup();
+        let transcripts: HashMap<TranscriptId, Transcript> = self
+            .backends
+            .index
+            .transcripts(&transcript_ids)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let now = self.now();
+        let mut rescheduled = 0;
+        for artifact in page
+            .iter()
+            .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
+        {
+            let transcript = artifact.transcript_id.and_then(|t| transcripts.get(&t));
+            let Some(schedule) = self.tightened_schedule(artifact, transcript, account) else {
+                continue;
+            };
+            if !self
+                .backends
+                .index
+                .reschedule(artifact.id, &schedule, account.policy_version, now)
+                .await?
+            {
+                continue;
+            }
+            rescheduled += 1;
+            if let Some(t) = transcript.filter(|t| t.is_final(artifact)) {
+                self.set_transcript_schedule(t.id, &schedule).await?;
+            }
+        }
+        if rescheduled > 0 {
+            tracing::info!(account_id = %account.id, rescheduled, "existing schedules shortened");
             self.wake_sweeper.notify_one();
         }
-        Ok(())
+        Ok(rescheduled)
+    }
+
+    /// The schedule `artifact` must keep under every policy version since it was
+    /// scheduled, when that is shorter than the one it has; `None` otherwise.
+    fn tightened_schedule(
+        &self,
+        artifact: &Artifact,
+        transcript: Option<&Transcript>,
+        account: &Account,
+    ) -> Option<Schedule> {
+        let anchors = Anchors {
+            own: artifact.anchor_at.unwrap_or(artifact.created_at),
+            transcript: transcript.and_then(|t| t.completed_at),
+        };
+        let proposed = retroactive_schedule(
+            artifact.kind,
+            anchors,
+            account.settings_from(artifact.policy_version),
+            &self.platform,
+        )?;
+        artifact.schedule().tightened_by(&proposed)
+    }
+
+    /// `artifact` as it must be read now: with any shorter schedule a policy version since
+    /// it was scheduled imposes, even before a retention job has rewritten it.
+    fn effective_artifact(
+        &self,
+        mut artifact: Artifact,
+        transcript: Option<&Transcript>,
+        account: &Account,
+    ) -> Artifact {
+        if let Some(s) = self.tightened_schedule(&artifact, transcript, account) {
+            artifact.schedule = s.kind;
+            artifact.delete_after = s.delete_after;
+            artifact.delete_by = s.delete_by;
+        }
+        artifact
+    }
+
+    /// `t` as it must be read now: its final transcript's schedule under every policy
+    /// version since the transcript was created, even before a retention job has run.
+    fn effective_transcript(&self, mut t: Transcript, account: &Account) -> Transcript {
+        let Some(completed) = t.completed_at else {
+            return t;
+        };
+        let anchors = Anchors {
+            own: completed,
+            transcript: Some(completed),
+        };
+        let proposed = retroactive_schedule(
+            ArtifactKind::FinalTranscript,
+            anchors,
+            account.settings_from(t.policy_version),
+            &self.platform,
+        );
+        let current = Schedule {
+            kind: ScheduleKind::Point,
+            delete_after: t.delete_after,
+            delete_by: t.delete_by,
+        };
+        if let Some(s) = proposed.and_then(|p| current.tightened_by(&p)) {
+            t.delete_after = s.delete_after;
+            t.delete_by = s.delete_by;
+        }
+        t
     }
 
     async fn set_transcript_schedule(&self, id: TranscriptId, schedule: &Schedule) -> Result<()> {
@@ -429,7 +550,8 @@ impl Lethe {
         if artifact.kind != ArtifactKind::UploadedAudio {
             return Err(LifecycleError::NotFound);
         }
-        if !self.is_servable(&artifact, None) {
+        let account = self.account(artifact.account_id).await?;
+        if !self.is_servable(&artifact, None, &account) {
             return Ok(None);
         }
         Ok(self
@@ -457,9 +579,17 @@ impl Lethe {
     }
 
     /// Whether an artifact's content may be served now: live, nothing pending, not past
-    /// its own `delete_after`, and (if linked) not past its transcript's.
-    fn is_servable(&self, artifact: &Artifact, transcript: Option<&Transcript>) -> bool {
+    /// its own `delete_after` under every policy version since it was scheduled, and (if
+    /// linked) not past its transcript's. `transcript` is read through
+    /// [`Lethe::effective_transcript`].
+    fn is_servable(
+        &self,
+        artifact: &Artifact,
+        transcript: Option<&Transcript>,
+        account: &Account,
+    ) -> bool {
         let now = self.now();
+        let artifact = self.effective_artifact(artifact.clone(), transcript, account);
         let own_expired = artifact.delete_after.is_some_and(|after| after <= now);
         let transcript_gone = artifact.schedule == ScheduleKind::Linked
             && transcript.is_some_and(|t| t.is_redacted_at(now));
@@ -487,7 +617,7 @@ impl Lethe {
                 let usable = upload.as_ref().is_some_and(|u| {
                     u.account_id == account.id
                         && u.kind == ArtifactKind::UploadedAudio
-                        && self.is_servable(u, None)
+                        && self.is_servable(u, None, account)
                 });
                 if !usable {
                     return Err(LifecycleError::UploadNotAccessible);
@@ -512,6 +642,7 @@ impl Lethe {
             delete_after: None,
             delete_by: None,
             deletion: None,
+            final_artifact_id: None,
             revision: 0,
         };
         self.backends.index.insert_transcript(&transcript).await?;
@@ -540,9 +671,11 @@ impl Lethe {
     }
 
     /// A transcript of this account, or `NotFound` (also for another account's).
+    /// A transcript of this account, or `NotFound` (also for another account's), with the
+    /// schedule every policy version since its creation imposes.
     pub async fn transcript(&self, account: &Account, id: TranscriptId) -> Result<Transcript> {
         match self.backends.index.transcript(id).await? {
-            Some(t) if t.account_id == account.id => Ok(t),
+            Some(t) if t.account_id == account.id => Ok(self.effective_transcript(t, account)),
             _ => Err(LifecycleError::NotFound),
         }
     }
@@ -556,7 +689,10 @@ impl Lethe {
             .backends
             .index
             .list_transcripts(account.id, query)
-            .await?)
+            .await?
+            .into_iter()
+            .map(|t| self.effective_transcript(t, account))
+            .collect())
     }
 
     async fn transcript_for_pipeline(&self, id: TranscriptId) -> Result<(Transcript, Account)> {
@@ -567,7 +703,7 @@ impl Lethe {
             .await?
             .ok_or(LifecycleError::NotFound)?;
         let account = self.account(t.account_id).await?;
-        Ok((t, account))
+        Ok((self.effective_transcript(t, &account), account))
     }
 
     /// `queued → processing`; repeating it is fine.
@@ -870,11 +1006,21 @@ impl Lethe {
         if !artifact.training_eligible && artifact.state != ArtifactState::Deleted {
             return Err(LifecycleError::NotFound);
         }
+        let account = self.account(artifact.account_id).await?;
         let transcript = match artifact.transcript_id {
-            Some(t) => self.backends.index.transcript(t).await?,
+            Some(t) => self
+                .backends
+                .index
+                .transcript(t)
+                .await?
+                .map(|t| self.effective_transcript(t, &account)),
             None => None,
         };
-        if !artifact.training_eligible || !self.is_servable(&artifact, transcript.as_ref()) {
+        let servable = self.is_servable(&artifact, transcript.as_ref(), &account)
+            && transcript.as_ref().is_none_or(|t| {
+                artifact.kind != ArtifactKind::FinalTranscript || t.is_final(&artifact)
+            });
+        if !artifact.training_eligible || !servable {
             return Ok(None);
         }
         Ok(self
@@ -894,101 +1040,129 @@ impl Lethe {
         self.finish_transcript(
             id,
             TranscriptStatus::Completed,
-            result,
+            Some(result),
             audio_duration,
             None,
         )
         .await
     }
 
-    /// `error`, anchored now; its (empty) result still carries the schedule for the
-    /// linked artifacts.
+    /// `error`, anchored now. Its (contentless) result still carries the schedule for the
+    /// linked artifacts; a zero-data-retention account gets no result artifact at all.
     pub async fn fail(&self, id: TranscriptId, error: &str) -> Result<Transcript> {
         let result = Content::new(serde_json::json!({"status": "error"}).to_string());
         self.finish_transcript(
             id,
             TranscriptStatus::Error,
-            result,
+            Some(result),
             None,
             Some(error.to_owned()),
         )
         .await
     }
 
+    /// Makes the transcript terminal. Each attempt stores its own result first, then
+    /// makes the transcript terminal with a conditional write that names that result:
+    /// of racing attempts exactly one wins, the losers remove what they stored, and no
+    /// reader ever sees a terminal transcript without its result.
     async fn finish_transcript(
         &self,
         id: TranscriptId,
         status: TranscriptStatus,
-        result: Content,
+        result: Option<Content>,
         audio_duration: Option<f64>,
         error: Option<String>,
     ) -> Result<Transcript> {
-        let (mut t, account) = self.transcript_for_pipeline(id).await?;
+        let (t, account) = self.transcript_for_pipeline(id).await?;
+        let already_finished = |status| LifecycleError::AlreadyFinished {
+            status,
+            action: "finishing it",
+        };
         if t.status.is_terminal() {
-            return Err(LifecycleError::AlreadyFinished {
-                status: t.status,
-                action: "completing it",
-            });
+            return Err(already_finished(t.status));
         }
-        if account.settings.zero_data_retention && status == TranscriptStatus::Completed {
+        let zdr = account.settings.zero_data_retention;
+        if zdr && status == TranscriptStatus::Completed {
             return Err(LifecycleError::ZeroDataRetention);
         }
         let now = self.now();
-        // A retry after a crash reuses the final transcript it already tracked.
-        let artifacts = self.backends.index.artifacts_for_transcript(id).await?;
-        let existing = artifacts
-            .iter()
-            .find(|a| a.kind == ArtifactKind::FinalTranscript)
-            .cloned();
-        let final_transcript = match existing {
-            Some(a) => {
-                self.backends.content.put(&a.content_key, result).await?;
-                a
-            }
-            None => {
-                let a = Artifact::new_live(
+        // The shortest schedule of every policy version since the transcript was created.
+        let anchors = Anchors {
+            own: now,
+            transcript: Some(now),
+        };
+        let schedule = retroactive_schedule(
+            ArtifactKind::FinalTranscript,
+            anchors,
+            account.settings_from(t.policy_version),
+            &self.platform,
+        )
+        .unwrap_or(Schedule::INDEFINITE);
+        let final_transcript = match result.filter(|_| !zdr) {
+            Some(result) => {
+                let mut a = Artifact::new_live(
                     new_id(now),
                     &account,
                     Some(id),
                     ArtifactKind::FinalTranscript,
                     now,
                 );
-                let a = self.scheduled(a, &account, Some(now));
-                self.store_artifact(a, result).await?
+                a.anchor_at = Some(now);
+                a.schedule = schedule.kind;
+                a.delete_after = schedule.delete_after;
+                a.delete_by = schedule.delete_by;
+                a.due_at = schedule.delete_after;
+                Some(self.store_artifact(a, result).await?)
             }
+            None => None,
         };
-        t.status = status;
-        t.completed_at = Some(now);
-        t.audio_duration = audio_duration.or(t.audio_duration);
-        t.error = error;
-        t.delete_after = final_transcript.delete_after;
-        t.delete_by = final_transcript.delete_by;
-        // Linked artifacts join the due index with the final transcript's deadline, so a
-        // sweep reads them in the same batches; the cascade remains the guarantee.
-        if final_transcript.delete_after.is_some() {
-            let schedule = Schedule {
-                kind: ScheduleKind::Linked,
-                delete_after: final_transcript.delete_after,
-                delete_by: final_transcript.delete_by,
-            };
-            for linked in artifacts
-                .iter()
-                .filter(|a| a.schedule == ScheduleKind::Linked && a.state == ArtifactState::Live)
-            {
+        let mut next = t.clone();
+        next.status = status;
+        next.completed_at = Some(now);
+        next.audio_duration = audio_duration.or(t.audio_duration);
+        next.error = error;
+        next.delete_after = schedule.delete_after;
+        next.delete_by = schedule.delete_by;
+        next.final_artifact_id = final_transcript.as_ref().map(|a| a.id);
+        if let Err(e) = self.backends.index.update_transcript(&next).await {
+            if let Some(lost) = &final_transcript {
+                self.abandon(lost).await;
+            }
+            return Err(match e {
+                StorageError::Conflict { .. } => match self.backends.index.transcript(id).await? {
+                    Some(now_stored) if now_stored.status.is_terminal() => {
+                        already_finished(now_stored.status)
+                    }
+                    _ => LifecycleError::Concurrent,
+                },
+                other => other.into(),
+            });
+        }
+        next.revision += 1;
+        // From the anchor on, everything of the transcript has its deadlines (§4): linked
+        // artifacts join the due index with the final transcript's, and any artifact a
+        // policy version since its creation makes shorter is shortened.
+        for a in self
+            .backends
+            .index
+            .artifacts_for_transcript(id)
+            .await?
+            .iter()
+            .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
+            .filter(|a| a.kind != ArtifactKind::FinalTranscript)
+        {
+            if let Some(s) = self.tightened_schedule(a, Some(&next), &account) {
                 self.backends
                     .index
-                    .reschedule(linked.id, &schedule, linked.policy_version, now)
+                    .reschedule(a.id, &s, account.policy_version, now)
                     .await?;
             }
         }
-        self.backends
-            .index
-            .update_transcript(&t)
-            .await
-            .map_err(conflict_is_concurrent)?;
-        t.revision += 1;
+        if schedule.delete_after.is_some() {
+            self.wake_sweeper.notify_one();
+        }
         tracing::info!(transcript_id = %id, status = %status, "transcript finished");
-        Ok(t)
+        Ok(next)
     }
 
     /// The transcript with the content a reader may see now: redacted from `delete_after`
@@ -1012,12 +1186,13 @@ impl Lethe {
             return Ok(view);
         }
         for artifact in self.backends.index.artifacts_for_transcript(id).await? {
-            if !self.is_servable(&artifact, Some(&view.transcript)) {
+            if !self.is_servable(&artifact, Some(&view.transcript), account) {
                 continue;
             }
             let slot = match artifact.kind {
                 ArtifactKind::FinalTranscript
-                    if view.transcript.status == TranscriptStatus::Completed =>
+                    if view.transcript.status == TranscriptStatus::Completed
+                        && view.transcript.is_final(&artifact) =>
                 {
                     &mut view.result
                 }
@@ -1037,7 +1212,7 @@ impl Lethe {
         }
         for artifact in self.backends.index.artifacts_for_transcript(t.id).await? {
             if artifact.kind == ArtifactKind::UrlAudioReference
-                && self.is_servable(&artifact, Some(t))
+                && self.is_servable(&artifact, Some(t), account)
             {
                 return Ok(self.backends.content.get(&artifact.content_key).await?);
             }
@@ -1067,10 +1242,15 @@ impl Lethe {
         let artifacts = artifacts
             .into_iter()
             .map(|artifact| {
-                let (delete_after, delete_by) = if artifact.schedule == ScheduleKind::Linked {
-                    (transcript.delete_after, transcript.delete_by)
-                } else {
-                    (artifact.delete_after, artifact.delete_by)
+                let effective = match artifact.state {
+                    ArtifactState::Deleted => artifact.clone(),
+                    _ => self.effective_artifact(artifact.clone(), Some(&transcript), account),
+                };
+                let (delete_after, delete_by) = match effective.schedule {
+                    ScheduleKind::Linked if effective.delete_after.is_none() => {
+                        (transcript.delete_after, transcript.delete_by)
+                    }
+                    _ => (effective.delete_after, effective.delete_by),
                 };
                 ArtifactView {
                     artifact,
@@ -1136,14 +1316,12 @@ impl Lethe {
         self.transcript(account, id).await
     }
 
-    /// Claims and deletes due artifacts right away (customer requests).
+    /// Claims and deletes due artifacts right away (customer requests), under a claim of
+    /// its own: what another pass or request holds is left to it.
     async fn delete_now(&self, ids: &[ArtifactId], now: DateTime<Utc>) -> Result<DeletionOutcome> {
-        let claim = self.claim(now, format!("{}/request", self.instance));
+        let claim = self.new_claim(now, "request");
         let claimed = self.backends.index.claim(ids, &claim).await?;
-        let outcome = deletion::delete_claimed(&self.backends, claimed, &claim).await?;
-        self.metrics
-            .record_deletions(&outcome.deleted, outcome.failed.len());
-        Ok(outcome)
+        Ok(deletion::delete_claimed(&self.backends, &self.metrics, claimed, &claim).await?)
     }
 }
 

@@ -137,7 +137,11 @@ pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
 }
 
 /// `lethe provision`: the DynamoDB table (indexes, TTL) and the S3 bucket, idempotently.
-pub async fn provision(config: &Config) -> anyhow::Result<Vec<String>> {
+/// `now` starts the due index's watermark (the day from which sweeps read it).
+pub async fn provision(
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<String>> {
     if config.dynamodb_table.is_none() && config.s3_bucket.is_none() {
         bail!("nothing to provision: set LETHE_DYNAMODB_TABLE and/or LETHE_S3_BUCKET (and AWS_ENDPOINT_URL for LocalStack or moto)");
     }
@@ -146,7 +150,7 @@ pub async fn provision(config: &Config) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
     if let Some(table) = &config.dynamodb_table {
         DynamoIndex::new(crate::storage::aws::dynamodb_client(&sdk, &counter), table)
-            .provision()
+            .provision(now)
             .await
             .with_context(|| format!("cannot provision the DynamoDB table {table}"))?;
         done.push(format!(
@@ -323,9 +327,10 @@ impl App {
                 .context("the HTTPS server failed")
             }
         };
-        // Whatever ended the server also ends the sweeper.
+        // Whatever ended the server also ends the sweeper; passes in progress finish.
         shutdown.cancel();
         tracker.wait().await;
+        self.sweeper.wait_for_detached().await;
         self.lethe.backends.index.flush().await;
         served
     }

@@ -36,8 +36,9 @@ pub async fn fresh_postgres_database() -> String {
     url.to_string()
 }
 
-/// Points `config` at a fresh AWS profile when the suite runs on it, and provisions it.
-pub async fn apply_profile(config: &mut Config) {
+/// Points `config` at a fresh AWS profile when the suite runs on it, and provisions it as
+/// of `now` (the test's clock: the due index's watermark starts on that day).
+pub async fn apply_profile(config: &mut Config, now: chrono::DateTime<chrono::Utc>) {
     if !aws_profile() {
         return;
     }
@@ -48,10 +49,12 @@ pub async fn apply_profile(config: &mut Config) {
     config.database_url = Some(fresh_postgres_database().await);
     config.dynamodb_table = Some(format!("lethe-test-{suffix}"));
     config.s3_bucket = Some(format!("lethe-test-{suffix}"));
-    crate::startup::provision(config).await.unwrap_or_else(|e| {
-        panic!(
-            "cannot provision the AWS profile on {:?}: {e:#}",
-            std::env::var("AWS_ENDPOINT_URL")
-        )
-    });
+    crate::startup::provision(config, now)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot provision the AWS profile on {:?}: {e:#}",
+                std::env::var("AWS_ENDPOINT_URL")
+            )
+        });
 }

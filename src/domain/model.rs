@@ -120,6 +120,101 @@ pub struct Account {
     /// Bumped on every settings change; artifacts record the version they were scheduled under.
     pub policy_version: i64,
     pub created_at: DateTime<Utc>,
+    /// Every policy version the account has had, oldest first, the current one last: what
+    /// the retroactive rule (§1) measures an artifact against since it was created.
+    pub history: Vec<PolicyRecord>,
+    /// The retention change still being carried to the existing artifacts, if any.
+    pub retention_job: Option<RetentionJob>,
+}
+
+impl Account {
+    /// A new account's first policy version.
+    pub fn new(
+        id: AccountId,
+        name: String,
+        settings: RetentionSettings,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            history: vec![PolicyRecord {
+                version: 1,
+                settings: settings.clone(),
+                since: now,
+            }],
+            settings,
+            policy_version: 1,
+            created_at: now,
+            retention_job: None,
+        }
+    }
+
+    /// The settings of every version from `version` on (inclusive), oldest first, ending
+    /// with the settings in force.
+    pub fn settings_from(&self, version: i64) -> impl Iterator<Item = &RetentionSettings> {
+        let recorded = self
+            .history
+            .iter()
+            .filter(move |r| r.version >= version && r.version < self.policy_version)
+            .map(|r| &r.settings);
+        recorded.chain(std::iter::once(&self.settings))
+    }
+
+    /// The settings of every version after `version`, oldest first; empty when `version`
+    /// is the one in force.
+    pub fn settings_after(&self, version: i64) -> impl Iterator<Item = &RetentionSettings> {
+        let newer = version < self.policy_version;
+        self.settings_from(version + 1).filter(move |_| newer)
+    }
+
+    /// The account with `settings` as its next policy version, recorded in its history,
+    /// and a retention job that carries the change to existing artifacts when the change
+    /// can shorten anything.
+    pub fn with_settings(&self, settings: RetentionSettings, now: DateTime<Utc>) -> Account {
+        let mut next = self.clone();
+        next.policy_version += 1;
+        if settings.may_shorten(&self.settings) {
+            next.retention_job = Some(RetentionJob {
+                target_version: next.policy_version,
+                cursor: None,
+                started_at: now,
+                examined: 0,
+                rescheduled: 0,
+            });
+        }
+        next.history.push(PolicyRecord {
+            version: next.policy_version,
+            settings: settings.clone(),
+            since: now,
+        });
+        next.settings = settings;
+        next
+    }
+}
+
+/// One policy version of an account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub version: i64,
+    pub settings: RetentionSettings,
+    pub since: DateTime<Utc>,
+}
+
+/// A retention change being carried to existing artifacts (§1 decision), recorded with the
+/// settings in the same write so that no crash or timeout loses it. Any sweeper advances it
+/// in bounded batches by artifact id; a newer change restarts it from the beginning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetentionJob {
+    /// The policy version this job carries (the account's version when it was recorded).
+    pub target_version: i64,
+    /// The last artifact id examined; `None` before the first batch.
+    pub cursor: Option<ArtifactId>,
+    pub started_at: DateTime<Utc>,
+    /// Artifacts examined so far.
+    pub examined: u64,
+    /// Artifacts whose schedule got shorter so far.
+    pub rescheduled: u64,
 }
 
 /// How a transcript came to be deleted, which decides its redacted body (api.md).
@@ -151,11 +246,22 @@ pub struct Transcript {
     pub delete_after: Option<DateTime<Utc>>,
     pub delete_by: Option<DateTime<Utc>>,
     pub deletion: Option<TranscriptDeletion>,
+    /// The final transcript that won the race to finish it: set in the same conditional
+    /// write that makes it terminal, so exactly one result is ever served or kept.
+    pub final_artifact_id: Option<ArtifactId>,
     /// Optimistic-concurrency counter for status transitions.
     pub revision: i64,
 }
 
 impl Transcript {
+    /// Whether `artifact` is this transcript's final transcript (the one that won the race
+    /// to finish it; any final transcript for rows written before that was recorded).
+    pub fn is_final(&self, artifact: &Artifact) -> bool {
+        artifact.kind == ArtifactKind::FinalTranscript
+            && artifact.transcript_id == Some(self.id)
+            && self.final_artifact_id.is_none_or(|id| id == artifact.id)
+    }
+
     /// Whether its content must be served as deleted at `now` (§4: even before a sweep).
     pub fn is_redacted_at(&self, now: DateTime<Utc>) -> bool {
         self.deletion.is_some() || self.delete_after.is_some_and(|after| after <= now)
@@ -235,6 +341,15 @@ impl Artifact {
             claimed_until: None,
             deleted_at: None,
             deletion_reason: None,
+        }
+    }
+
+    /// Its schedule as stored.
+    pub fn schedule(&self) -> super::policy::Schedule {
+        super::policy::Schedule {
+            kind: self.schedule,
+            delete_after: self.delete_after,
+            delete_by: self.delete_by,
         }
     }
 
@@ -319,13 +434,32 @@ impl UsageRecord {
     }
 }
 
+string_enum!(
+    /// Whether a sweep pass is still running (recorded when it starts) or has ended.
+    SweepState {
+        Running => "running",
+        Finished => "finished",
+    }
+);
+
+#[allow(clippy::derivable_impls)] // the variants come from string_enum!
+impl Default for SweepState {
+    fn default() -> Self {
+        SweepState::Finished
+    }
+}
+
 /// The summary of one sweep pass, recorded and returned by the admin API.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SweepReport {
     pub id: Uuid,
     pub instance: String,
+    pub state: SweepState,
     pub started_at: DateTime<Utc>,
+    /// When it ended; while it runs, its start.
     pub finished_at: DateTime<Utc>,
+    /// Existing artifacts whose schedules retention changes shortened in this pass.
+    pub rescheduled: u64,
     /// Due artifacts this pass looked at.
     pub examined: u64,
     /// Artifacts this pass deleted, all reasons.

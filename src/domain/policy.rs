@@ -151,6 +151,102 @@ pub fn schedule_for(
     }
 }
 
+/// What an artifact's schedule is measured from (§4): its own anchor (creation, or a
+/// streaming session's end) and, for everything that belongs to a transcript, the moment
+/// the transcript reached a terminal status (`None` while it is still running).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchors {
+    pub own: DateTime<Utc>,
+    pub transcript: Option<DateTime<Utc>>,
+}
+
+/// The schedule an artifact of `kind` gets under one policy version, with "linked"
+/// resolved: once its transcript is anchored, a linked artifact carries the deadlines its
+/// final transcript has under the same settings (kind `Linked`); before, it has none.
+pub fn schedule_under(
+    kind: ArtifactKind,
+    anchors: Anchors,
+    settings: &RetentionSettings,
+    platform: &PlatformPolicy,
+) -> Schedule {
+    let linked = || match anchors.transcript {
+        Some(anchor) => {
+            let f = final_transcript_schedule(settings, anchor, platform);
+            Schedule {
+                kind: ScheduleKind::Linked,
+                delete_after: f.delete_after,
+                delete_by: f.delete_by,
+            }
+        }
+        None => Schedule::LINKED,
+    };
+    match kind {
+        ArtifactKind::FinalTranscript => match anchors.transcript {
+            Some(anchor) => final_transcript_schedule(settings, anchor, platform),
+            None => Schedule::INDEFINITE,
+        },
+        _ => match schedule_for(kind, settings, anchors.own, platform) {
+            s if s.kind == ScheduleKind::Linked => linked(),
+            s => s,
+        },
+    }
+}
+
+/// **(decision §1)** Retention only ever gets shorter: the schedule an artifact must keep
+/// given every policy version in force since it was created (`versions`, oldest first) is
+/// the earliest of their schedules, component by component (`delete_after` and `delete_by`
+/// each the earliest any version sets). `None` when `versions` is empty.
+pub fn retroactive_schedule<'a>(
+    kind: ArtifactKind,
+    anchors: Anchors,
+    versions: impl IntoIterator<Item = &'a RetentionSettings>,
+    platform: &PlatformPolicy,
+) -> Option<Schedule> {
+    versions
+        .into_iter()
+        .map(|settings| schedule_under(kind, anchors, settings, platform))
+        .reduce(|current, next| current.tightened_by(&next).unwrap_or(current))
+}
+
+/// An earlier of two optional instants, `None` meaning never.
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+impl Schedule {
+    /// **(decision §1)** `self` made no longer than `proposed`: `delete_after` and
+    /// `delete_by` each become the earlier of the two; the kind follows whichever begins
+    /// deletion first (`self` on a tie). `None` when `proposed` changes nothing.
+    pub fn tightened_by(&self, proposed: &Schedule) -> Option<Schedule> {
+        let delete_after = earliest(self.delete_after, proposed.delete_after);
+        let delete_by = earliest(self.delete_by, proposed.delete_by);
+        if (delete_after, delete_by) == (self.delete_after, self.delete_by) {
+            return None;
+        }
+        let kind = if delete_after != self.delete_after {
+            proposed.kind
+        } else {
+            self.kind
+        };
+        // A window tightened at one end only is still a window; a deadline without a
+        // beginning keeps the beginning it gets (never later than the deadline).
+        let delete_after = match (delete_after, delete_by) {
+            (Some(after), Some(by)) => Some(after.min(by)),
+            (None, Some(by)) => Some(by),
+            (after, None) => after,
+        };
+        Some(Schedule {
+            kind,
+            delete_after,
+            delete_by,
+        })
+    }
+}
+
 /// LLM providers whose traffic gets zero data retention under a BAA (§6).
 pub const ZDR_PROVIDERS_UNDER_BAA: &[&str] = &["anthropic", "google"];
 

@@ -61,9 +61,11 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionSettings {
+    #[serde(with = "optional_seconds")]
     pub transcript_ttl: Option<Duration>,
+    #[serde(with = "seconds")]
     pub upload_ttl: Duration,
     pub baa: bool,
     pub region: Region,
@@ -136,6 +138,14 @@ impl RetentionSettings {
         }
     }
 
+    /// Whether moving from `previous` to these settings can shorten an existing schedule:
+    /// the TTLs or the BAA changed (the other settings apply going forward only).
+    pub fn may_shorten(&self, previous: &RetentionSettings) -> bool {
+        self.transcript_ttl != previous.transcript_ttl
+            || self.upload_ttl != previous.upload_ttl
+            || self.baa != previous.baa
+    }
+
     /// Model-training eligibility of content created under these settings (§6).
     pub fn training_eligible(&self) -> bool {
         !self.baa
@@ -180,6 +190,40 @@ impl RetentionSettings {
         }
         next.validate()?;
         Ok(next)
+    }
+}
+
+/// Durations stored as whole seconds (the policy history).
+mod seconds {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(d.num_seconds())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = i64::deserialize(d)?;
+        Duration::try_seconds(secs).ok_or_else(|| serde::de::Error::custom("duration out of range"))
+    }
+}
+
+mod optional_seconds {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.num_seconds()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<i64>::deserialize(d)?
+            .map(|secs| {
+                Duration::try_seconds(secs)
+                    .ok_or_else(|| serde::de::Error::custom("duration out of range"))
+            })
+            .transpose()
     }
 }
 

@@ -13,6 +13,15 @@ use crate::domain::{Account, SettingsPatch};
 
 pub fn render_settings(account: &Account) -> Value {
     let s = &account.settings;
+    let change = account.retention_job.as_ref().map(|job| {
+        json!({
+            "state": "in_progress",
+            "policy_version": job.target_version,
+            "started_at": super::transcripts::rfc3339(job.started_at),
+            "artifacts_examined": job.examined,
+            "artifacts_rescheduled": job.rescheduled,
+        })
+    });
     json!({
         "transcript_ttl_seconds": s.transcript_ttl.map(|d| d.num_seconds()),
         "upload_ttl_seconds": s.upload_ttl.num_seconds(),
@@ -21,6 +30,8 @@ pub fn render_settings(account: &Account) -> Value {
         "region": s.region,
         "zero_data_retention": s.zero_data_retention,
         "mode": s.mode(),
+        "policy_version": account.policy_version,
+        "retention_change": change,
     })
 }
 

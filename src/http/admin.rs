@@ -13,7 +13,9 @@ use super::auth::Admin;
 use super::error::{ApiError, AppJson, JsonObject};
 use super::transcripts::{rfc3339, take_bool};
 use super::AppState;
-use crate::domain::{Account, Artifact, Region, RetentionSettings, SettingsPatch, SweepReport};
+use crate::domain::{
+    Account, Artifact, Region, RetentionSettings, SettingsPatch, SweepReport, SweepState,
+};
 use crate::lifecycle::LifecycleError;
 
 fn account_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -202,27 +204,99 @@ pub async fn new_key(
 }
 
 fn render_sweep(report: &SweepReport) -> Value {
+    let finished = report.state == SweepState::Finished;
     json!({
         "id": report.id,
         "instance": report.instance,
+        "state": report.state,
         "started_at": rfc3339(report.started_at),
-        "finished_at": rfc3339(report.finished_at),
-        "duration_ms": report.duration().num_milliseconds(),
+        "finished_at": finished.then(|| rfc3339(report.finished_at)),
+        "duration_ms": finished.then(|| report.duration().num_milliseconds()),
         "examined": report.examined,
         "deleted": report.deleted,
         "deleted_by_reason": report.deleted_by_reason,
         "failed": report.failed,
         "overdue": report.overdue,
         "stuck_transcripts_errored": report.stuck_transcripts_errored,
+        "rescheduled": report.rescheduled,
         "truncated": report.truncated,
     })
 }
 
-/// `POST /admin/v1/sweeps`: one pass now; its summary.
+/// `POST /admin/v1/sweeps`: starts a pass now, detached from this request (a timeout or a
+/// client going away never cuts it short), and answers 202 with its id; poll
+/// `GET /admin/v1/sweeps/{id}`. With `?wait=true` the answer waits for the pass to end
+/// (200 with its summary), at most the request timeout (then 202 as without). A pass
+/// already running in this instance is answered with instead of starting another.
 #[utoipa::path(post, path = "/admin/v1/sweeps", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "The summary of the pass just run", body = super::openapi::SweepBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
-pub async fn run_sweep(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let report = state.sweeper.run_once(state.lethe.now()).await?;
+    params(("wait" = Option<bool>, Query, description = "Wait for the pass to end (bounded by the request timeout)")),
+    responses((status = 200, description = "The summary of the pass (with wait=true)", body = super::openapi::SweepBody),
+        (status = 202, description = "The pass is running; poll its status_url", body = super::openapi::SweepStarted),
+        (status = 400, description = "Bad wait", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+pub async fn run_sweep(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let wait = match query.get("wait").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "wait must be true or false; got {other:?}"
+            )))
+        }
+    };
+    let mut finished = state.sweeper.last_report();
+    let started = state.sweeper.start_pass();
+    if wait {
+        // Ends when the pass does; the request timeout bounds the wait, never the pass.
+        let ended = finished
+            .wait_for(|r| r.as_ref().is_some_and(|r| r.id == started.id))
+            .await
+            .ok()
+            .and_then(|r| r.clone());
+        if let Some(report) = ended {
+            return Ok((StatusCode::OK, Json(render_sweep(&report))));
+        }
+        if let Some(report) = state.lethe.backends.audit.sweep(started.id).await? {
+            if report.state == SweepState::Finished {
+                return Ok((StatusCode::OK, Json(render_sweep(&report))));
+            }
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": started.id,
+            "state": "running",
+            "already_running": started.already_running,
+            "status_url": format!("{}/admin/v1/sweeps/{}", state.base_url, started.id),
+        })),
+    ))
+}
+
+/// `GET /admin/v1/sweeps/{id}`: one pass, running or finished.
+#[utoipa::path(get, path = "/admin/v1/sweeps/{id}", tag = "admin", security(("admin_token" = [])),
+    params(("id" = String, Path, description = "Sweep id")),
+    responses((status = 200, description = "The pass", body = super::openapi::SweepBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such sweep", body = super::openapi::ErrorBody)))]
+pub async fn get_sweep(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound("no sweep with this id".into());
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let report = state
+        .lethe
+        .backends
+        .audit
+        .sweep(id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Json(render_sweep(&report)))
 }
 

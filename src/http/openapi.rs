@@ -185,6 +185,21 @@ pub struct AccountRetention {
     pub zero_data_retention: bool,
     /// Derived: `ttl`, `baa`, `default` or `zdr`.
     pub mode: String,
+    /// Bumped on every settings change.
+    pub policy_version: i64,
+    /// A change that shortens existing schedules, while it is being applied to them
+    /// (reads already honour it); null when none is in progress.
+    pub retention_change: Option<RetentionChange>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RetentionChange {
+    /// `in_progress`.
+    pub state: String,
+    pub policy_version: i64,
+    pub started_at: String,
+    pub artifacts_examined: u64,
+    pub artifacts_rescheduled: u64,
 }
 
 /// The customer-settable fields; `baa`, `region` and `zero_data_retention` are refused with 403.
@@ -328,7 +343,6 @@ pub struct AccountCreated {
 pub struct AccountBody {
     pub id: String,
     pub name: String,
-    pub policy_version: i64,
     pub created_at: String,
     #[serde(flatten)]
     pub settings: AccountRetention,
@@ -353,9 +367,15 @@ pub struct KeyCreated {
 pub struct SweepBody {
     pub id: String,
     pub instance: String,
+    /// `running` or `finished`.
+    pub state: String,
     pub started_at: String,
-    pub finished_at: String,
-    pub duration_ms: i64,
+    /// Null while running.
+    pub finished_at: Option<String>,
+    /// Null while running.
+    pub duration_ms: Option<i64>,
+    /// Existing artifacts whose schedules a retention change shortened in this pass.
+    pub rescheduled: u64,
     pub examined: u64,
     pub deleted: u64,
     pub deleted_by_reason: std::collections::BTreeMap<String, u64>,
@@ -363,6 +383,18 @@ pub struct SweepBody {
     pub overdue: u64,
     pub stuck_transcripts_errored: u64,
     pub truncated: bool,
+}
+
+/// A pass started on request and still running.
+#[derive(Serialize, ToSchema)]
+pub struct SweepStarted {
+    pub id: String,
+    /// `running`.
+    pub state: String,
+    /// True when a pass was already running in this instance and this is its id.
+    pub already_running: bool,
+    /// Where to poll it.
+    pub status_url: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -15,18 +15,18 @@ use crate::domain::{
     TranscriptDeletion, TranscriptStatus, UsageKind, UsageRecord,
 };
 
-fn t0() -> DateTime<Utc> {
+/// The instant the conformance checks run at.
+pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap()
 }
 
 pub fn sample_account(now: DateTime<Utc>) -> Account {
-    Account {
-        id: new_id(now),
-        name: "conformance".into(),
-        settings: RetentionSettings::default(),
-        policy_version: 1,
-        created_at: now,
-    }
+    Account::new(
+        new_id(now),
+        "conformance".into(),
+        RetentionSettings::default(),
+        now,
+    )
 }
 
 pub fn sample_transcript(account: &Account, now: DateTime<Utc>) -> Transcript {
@@ -45,6 +45,7 @@ pub fn sample_transcript(account: &Account, now: DateTime<Utc>) -> Transcript {
         delete_after: None,
         delete_by: None,
         deletion: None,
+        final_artifact_id: None,
         revision: 0,
     }
 }

@@ -36,7 +36,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::sqlite::{from_micros, micros};
+use super::codec::{from_micros, micros};
 use super::{ArtifactIndex, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     AccountId, Artifact, ArtifactId, ArtifactKind, ArtifactState, DeletionReason, Schedule,
@@ -65,6 +65,13 @@ const COUNTER_SHARDS: u32 = 16;
 const COUNTER_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 const TRANSACT_LIMIT: usize = 100;
 const BATCH_GET_LIMIT: usize = 100;
+/// How far back a missing due-index watermark starts (tables provisioned before it
+/// existed): farther than any entry can lie, since the TTL safety net removes items 30
+/// days past their deadline.
+const WATERMARK_BACKFILL: Duration = Duration::days(40);
+/// How far behind this instance's clock the watermark always stays (clock skew between
+/// instances).
+const WATERMARK_SKEW: Duration = Duration::minutes(10);
 /// How long past `delete_by` the TTL safety net is set.
 const TTL_SAFETY_MARGIN: Duration = Duration::days(30);
 
@@ -241,6 +248,10 @@ fn transcript_attributes(t: &Transcript) -> Item {
         ("delete_by", t.delete_by.map(|v| n(micros(v)))),
         ("deleted_at", t.deletion.map(|d| n(micros(d.at)))),
         ("deletion_reason", t.deletion.map(|d| s(d.reason.as_str()))),
+        (
+            "final_artifact_id",
+            t.final_artifact_id.map(|v| s(v.to_string())),
+        ),
     ];
     for (key, value) in optional {
         item.insert(key.into(), value.unwrap_or(AttributeValue::Null(true)));
@@ -286,6 +297,7 @@ fn transcript_from_item(item: &Item) -> Result<Transcript> {
         delete_after: opt_ts(item, "delete_after")?,
         delete_by: opt_ts(item, "delete_by")?,
         deletion,
+        final_artifact_id: opt_uuid(item, "final_artifact_id")?,
         revision: get_n(item, "revision")?,
     })
 }
@@ -450,7 +462,7 @@ impl DynamoIndex {
 
     /// Creates the table with its indexes and enables the TTL safety net, idempotently. On
     /// a table made by an earlier version it adds the indexes it lacks, one at a time.
-    pub async fn provision(&self) -> Result<()> {
+    pub async fn provision(&self, now: DateTime<Utc>) -> Result<()> {
         let exists = match self
             .client
             .describe_table()
@@ -544,6 +556,8 @@ impl DynamoIndex {
                         | aws_sdk_dynamodb::types::TimeToLiveStatus::Enabling
                 )
             });
+        // The due-index watermark starts today: every entry is written at or after it.
+        self.create_due_low(day(now)).await?;
         if !enabled {
             let spec = TimeToLiveSpecification::builder()
                 .enabled(true)
@@ -880,15 +894,41 @@ impl DynamoIndex {
         }
     }
 
+    /// The oldest day bucket that may hold due entries. `lethe provision` creates the
+    /// watermark; a table without one (provisioned by an older version) gets one
+    /// `WATERMARK_BACKFILL` days back, so the first passes read every bucket an entry can
+    /// still be in and then move it forward over the empty days.
     async fn due_low(&self, now: DateTime<Utc>) -> Result<NaiveDate> {
         let stored = self
             .get(meta_key())
             .await?
-            .and_then(|item| opt_s(&item, "day"));
-        Ok(stored
+            .and_then(|item| opt_s(&item, "day"))
+            .and_then(|d| d.parse::<NaiveDate>().ok());
+        let low = match stored {
+            Some(low) => low,
+            None => {
+                let start = day(now - WATERMARK_BACKFILL);
+                tracing::warn!(table = %self.table, from = %start, "the due-index watermark is missing; reading the due index from {start} on (run `lethe provision` to create it)");
+                self.create_due_low(start).await?
+            }
+        };
+        Ok(low.min(day(now)))
+    }
+
+    /// Creates the watermark at `at` unless one exists; returns the one in force.
+    async fn create_due_low(&self, at: NaiveDate) -> Result<NaiveDate> {
+        let change = Change {
+            key: meta_key(),
+            update: "SET #d = if_not_exists(#d, :d)".into(),
+            condition: None,
+            names: HashMap::from([("#d".into(), "day".into())]),
+            values: HashMap::from([(":d".into(), s(at.to_string()))]),
+        };
+        let item = self.update(&change).await?;
+        Ok(item
+            .and_then(|i| opt_s(&i, "day"))
             .and_then(|d| d.parse().ok())
-            .unwrap_or(day(now))
-            .min(day(now)))
+            .unwrap_or(at))
     }
 
     /// Moves the watermark from `from` to `to` if no one moved it meanwhile.
@@ -959,13 +999,16 @@ impl DynamoIndex {
             }
         }
         // Days before the first one that held anything are empty for good: entries are
-        // never written behind today.
+        // never written behind the writer's today. The watermark stays a skew margin
+        // behind this instance's today, so an instance whose clock runs a little late
+        // cannot write behind it.
         let complete = found.len() < limit;
         let new_low = match first_non_empty {
             Some(d) => d,
             None if complete => today,
             None => low,
-        };
+        }
+        .min(day(now - WATERMARK_SKEW));
         if new_low > low {
             self.advance_due_low(low, new_low).await?;
         }
@@ -982,7 +1025,7 @@ fn claim_changes(ids: &[ArtifactId], claim: &Claim) -> Vec<Change> {
             update: "SET #state = :deleting, claimed_by = :owner, claimed_until = :until".into(),
             condition: Some(
                 "attribute_exists(pk) AND #state <> :deleted AND due_at <= :now \
-                 AND (attribute_not_exists(claimed_until) OR claimed_until <= :now OR claimed_by = :owner)"
+                 AND (attribute_not_exists(claimed_until) OR claimed_until <= :now)"
                     .into(),
             ),
             names: HashMap::from([("#state".into(), "state".into())]),

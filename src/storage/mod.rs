@@ -13,6 +13,7 @@
 //! conditional, so two sweepers never both act on one artifact.
 
 pub mod aws;
+pub mod codec;
 pub mod conformance;
 pub mod dynamodb;
 pub mod encrypted;
@@ -29,8 +30,8 @@ use std::sync::Arc;
 
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
-    DeletionReason, Schedule, SweepReport, Tombstone, Transcript, TranscriptDeletion, TranscriptId,
-    TranscriptStatus, UsageRecord,
+    DeletionReason, RetentionJob, Schedule, SweepReport, Tombstone, Transcript, TranscriptDeletion,
+    TranscriptId, TranscriptStatus, UsageRecord,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -83,9 +84,22 @@ pub trait AccountStore: std::fmt::Debug + Send + Sync + 'static {
     async fn create_account(&self, account: &Account, key: &ApiKeyHash) -> Result<()>;
     async fn account(&self, id: AccountId) -> Result<Option<Account>>;
     async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>>;
-    /// Stores `account` iff the stored `policy_version` is `expected_version`; `Conflict`
-    /// otherwise (a concurrent change), `NotFound` if there is no such account.
+    /// Stores `account` — settings, policy history and retention job, in one write — iff
+    /// the stored `policy_version` is `expected_version`; `Conflict` otherwise (a concurrent
+    /// change), `NotFound` if there is no such account.
     async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()>;
+    /// Up to `limit` accounts that have a retention job, by id.
+    async fn accounts_with_retention_jobs(&self, limit: u32) -> Result<Vec<Account>>;
+    /// Replaces the account's retention job with `job` (`None`: finished) iff the stored
+    /// job carries `target_version`; false when it does not (a newer change restarted it).
+    async fn save_retention_job(
+        &self,
+        account: AccountId,
+        target_version: i64,
+        job: Option<&RetentionJob>,
+    ) -> Result<bool>;
+    /// Every account, by id after `after` (reconciliation walks them).
+    async fn accounts(&self, after: Option<AccountId>, limit: u32) -> Result<Vec<Account>>;
     /// Adds another key for the account; earlier keys keep working.
     async fn add_api_key(
         &self,
@@ -101,6 +115,14 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     async fn insert_transcript(&self, transcript: &Transcript) -> Result<()>;
     /// A transcript by id, whatever its account: callers enforce tenancy.
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>>;
+    /// The transcripts with these ids that exist, in no particular order.
+    async fn transcripts(&self, ids: &[TranscriptId]) -> Result<Vec<Transcript>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.transcript(*id).await?);
+        }
+        Ok(found)
+    }
     /// Replaces the transcript iff the stored `revision` equals `transcript.revision`, and
     /// stores it with `revision + 1`. `Conflict` otherwise.
     async fn update_transcript(&self, transcript: &Transcript) -> Result<()>;
@@ -260,9 +282,12 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     /// Writes tombstones; one per artifact ever, so a repeated write is a no-op.
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()>;
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>>;
+    /// Records a sweep pass: inserted when it starts, replaced when it ends (by id).
     async fn record_sweep(&self, report: &SweepReport) -> Result<()>;
     /// The most recent sweeps, newest first.
     async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>>;
+    /// One sweep by id.
+    async fn sweep(&self, id: uuid::Uuid) -> Result<Option<SweepReport>>;
     /// Records usage metadata for billing (§2); one row per id, a repeat is a no-op.
     async fn record_usage(&self, usage: &UsageRecord) -> Result<()>;
     /// An account's usage records with ids after `after`, oldest first.

@@ -9,11 +9,13 @@ use sqlx::Row;
 
 use super::{AccountStore, AuditLog, Result, StorageError};
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, Region,
-    RetentionSettings, SweepReport, Tombstone, UsageKind, UsageRecord,
+    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, Region, RetentionJob,
+    RetentionSettings, SweepReport, SweepState, Tombstone, UsageKind, UsageRecord,
 };
 
 const BACKEND: &str = "postgresql";
+/// Rows per multi-row tombstone insert.
+const TOMBSTONE_ROWS: usize = 1000;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -56,10 +58,12 @@ impl PostgresStore {
 fn account_from_row(row: &PgRow) -> Result<Account> {
     let region: String = row.try_get("region")?;
     let ttl: Option<i64> = row.try_get("transcript_ttl_seconds")?;
-    Ok(Account {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        settings: RetentionSettings {
+    let history: serde_json::Value = row.try_get("history")?;
+    let job: Option<serde_json::Value> = row.try_get("retention_job")?;
+    super::codec::account(
+        row.try_get("id")?,
+        row.try_get("name")?,
+        RetentionSettings {
             transcript_ttl: ttl.map(Duration::seconds),
             upload_ttl: Duration::seconds(row.try_get("upload_ttl_seconds")?),
             baa: row.try_get("baa")?,
@@ -67,9 +71,18 @@ fn account_from_row(row: &PgRow) -> Result<Account> {
             model_training_opt_out: row.try_get("model_training_opt_out")?,
             zero_data_retention: row.try_get("zero_data_retention")?,
         },
-        policy_version: row.try_get("policy_version")?,
-        created_at: row.try_get("created_at")?,
-    })
+        row.try_get("policy_version")?,
+        row.try_get("created_at")?,
+        serde_json::from_value(history).map_err(|e| corrupt(format!("history: {e}")))?,
+        job.map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| corrupt(format!("retention_job: {e}")))?,
+    )
+}
+
+/// The JSON columns bound as `jsonb` (a text parameter cast in the statement).
+fn history_param(account: &Account) -> String {
+    super::codec::history_json(account)
 }
 
 #[async_trait]
@@ -79,8 +92,9 @@ impl AccountStore for PostgresStore {
         let s = &account.settings;
         sqlx::query(
             "INSERT INTO accounts (id, name, transcript_ttl_seconds, upload_ttl_seconds, baa, region,
-                model_training_opt_out, zero_data_retention, policy_version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                model_training_opt_out, zero_data_retention, policy_version, created_at, history,
+                retention_job)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb)",
         )
         .bind(account.id)
         .bind(&account.name)
@@ -92,6 +106,8 @@ impl AccountStore for PostgresStore {
         .bind(s.zero_data_retention)
         .bind(account.policy_version)
         .bind(account.created_at)
+        .bind(history_param(account))
+        .bind(super::codec::job_json(account.retention_job.as_ref()))
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES ($1, $2, $3)")
@@ -128,7 +144,8 @@ impl AccountStore for PostgresStore {
         let s = &account.settings;
         let done = sqlx::query(
             "UPDATE accounts SET name = $1, transcript_ttl_seconds = $2, upload_ttl_seconds = $3, baa = $4,
-                region = $5, model_training_opt_out = $6, zero_data_retention = $7, policy_version = $8
+                region = $5, model_training_opt_out = $6, zero_data_retention = $7, policy_version = $8,
+                history = $11::jsonb, retention_job = $12::jsonb
              WHERE id = $9 AND policy_version = $10",
         )
         .bind(&account.name)
@@ -141,6 +158,8 @@ impl AccountStore for PostgresStore {
         .bind(account.policy_version)
         .bind(account.id)
         .bind(expected_version)
+        .bind(history_param(account))
+        .bind(super::codec::job_json(account.retention_job.as_ref()))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 1 {
@@ -151,6 +170,45 @@ impl AccountStore for PostgresStore {
             Some(_) => Err(StorageError::Conflict { key }),
             None => Err(StorageError::NotFound { key }),
         }
+    }
+
+    async fn accounts_with_retention_jobs(&self, limit: u32) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT * FROM accounts WHERE retention_job IS NOT NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn save_retention_job(
+        &self,
+        account: AccountId,
+        target_version: i64,
+        job: Option<&RetentionJob>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET retention_job = $1::jsonb
+             WHERE id = $2 AND (retention_job ->> 'target_version')::bigint = $3",
+        )
+        .bind(super::codec::job_json(job))
+        .bind(account)
+        .bind(target_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn accounts(&self, after: Option<AccountId>, limit: u32) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT * FROM accounts WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from_row).collect()
     }
 
     async fn add_api_key(
@@ -185,6 +243,28 @@ fn tombstone_from_row(row: &PgRow) -> Result<Tombstone> {
         reason: DeletionReason::parse(&reason)
             .ok_or_else(|| corrupt(format!("reason: {reason:?}")))?,
         deleted_by: row.try_get("deleted_by")?,
+    })
+}
+
+fn sweep_from_row(row: &PgRow) -> Result<SweepReport> {
+    let by_reason: sqlx::types::Json<std::collections::BTreeMap<String, u64>> =
+        row.try_get("deleted_by_reason")?;
+    let state: String = row.try_get("state")?;
+    Ok(SweepReport {
+        id: row.try_get("id")?,
+        instance: row.try_get("instance")?,
+        state: SweepState::parse(&state).ok_or_else(|| corrupt(format!("state: {state:?}")))?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        rescheduled: row.try_get::<i64, _>("rescheduled")? as u64,
+        examined: row.try_get::<i64, _>("examined")? as u64,
+        deleted: row.try_get::<i64, _>("deleted")? as u64,
+        deleted_by_reason: by_reason.0,
+        failed: row.try_get::<i64, _>("failed")? as u64,
+        overdue: row.try_get::<i64, _>("overdue")? as u64,
+        stuck_transcripts_errored: row.try_get::<i64, _>("stuck_transcripts_errored")? as u64,
+        truncated: row.try_get("truncated")?,
+        lags: Vec::new(),
     })
 }
 
@@ -250,26 +330,31 @@ impl AuditLog for PostgresStore {
         if tombstones.is_empty() {
             return Ok(());
         }
-        // One statement per batch: UNNEST of column arrays.
-        let mut builder = sqlx::QueryBuilder::new(
-            "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes, anchor_at,
-                delete_after, delete_by, deleted_at, reason, deleted_by) ",
-        );
-        builder.push_values(tombstones, |mut row, t| {
-            row.push_bind(t.artifact_id)
-                .push_bind(t.account_id)
-                .push_bind(t.transcript_id)
-                .push_bind(t.kind.as_str())
-                .push_bind(t.size_bytes)
-                .push_bind(t.anchor_at)
-                .push_bind(t.delete_after)
-                .push_bind(t.delete_by)
-                .push_bind(t.deleted_at)
-                .push_bind(t.reason.as_str())
-                .push_bind(&t.deleted_by);
-        });
-        builder.push(" ON CONFLICT (artifact_id) DO NOTHING");
-        builder.build().execute(&self.pool).await?;
+        // Multi-row inserts of TOMBSTONE_ROWS rows (11 parameters each, well under the
+        // protocol's 65,535), all in one transaction.
+        let mut tx = self.pool.begin().await?;
+        for chunk in tombstones.chunks(TOMBSTONE_ROWS) {
+            let mut builder = sqlx::QueryBuilder::new(
+                "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes, anchor_at,
+                    delete_after, delete_by, deleted_at, reason, deleted_by) ",
+            );
+            builder.push_values(chunk, |mut row, t| {
+                row.push_bind(t.artifact_id)
+                    .push_bind(t.account_id)
+                    .push_bind(t.transcript_id)
+                    .push_bind(t.kind.as_str())
+                    .push_bind(t.size_bytes)
+                    .push_bind(t.anchor_at)
+                    .push_bind(t.delete_after)
+                    .push_bind(t.delete_by)
+                    .push_bind(t.deleted_at)
+                    .push_bind(t.reason.as_str())
+                    .push_bind(&t.deleted_by);
+            });
+            builder.push(" ON CONFLICT (artifact_id) DO NOTHING");
+            builder.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -286,8 +371,15 @@ impl AuditLog for PostgresStore {
     async fn record_sweep(&self, r: &SweepReport) -> Result<()> {
         sqlx::query(
             "INSERT INTO sweeps (id, instance, started_at, finished_at, examined, deleted, deleted_by_reason,
-                failed, overdue, stuck_transcripts_errored, truncated)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                failed, overdue, stuck_transcripts_errored, truncated, state, rescheduled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (id) DO UPDATE SET finished_at = EXCLUDED.finished_at,
+                examined = EXCLUDED.examined, deleted = EXCLUDED.deleted,
+                deleted_by_reason = EXCLUDED.deleted_by_reason, failed = EXCLUDED.failed,
+                overdue = EXCLUDED.overdue,
+                stuck_transcripts_errored = EXCLUDED.stuck_transcripts_errored,
+                truncated = EXCLUDED.truncated, state = EXCLUDED.state,
+                rescheduled = EXCLUDED.rescheduled",
         )
         .bind(r.id)
         .bind(&r.instance)
@@ -300,6 +392,8 @@ impl AuditLog for PostgresStore {
         .bind(r.overdue as i64)
         .bind(r.stuck_transcripts_errored as i64)
         .bind(r.truncated)
+        .bind(r.state.as_str())
+        .bind(r.rescheduled as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -310,26 +404,16 @@ impl AuditLog for PostgresStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let by_reason: sqlx::types::Json<std::collections::BTreeMap<String, u64>> =
-                    row.try_get("deleted_by_reason")?;
-                Ok(SweepReport {
-                    id: row.try_get("id")?,
-                    instance: row.try_get("instance")?,
-                    started_at: row.try_get("started_at")?,
-                    finished_at: row.try_get("finished_at")?,
-                    examined: row.try_get::<i64, _>("examined")? as u64,
-                    deleted: row.try_get::<i64, _>("deleted")? as u64,
-                    deleted_by_reason: by_reason.0,
-                    failed: row.try_get::<i64, _>("failed")? as u64,
-                    overdue: row.try_get::<i64, _>("overdue")? as u64,
-                    stuck_transcripts_errored: row.try_get::<i64, _>("stuck_transcripts_errored")?
-                        as u64,
-                    truncated: row.try_get("truncated")?,
-                    lags: Vec::new(),
-                })
-            })
-            .collect()
+        rows.iter().map(sweep_from_row).collect()
+    }
+
+    async fn sweep(&self, id: uuid::Uuid) -> Result<Option<SweepReport>> {
+        sqlx::query("SELECT * FROM sweeps WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(sweep_from_row)
+            .transpose()
     }
 }

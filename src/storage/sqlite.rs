@@ -5,7 +5,7 @@
 //! deleted artifact leaves nothing readable in the database file or its WAL.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -18,8 +18,9 @@ use uuid::Uuid;
 use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
-    DeletionReason, Region, RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone,
-    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind, UsageRecord,
+    DeletionReason, Region, RetentionJob, RetentionSettings, Schedule, ScheduleKind, SweepReport,
+    SweepState, Tombstone, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+    UsageKind, UsageRecord,
 };
 
 const BACKEND: &str = "sqlite";
@@ -73,15 +74,7 @@ fn corrupt(what: String) -> StorageError {
     }
 }
 
-pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(us)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
+use super::codec::{from_micros, micros};
 
 fn opt_micros(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(micros)
@@ -161,10 +154,12 @@ impl SqliteStore {
 fn account_from_row(row: &SqliteRow) -> Result<Account> {
     let region: String = row.try_get("region")?;
     let ttl: Option<i64> = row.try_get("transcript_ttl_seconds")?;
-    Ok(Account {
-        id: uuid_col(row, "id")?,
-        name: row.try_get("name")?,
-        settings: RetentionSettings {
+    let history: String = row.try_get("history")?;
+    let job: Option<String> = row.try_get("retention_job")?;
+    super::codec::account(
+        uuid_col(row, "id")?,
+        row.try_get("name")?,
+        RetentionSettings {
             transcript_ttl: ttl.map(Duration::seconds),
             upload_ttl: Duration::seconds(row.try_get("upload_ttl_seconds")?),
             baa: row.try_get("baa")?,
@@ -172,9 +167,13 @@ fn account_from_row(row: &SqliteRow) -> Result<Account> {
             model_training_opt_out: row.try_get("model_training_opt_out")?,
             zero_data_retention: row.try_get("zero_data_retention")?,
         },
-        policy_version: row.try_get("policy_version")?,
-        created_at: from_micros(row.try_get("created_at")?),
-    })
+        row.try_get("policy_version")?,
+        from_micros(row.try_get("created_at")?),
+        serde_json::from_str(&history).map_err(|e| corrupt(format!("history: {e}")))?,
+        job.map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| corrupt(format!("retention_job: {e}")))?,
+    )
 }
 
 fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
@@ -201,6 +200,7 @@ fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
         delete_after: ts_col(row, "delete_after")?,
         delete_by: ts_col(row, "delete_by")?,
         deletion,
+        final_artifact_id: opt_uuid_col(row, "final_artifact_id")?,
         revision: row.try_get("revision")?,
     })
 }
@@ -247,6 +247,27 @@ fn tombstone_from_row(row: &SqliteRow) -> Result<Tombstone> {
     })
 }
 
+fn sweep_from_row(row: &SqliteRow) -> Result<SweepReport> {
+    let by_reason: String = row.try_get("deleted_by_reason")?;
+    Ok(SweepReport {
+        id: uuid_col(row, "id")?,
+        instance: row.try_get("instance")?,
+        state: enum_col(row, "state", SweepState::parse)?,
+        started_at: from_micros(row.try_get("started_at")?),
+        finished_at: from_micros(row.try_get("finished_at")?),
+        rescheduled: row.try_get::<i64, _>("rescheduled")? as u64,
+        examined: row.try_get::<i64, _>("examined")? as u64,
+        deleted: row.try_get::<i64, _>("deleted")? as u64,
+        deleted_by_reason: serde_json::from_str(&by_reason)
+            .map_err(|e| corrupt(format!("deleted_by_reason: {e}")))?,
+        failed: row.try_get::<i64, _>("failed")? as u64,
+        overdue: row.try_get::<i64, _>("overdue")? as u64,
+        stuck_transcripts_errored: row.try_get::<i64, _>("stuck_transcripts_errored")? as u64,
+        truncated: row.try_get("truncated")?,
+        lags: Vec::new(),
+    })
+}
+
 fn usage_from_row(row: &SqliteRow) -> Result<UsageRecord> {
     Ok(UsageRecord {
         id: uuid_col(row, "id")?,
@@ -269,8 +290,9 @@ impl AccountStore for SqliteStore {
         let s = &account.settings;
         sqlx::query(
             "INSERT INTO accounts (id, name, transcript_ttl_seconds, upload_ttl_seconds, baa, region,
-                model_training_opt_out, zero_data_retention, policy_version, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                model_training_opt_out, zero_data_retention, policy_version, created_at, history,
+                retention_job)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(account.id.to_string())
         .bind(&account.name)
@@ -282,6 +304,8 @@ impl AccountStore for SqliteStore {
         .bind(s.zero_data_retention)
         .bind(account.policy_version)
         .bind(micros(account.created_at))
+        .bind(super::codec::history_json(account))
+        .bind(super::codec::job_json(account.retention_job.as_ref()))
         .execute(&mut *tx)
         .await?;
         sqlx::query("INSERT INTO api_keys (key_hash, account_id, created_at) VALUES (?, ?, ?)")
@@ -320,7 +344,8 @@ impl AccountStore for SqliteStore {
         let s = &account.settings;
         let done = sqlx::query(
             "UPDATE accounts SET name = ?, transcript_ttl_seconds = ?, upload_ttl_seconds = ?, baa = ?,
-                region = ?, model_training_opt_out = ?, zero_data_retention = ?, policy_version = ?
+                region = ?, model_training_opt_out = ?, zero_data_retention = ?, policy_version = ?,
+                history = ?, retention_job = ?
              WHERE id = ? AND policy_version = ?",
         )
         .bind(&account.name)
@@ -331,6 +356,8 @@ impl AccountStore for SqliteStore {
         .bind(s.model_training_opt_out)
         .bind(s.zero_data_retention)
         .bind(account.policy_version)
+        .bind(super::codec::history_json(account))
+        .bind(super::codec::job_json(account.retention_job.as_ref()))
         .bind(account.id.to_string())
         .bind(expected_version)
         .execute(&self.pool)
@@ -343,6 +370,44 @@ impl AccountStore for SqliteStore {
             Some(_) => Err(StorageError::Conflict { key }),
             None => Err(StorageError::NotFound { key }),
         }
+    }
+
+    async fn accounts_with_retention_jobs(&self, limit: u32) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT * FROM accounts INDEXED BY accounts_with_retention_job
+             WHERE retention_job IS NOT NULL ORDER BY id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn save_retention_job(
+        &self,
+        account: AccountId,
+        target_version: i64,
+        job: Option<&RetentionJob>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE accounts SET retention_job = ?
+             WHERE id = ? AND json_extract(retention_job, '$.target_version') = ?",
+        )
+        .bind(super::codec::job_json(job))
+        .bind(account.to_string())
+        .bind(target_version)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn accounts(&self, after: Option<AccountId>, limit: u32) -> Result<Vec<Account>> {
+        let rows = sqlx::query("SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after.map(|a| a.to_string()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(account_from_row).collect()
     }
 
     async fn add_api_key(
@@ -405,8 +470,8 @@ async fn insert_transcript_row<'e>(
     let query = sqlx::query(
         "INSERT INTO transcripts (account_id, status, created_at, completed_at, upload_id, options,
             webhook_auth, audio_duration, error, policy_version, delete_after, delete_by,
-            deleted_at, deletion_reason, id, revision)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            deleted_at, deletion_reason, final_artifact_id, id, revision)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     bind_transcript(query, t)
         .bind(t.id.to_string())
@@ -457,6 +522,7 @@ fn bind_transcript<'q>(
         .bind(opt_micros(t.delete_by))
         .bind(opt_micros(t.deletion.map(|d| d.at)))
         .bind(t.deletion.map(|d| d.reason.as_str()))
+        .bind(t.final_artifact_id.map(|id| id.to_string()))
 }
 
 #[async_trait]
@@ -480,7 +546,7 @@ impl ArtifactIndex for SqliteStore {
             "UPDATE transcripts SET account_id = ?, status = ?, created_at = ?, completed_at = ?,
                 upload_id = ?, options = ?, webhook_auth = ?, audio_duration = ?, error = ?,
                 policy_version = ?, delete_after = ?, delete_by = ?, deleted_at = ?,
-                deletion_reason = ?, revision = revision + 1
+                deletion_reason = ?, final_artifact_id = ?, revision = revision + 1
              WHERE id = ? AND revision = ?",
         );
         let done = bind_transcript(query, t)
@@ -769,7 +835,7 @@ impl ArtifactIndex for SqliteStore {
             let row = sqlx::query(
                 "UPDATE artifacts SET state = 'deleting', claimed_by = ?1, claimed_until = ?2
                  WHERE id = ?3 AND state <> 'deleted' AND due_at IS NOT NULL AND due_at <= ?4
-                   AND (claimed_until IS NULL OR claimed_until <= ?4 OR claimed_by = ?1)
+                   AND (claimed_until IS NULL OR claimed_until <= ?4)
                  RETURNING *",
             )
             .bind(&claim.owner)
@@ -929,8 +995,16 @@ impl AuditLog for SqliteStore {
     async fn record_sweep(&self, r: &SweepReport) -> Result<()> {
         sqlx::query(
             "INSERT INTO sweeps (id, instance, started_at, finished_at, examined, deleted,
-                deleted_by_reason, failed, overdue, stuck_transcripts_errored, truncated)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                deleted_by_reason, failed, overdue, stuck_transcripts_errored, truncated, state,
+                rescheduled)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at,
+                examined = excluded.examined, deleted = excluded.deleted,
+                deleted_by_reason = excluded.deleted_by_reason, failed = excluded.failed,
+                overdue = excluded.overdue,
+                stuck_transcripts_errored = excluded.stuck_transcripts_errored,
+                truncated = excluded.truncated, state = excluded.state,
+                rescheduled = excluded.rescheduled",
         )
         .bind(r.id.to_string())
         .bind(&r.instance)
@@ -943,6 +1017,8 @@ impl AuditLog for SqliteStore {
         .bind(r.overdue as i64)
         .bind(r.stuck_transcripts_errored as i64)
         .bind(r.truncated)
+        .bind(r.state.as_str())
+        .bind(r.rescheduled as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -953,26 +1029,16 @@ impl AuditLog for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let by_reason: String = row.try_get("deleted_by_reason")?;
-                Ok(SweepReport {
-                    id: uuid_col(row, "id")?,
-                    instance: row.try_get("instance")?,
-                    started_at: from_micros(row.try_get("started_at")?),
-                    finished_at: from_micros(row.try_get("finished_at")?),
-                    examined: row.try_get::<i64, _>("examined")? as u64,
-                    deleted: row.try_get::<i64, _>("deleted")? as u64,
-                    deleted_by_reason: serde_json::from_str(&by_reason)
-                        .map_err(|e| corrupt(format!("deleted_by_reason: {e}")))?,
-                    failed: row.try_get::<i64, _>("failed")? as u64,
-                    overdue: row.try_get::<i64, _>("overdue")? as u64,
-                    stuck_transcripts_errored: row.try_get::<i64, _>("stuck_transcripts_errored")?
-                        as u64,
-                    truncated: row.try_get("truncated")?,
-                    lags: Vec::new(),
-                })
-            })
-            .collect()
+        rows.iter().map(sweep_from_row).collect()
+    }
+
+    async fn sweep(&self, id: Uuid) -> Result<Option<SweepReport>> {
+        sqlx::query("SELECT * FROM sweeps WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(sweep_from_row)
+            .transpose()
     }
 }

@@ -15,9 +15,17 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::deletion::{self, lag_seconds};
-use crate::domain::{new_id, SweepReport};
+use crate::domain::{new_id, SweepReport, SweepState};
 use crate::lifecycle::{Lethe, LifecycleError};
 use crate::storage::StorageError;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[derive(Clone, Debug)]
 pub struct SweeperConfig {
@@ -49,6 +57,21 @@ pub struct Sweeper {
     config: SweeperConfig,
     passes: watch::Sender<u64>,
     last_report: watch::Sender<Option<Arc<SweepReport>>>,
+    /// One pass at a time in this process: a pass holds it from start to end.
+    pass_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The id of the pass in progress, if any.
+    running: std::sync::Mutex<Option<Uuid>>,
+    /// Passes started on request (`POST /admin/v1/sweeps`), detached from the request so
+    /// that a timeout or a client going away never cuts one short; shutdown waits for them.
+    detached: TaskTracker,
+}
+
+/// A pass started on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartedPass {
+    pub id: Uuid,
+    /// True when a pass was already running and this is its id.
+    pub already_running: bool,
 }
 
 impl Sweeper {
@@ -58,6 +81,9 @@ impl Sweeper {
             config,
             passes: watch::Sender::new(0),
             last_report: watch::Sender::new(None),
+            pass_lock: Arc::new(tokio::sync::Mutex::new(())),
+            running: std::sync::Mutex::new(None),
+            detached: TaskTracker::new(),
         }
     }
 
@@ -70,17 +96,111 @@ impl Sweeper {
         self.last_report.subscribe()
     }
 
-    /// One pass at `now`. Never deletes anything before its `delete_after`.
+    /// Starts a pass detached from the caller and returns its id at once; if a pass is
+    /// already running in this process, returns that one's id instead of starting another.
+    pub fn start_pass(self: &Arc<Self>) -> StartedPass {
+        let Ok(guard) = self.pass_lock.clone().try_lock_owned() else {
+            let id = self.running_pass().unwrap_or_default();
+            return StartedPass {
+                id,
+                already_running: true,
+            };
+        };
+        let now = self.lethe.now();
+        let id = new_id(now);
+        *lock(&self.running) = Some(id);
+        let sweeper = self.clone();
+        self.detached.spawn(async move {
+            let _guard = guard;
+            if let Err(error) = sweeper.pass(id, now).await {
+                tracing::error!(error = %error, "requested sweep pass failed; the next one retries");
+            }
+        });
+        StartedPass {
+            id,
+            already_running: false,
+        }
+    }
+
+    /// The id of the pass in progress in this process, if any.
+    pub fn running_pass(&self) -> Option<Uuid> {
+        *lock(&self.running)
+    }
+
+    /// Waits for the passes started on request (at shutdown).
+    pub async fn wait_for_detached(&self) {
+        self.detached.close();
+        self.detached.wait().await;
+    }
+
+    /// One pass at `now`, waiting for a pass in progress to end first. Never deletes
+    /// anything before its `delete_after`.
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<SweepReport, StorageError> {
+        let _guard = self.pass_lock.lock().await;
+        let id = new_id(now);
+        *lock(&self.running) = Some(id);
+        self.pass(id, now).await
+    }
+
+    /// The pass itself; the caller holds `pass_lock`. Recorded when it starts and again
+    /// when it ends, so a pass in progress (or one a crash cut short) is visible.
+    async fn pass(&self, id: Uuid, now: DateTime<Utc>) -> Result<SweepReport, StorageError> {
         let started = std::time::Instant::now();
         let mut report = SweepReport {
-            id: new_id(now),
+            id,
             instance: self.lethe.instance.clone(),
             started_at: now,
+            finished_at: now,
+            state: SweepState::Running,
             ..Default::default()
         };
-        report.stuck_transcripts_errored = self.error_stuck_transcripts(now).await?;
+        let result = async {
+            self.lethe.backends.audit.record_sweep(&report).await?;
+            self.pass_steps(&mut report, now).await
+        }
+        .await;
+        *lock(&self.running) = None;
+        result?;
+        // Wall time of the pass: the clock may be manual, so measure it separately.
+        report.finished_at = now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        report.state = SweepState::Finished;
+        self.lethe.metrics.record_sweep(&report);
+        self.lethe.backends.audit.record_sweep(&report).await?;
+        if report.deleted > 0 || report.failed > 0 || report.overdue > 0 {
+            tracing::info!(
+                deleted = report.deleted,
+                failed = report.failed,
+                overdue = report.overdue,
+                stuck_transcripts_errored = report.stuck_transcripts_errored,
+                rescheduled = report.rescheduled,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "sweep pass finished"
+            );
+        }
+        self.last_report
+            .send_replace(Some(Arc::new(report.clone())));
+        Ok(report)
+    }
 
+    /// Stuck transcripts, then retention changes, then everything due.
+    async fn pass_steps(
+        &self,
+        report: &mut SweepReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let (errored, failed) = self.error_stuck_transcripts(now).await?;
+        report.stuck_transcripts_errored = errored;
+        report.failed += failed;
+        // Retention changes first: what they shorten may be due in this very pass.
+        match self
+            .lethe
+            .advance_retention_jobs(self.config.batch_size, self.config.max_per_pass)
+            .await
+        {
+            Ok(progress) => report.rescheduled = progress.rescheduled,
+            Err(LifecycleError::Storage(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "could not advance retention changes"),
+        }
         let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
         loop {
             if report.examined >= self.config.max_per_pass {
@@ -99,7 +219,7 @@ impl Sweeper {
             // A short batch was everything due (and not claimed by others) at `now`.
             let last_batch = due.len() < self.config.batch_size as usize;
             report.examined += due.len() as u64;
-            let claim = self.lethe.sweep_claim(now);
+            let claim = self.lethe.new_claim(now, "sweep");
             let claimed = self
                 .lethe
                 .backends
@@ -115,10 +235,13 @@ impl Sweeper {
                     "artifact overdue: deleted after its deadline"
                 );
             }
-            let outcome = deletion::delete_claimed(&self.lethe.backends, claimed, &claim).await?;
-            self.lethe
-                .metrics
-                .record_deletions(&outcome.deleted, outcome.failed.len());
+            let outcome = deletion::delete_claimed(
+                &self.lethe.backends,
+                &self.lethe.metrics,
+                claimed,
+                &claim,
+            )
+            .await?;
             report.failed += outcome.failed.len() as u64;
             for t in &outcome.deleted {
                 *by_reason.entry(t.reason.to_string()).or_default() += 1;
@@ -130,26 +253,19 @@ impl Sweeper {
             }
         }
         report.deleted_by_reason = by_reason;
-        // Wall time of the pass: the clock may be manual, so measure it separately.
-        report.finished_at = now + Duration::from_std(started.elapsed()).unwrap_or_default();
-        self.lethe.metrics.record_sweep(&report);
-        self.lethe.backends.audit.record_sweep(&report).await?;
-        if report.deleted > 0 || report.failed > 0 || report.overdue > 0 {
-            tracing::info!(
-                deleted = report.deleted,
-                failed = report.failed,
-                overdue = report.overdue,
-                stuck_transcripts_errored = report.stuck_transcripts_errored,
-                duration_ms = started.elapsed().as_millis() as u64,
-                "sweep pass finished"
-            );
-        }
-        Ok(report)
+        Ok(())
     }
 
-    async fn error_stuck_transcripts(&self, now: DateTime<Utc>) -> Result<u64, StorageError> {
+    /// Moves transcripts unfinished past `max_processing` to `error` (§4). One that
+    /// cannot be moved (a storage error) is logged and counted, and the pass goes on:
+    /// a full disk must not stop every deletion. Returns (errored, failed).
+    async fn error_stuck_transcripts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), StorageError> {
         let cutoff = now - self.config.max_processing;
-        let mut errored = 0;
+        let (mut errored, mut failed) = (0, 0);
+        let mut given_up: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
         loop {
             let stuck = self
                 .lethe
@@ -157,10 +273,11 @@ impl Sweeper {
                 .index
                 .stuck_transcripts(cutoff, self.config.batch_size)
                 .await?;
-            if stuck.is_empty() {
-                return Ok(errored);
-            }
             let mut progressed = false;
+            let stuck: Vec<_> = stuck
+                .into_iter()
+                .filter(|t| !given_up.contains(&t.id))
+                .collect();
             for t in stuck {
                 match self
                     .lethe
@@ -176,14 +293,15 @@ impl Sweeper {
                     Err(LifecycleError::AlreadyFinished { .. } | LifecycleError::Concurrent) => {
                         progressed = true
                     }
-                    Err(LifecycleError::Storage(e)) => return Err(e),
                     Err(e) => {
-                        tracing::warn!(transcript_id = %t.id, error = %e, "could not move stuck transcript to error")
+                        failed += 1;
+                        given_up.insert(t.id);
+                        tracing::warn!(transcript_id = %t.id, error = %e, "could not move a stuck transcript to error; the next pass retries");
                     }
                 }
             }
             if !progressed {
-                return Ok(errored);
+                return Ok((errored, failed));
             }
         }
     }
@@ -226,8 +344,9 @@ impl Sweeper {
             }
             match self.run_once(clock.now()).await {
                 Ok(report) => {
-                    idle = report.deleted == 0 && report.stuck_transcripts_errored == 0;
-                    self.last_report.send_replace(Some(Arc::new(report)));
+                    idle = report.deleted == 0
+                        && report.stuck_transcripts_errored == 0
+                        && report.rescheduled == 0;
                 }
                 Err(error) => {
                     idle = true;

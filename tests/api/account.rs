@@ -28,7 +28,8 @@ async fn s1_a_new_account_has_the_default_settings_and_mode() {
     assert_eq!(
         settings(&app, &key).await,
         json!({"transcript_ttl_seconds": null, "upload_ttl_seconds": 259200, "model_training_opt_out": false,
-               "baa": false, "region": "us", "zero_data_retention": false, "mode": "default"})
+               "baa": false, "region": "us", "zero_data_retention": false, "mode": "default",
+               "policy_version": 1, "retention_change": null})
     );
 }
 

@@ -49,7 +49,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     config.listen = address;
     config.public_base_url = Some(format!("http://{address}"));
     tweak(&mut config);
-    lethe::testing::apply_profile(&mut config).await;
+    lethe::testing::apply_profile(&mut config, t0()).await;
     let clock = ManualClock::new(t0());
     let app = App::build(config, Arc::new(clock.clone()))
         .await
@@ -242,9 +242,10 @@ impl TestApp {
         expect_json(response, StatusCode::OK).await
     }
 
+    /// Runs a pass through the admin API and waits for its summary.
     pub async fn sweep(&self) -> Value {
         let response = self
-            .admin(Method::POST, "/admin/v1/sweeps")
+            .admin(Method::POST, "/admin/v1/sweeps?wait=true")
             .send()
             .await
             .expect("request");

@@ -165,13 +165,19 @@ async fn fresh_dynamodb() -> lethe::storage::dynamodb::DynamoIndex {
         client,
         format!("lethe-test-{}", uuid::Uuid::new_v4().simple()),
     );
-    index.provision().await.unwrap_or_else(|e| {
-        panic!(
-            "cannot create a table on moto at {}: {e:?}; run scripts/test",
-            aws_endpoint()
-        )
-    });
-    index.provision().await.expect("provisioning twice is fine");
+    index
+        .provision(conformance::t0())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a table on moto at {}: {e:?}; run scripts/test",
+                aws_endpoint()
+            )
+        });
+    index
+        .provision(conformance::t0())
+        .await
+        .expect("provisioning twice is fine");
     index
 }
 
@@ -228,7 +234,7 @@ async fn provision_adds_an_index_an_older_table_lacks() {
         .await
         .contains(&"train".to_owned()));
     index
-        .provision()
+        .provision(conformance::t0())
         .await
         .expect("provision upgrades the table");
     let mut expected: Vec<String> = lethe::storage::dynamodb::INDEXES

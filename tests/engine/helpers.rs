@@ -56,7 +56,7 @@ impl TestEngine {
         let mut config = Config::defaults();
         config.data_dir = dir.path().to_owned();
         tweak(&mut config);
-        lethe::testing::apply_profile(&mut config).await;
+        lethe::testing::apply_profile(&mut config, t0()).await;
         let clock = ManualClock::new(t0());
         let app = App::build(config.clone(), Arc::new(clock.clone()))
             .await

@@ -242,6 +242,10 @@ async fn s1_decision_a_shorter_ttl_shortens_existing_schedules_and_a_longer_one_
         .update_settings(account.id, &shorter)
         .await
         .expect("update");
+    // Reads honour the change at once; a pass carries it to the stored schedules.
+    let served = e.lethe().transcript(&account, t.id).await.expect("get");
+    assert_eq!(served.delete_after, Some(t0() + hours(2)));
+    e.sweep().await;
     let after = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
     assert_eq!(after.delete_after, Some(t0() + hours(2)));
     assert_eq!(
@@ -261,10 +265,12 @@ async fn s1_decision_a_shorter_ttl_shortens_existing_schedules_and_a_longer_one_
         transcript_ttl: Some(Some(hours(48))),
         ..Default::default()
     };
-    e.lethe()
+    let account = e
+        .lethe()
         .update_settings(account.id, &longer)
         .await
         .expect("update");
+    e.sweep().await;
     let unchanged = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
     assert_eq!(
         unchanged.delete_after,
@@ -293,6 +299,7 @@ async fn s1_decision_a_newly_executed_baa_shortens_existing_schedules_to_72h() {
         .update_settings(account.id, &baa)
         .await
         .expect("update");
+    e.sweep().await;
     let after = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
     assert_eq!(after.delete_after, Some(t0() + hours(72)));
 }

@@ -1,0 +1,21 @@
+-- Deletion guarantees (retroactive changes as durable jobs, one final transcript per
+-- transcript, sweeps recorded while they run).
+
+-- Every policy version of the account (JSON list, oldest first) and the retention change
+-- still being carried to existing artifacts (JSON, NULL when none): written in the same
+-- UPDATE as the settings, so a crash or a timeout never loses a shortening.
+ALTER TABLE accounts ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE accounts ADD COLUMN retention_job TEXT;
+CREATE INDEX accounts_with_retention_job ON accounts (id) WHERE retention_job IS NOT NULL;
+
+-- The final transcript that won the race to finish the transcript.
+ALTER TABLE transcripts ADD COLUMN final_artifact_id TEXT;
+UPDATE transcripts SET final_artifact_id = (
+    SELECT a.id FROM artifacts a
+    WHERE a.transcript_id = transcripts.id AND a.kind = 'final_transcript'
+    ORDER BY a.id LIMIT 1
+);
+
+-- A pass is recorded when it starts (`running`) and again when it ends (`finished`).
+ALTER TABLE sweeps ADD COLUMN state TEXT NOT NULL DEFAULT 'finished';
+ALTER TABLE sweeps ADD COLUMN rescheduled INTEGER NOT NULL DEFAULT 0;
