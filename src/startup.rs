@@ -79,10 +79,16 @@ impl Backends {
         };
         let content: Arc<dyn ContentStore> = match (&config.s3_bucket, &sdk) {
             // S3 encrypts every object server-side (AES256).
-            (Some(bucket), Some(sdk)) => Arc::new(S3ContentStore::new(
-                crate::storage::aws::s3_client(sdk, &aws_requests),
-                bucket,
-            )),
+            (Some(bucket), Some(sdk)) => {
+                let store =
+                    S3ContentStore::new(crate::storage::aws::s3_client(sdk, &aws_requests), bucket);
+                // Learnt once, at start: on a versioned bucket deletions remove every version.
+                store
+                    .is_versioned()
+                    .await
+                    .with_context(|| format!("cannot use the S3 bucket {bucket}"))?;
+                Arc::new(store)
+            }
             // Local files: AES-256-GCM under a data key per transcript or upload.
             _ => {
                 let files = LocalContentStore::open(&config.data_dir.join("content"))

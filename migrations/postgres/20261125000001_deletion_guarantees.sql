@@ -10,3 +10,6 @@ CREATE INDEX accounts_with_retention_job ON accounts (id) WHERE retention_job IS
 -- A pass is recorded when it starts (`running`) and again when it ends (`finished`).
 ALTER TABLE sweeps ADD COLUMN state TEXT NOT NULL DEFAULT 'finished';
 ALTER TABLE sweeps ADD COLUMN rescheduled BIGINT NOT NULL DEFAULT 0;
+
+-- Reconciliation re-applies each account's erasure record, tombstone by tombstone.
+CREATE INDEX tombstones_by_account ON tombstones (account_id, artifact_id);

@@ -101,6 +101,8 @@ pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
     /// Destroys the key for good (including copies in the database's journal).
     async fn destroy_data_key(&self, scope: &str) -> Result<()>;
+    /// The scopes that have a key, in order after `after`, at most `limit`.
+    async fn scopes(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
 }
 
 /// A content store that encrypts everything it is given.
@@ -381,6 +383,19 @@ impl ContentStore for EncryptedContentStore {
 
     async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
         self.inner.delete_many(keys).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<super::ObjectInfo>> {
+        self.inner.list(prefix, after, limit).await
+    }
+
+    async fn scopes_with_keys(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        self.keys.scopes(after, limit).await
     }
 
     async fn forget_scope(&self, scope: &str) -> Result<()> {

@@ -8,8 +8,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
-use super::{ByteStream, ContentStore, Result, StorageError};
+use super::{ByteStream, ContentStore, ObjectInfo, Result, StorageError};
 use crate::domain::Content;
+use chrono::{DateTime, Utc};
 
 const BACKEND: &str = "local disk";
 
@@ -156,6 +157,72 @@ impl ContentStore for LocalContentStore {
         let path = self.path_of(key)?;
         remove_if_exists(&path).await?;
         sync_parent_if_exists(&path).await
+    }
+
+    /// Walks the directories under `prefix` in key order (every key segment is a
+    /// directory or file name, so name order is key order), skipping what sorts at or
+    /// before `after`.
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<ObjectInfo>> {
+        let mut found = Vec::new();
+        // (directory, its key prefix), visited depth first in name order.
+        let mut stack: Vec<(PathBuf, String)> = vec![(self.root.clone(), String::new())];
+        while let Some((dir, key_prefix)) = stack.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(e)),
+            };
+            let mut children = Vec::new();
+            while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-") {
+                    continue;
+                }
+                let key = format!("{key_prefix}{name}");
+                let is_dir = entry.file_type().await.map_err(io_error)?.is_dir();
+                // A directory is worth entering when it may hold keys under `prefix`
+                // that sort after `after`.
+                let dir_key = format!("{key}/");
+                let relevant = if is_dir {
+                    (dir_key.starts_with(prefix) || prefix.starts_with(&dir_key))
+                        && after.is_none_or(|a| a < dir_key.as_str() || a.starts_with(&dir_key))
+                } else {
+                    key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a)
+                };
+                if relevant {
+                    children.push((name, key, is_dir, entry));
+                }
+            }
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut dirs = Vec::new();
+            for (_, key, is_dir, entry) in children {
+                if is_dir {
+                    dirs.push((entry.path(), format!("{key}/")));
+                } else {
+                    let meta = entry.metadata().await.map_err(io_error)?;
+                    let modified = meta
+                        .modified()
+                        .map(DateTime::<Utc>::from)
+                        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                    found.push(ObjectInfo {
+                        key,
+                        size: meta.len(),
+                        modified,
+                    });
+                }
+            }
+            // Files of a directory come before its subdirectories' keys only when they
+            // sort first; keys here are fixed-depth, so a level holds one or the other.
+            for d in dirs.into_iter().rev() {
+                stack.push(d);
+            }
+            if found.len() >= limit as usize {
+                break;
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        found.truncate(limit as usize);
+        Ok(found)
     }
 
     /// Unlinks every file, then makes the unlinks durable with one fsync per directory

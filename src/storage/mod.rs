@@ -238,6 +238,15 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     async fn finish(&self, tombstones: &[Tombstone]) -> Result<()>;
 }
 
+/// One stored object, as a listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// When it was last written.
+    pub modified: DateTime<Utc>,
+}
+
 /// A stream of content chunks, as an HTTP body arrives.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
@@ -266,6 +275,14 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
     async fn forget_scope(&self, _scope: &str) -> Result<()> {
         Ok(())
     }
+    /// The objects whose keys start with `prefix`, in key order after `after`, at most
+    /// `limit` (reconciliation compares them with the index).
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<ObjectInfo>>;
+    /// The scopes that still have a data key, in order after `after`, at most `limit`;
+    /// empty for stores without per-scope keys.
+    async fn scopes_with_keys(&self, _after: Option<&str>, _limit: u32) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Removes many objects; one result per key, in order. A failure of one key does not
     /// stop the others.
     async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
@@ -282,6 +299,13 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     /// Writes tombstones; one per artifact ever, so a repeated write is a no-op.
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()>;
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>>;
+    /// An account's tombstones by artifact id after `after`, at most `limit`.
+    async fn tombstones(
+        &self,
+        account: AccountId,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Tombstone>>;
     /// Records a sweep pass: inserted when it starts, replaced when it ends (by id).
     async fn record_sweep(&self, report: &SweepReport) -> Result<()>;
     /// The most recent sweeps, newest first.

@@ -358,6 +358,24 @@ impl AuditLog for PostgresStore {
         Ok(())
     }
 
+    async fn tombstones(
+        &self,
+        account: AccountId,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Tombstone>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tombstones WHERE account_id = $1 AND ($2::uuid IS NULL OR artifact_id > $2)
+             ORDER BY artifact_id LIMIT $3",
+        )
+        .bind(account)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tombstone_from_row).collect()
+    }
+
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
         sqlx::query("SELECT * FROM tombstones WHERE artifact_id = $1")
             .bind(artifact)

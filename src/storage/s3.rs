@@ -27,6 +27,9 @@ const DELETE_ATTEMPTS: u32 = 4;
 pub struct S3ContentStore {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Whether the bucket keeps versions (read once): on a versioned bucket a plain
+    /// delete only adds a delete marker, so every version is deleted by id.
+    versioned: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 fn sdk_error<E, R>(error: SdkError<E, R>) -> StorageError
@@ -42,6 +45,122 @@ impl S3ContentStore {
         Self {
             client,
             bucket: bucket.into(),
+            versioned: Default::default(),
+        }
+    }
+
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Whether the bucket keeps versions (versioning enabled now or once): a probe object
+    /// is written and its version id read back — `null` on a bucket that never had
+    /// versioning — then removed. Read once per process. (`GetBucketVersioning` would do,
+    /// but emulators answer it with a body the SDK cannot parse.)
+    pub async fn is_versioned(&self) -> Result<bool> {
+        self.versioned
+            .get_or_try_init(|| async {
+                let probe = format!(".lethe-versioning-probe/{}", uuid::Uuid::new_v4());
+                self.put_bytes(&probe, Bytes::from_static(b"probe")).await?;
+                let out = self
+                    .client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(&probe)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                let versioned = out
+                    .versions()
+                    .iter()
+                    .any(|v| v.version_id().is_some_and(|id| id != "null"));
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(&probe)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                if versioned {
+                    tracing::info!(bucket = %self.bucket, "the bucket keeps versions: deletions remove every version");
+                    self.purge_versions(&probe).await?;
+                }
+                Ok(versioned)
+            })
+            .await
+            .copied()
+    }
+
+    /// Deletes every version and delete marker of `key` (a versioned bucket).
+    async fn purge_versions(&self, key: &str) -> Result<()> {
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let versions = out
+                .versions()
+                .iter()
+                .filter(|v| v.key() == Some(key))
+                .filter_map(|v| v.version_id());
+            let markers = out
+                .delete_markers()
+                .iter()
+                .filter(|m| m.key() == Some(key))
+                .filter_map(|m| m.version_id());
+            let objects: Vec<ObjectIdentifier> = versions
+                .chain(markers)
+                .filter_map(|id| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .version_id(id)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            for batch in objects.chunks(DELETE_BATCH) {
+                let delete = Delete::builder()
+                    .set_objects(Some(batch.to_vec()))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| StorageError::Other {
+                        backend: BACKEND,
+                        source: Box::new(e),
+                    })?;
+                let done = self
+                    .client
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                if let Some(error) = done.errors().first() {
+                    return Err(StorageError::Other {
+                        backend: BACKEND,
+                        source: format!(
+                            "DeleteObjects of a version failed: {}",
+                            error.code().unwrap_or("unknown")
+                        )
+                        .into(),
+                    });
+                }
+            }
+            if out.is_truncated() == Some(true) {
+                key_marker = out.next_key_marker().map(str::to_owned);
+                version_marker = out.next_version_id_marker().map(str::to_owned);
+            } else {
+                return Ok(());
+            }
         }
     }
 
@@ -261,10 +380,86 @@ impl ContentStore for S3ContentStore {
             .send()
             .await
             .map_err(sdk_error)?;
+        if self.is_versioned().await? {
+            self.purge_versions(key).await?;
+        }
         Ok(())
     }
 
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<super::ObjectInfo>> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_start_after(after.map(str::to_owned))
+                .set_continuation_token(token.take())
+                .max_keys((limit as usize - found.len()).clamp(1, 1000) as i32)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for object in out.contents() {
+                let Some(key) = object.key() else { continue };
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                found.push(super::ObjectInfo {
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    modified,
+                });
+            }
+            match out.next_continuation_token() {
+                Some(next) if found.len() < limit as usize => token = Some(next.to_owned()),
+                _ => {
+                    found.truncate(limit as usize);
+                    return Ok(found);
+                }
+            }
+        }
+    }
+
+    /// Deletes in batches; on a versioned bucket, each deleted key's versions too.
     async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
+        let mut results = self.delete_current(keys).await;
+        let versioned = match self.is_versioned().await {
+            Ok(v) => v,
+            Err(e) => {
+                let message = e.to_string();
+                return keys
+                    .iter()
+                    .map(|_| {
+                        Err(StorageError::Unavailable {
+                            backend: BACKEND,
+                            source: message.clone().into(),
+                        })
+                    })
+                    .collect();
+            }
+        };
+        if versioned {
+            for (key, result) in keys.iter().zip(results.iter_mut()) {
+                if result.is_ok() {
+                    *result = self.purge_versions(key).await;
+                }
+            }
+        }
+        results
+    }
+}
+
+impl S3ContentStore {
+    /// `DeleteObjects` by key, 1000 a request, with per-key retries.
+    async fn delete_current(&self, keys: &[String]) -> Vec<Result<()>> {
         let mut results: Vec<Option<Result<()>>> = (0..keys.len()).map(|_| None).collect();
         for (chunk_index, chunk) in keys.chunks(DELETE_BATCH).enumerate() {
             let offset = chunk_index * DELETE_BATCH;

@@ -895,6 +895,18 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             .ok_or_else(|| corrupt(format!("data key of {scope} vanished")))
     }
 
+    async fn scopes(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT scope FROM data_keys WHERE scope > ? ORDER BY scope LIMIT ?",
+            )
+            .bind(after.unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
     async fn destroy_data_key(&self, scope: &str) -> Result<()> {
         let done = sqlx::query("DELETE FROM data_keys WHERE scope = ?")
             .bind(scope)
@@ -980,6 +992,24 @@ impl AuditLog for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn tombstones(
+        &self,
+        account: AccountId,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Tombstone>> {
+        let rows = sqlx::query(
+            "SELECT * FROM tombstones WHERE account_id = ? AND artifact_id > ?
+             ORDER BY artifact_id LIMIT ?",
+        )
+        .bind(account.to_string())
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tombstone_from_row).collect()
     }
 
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod guarantees;
 mod helpers;
 mod hostile;
 mod internal;

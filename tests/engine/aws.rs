@@ -2,10 +2,12 @@
 //! (accounts, audit) and S3 on moto. `scripts/test` starts what these need; without it
 //! they fail and say how to start it.
 
+use lethe::domain::Content;
 use lethe::storage::aws::{s3_client, RequestCounter};
 use lethe::storage::conformance;
 use lethe::storage::postgres::PostgresStore;
 use lethe::storage::s3::S3ContentStore;
+use lethe::storage::ContentStore;
 
 /// A fresh database per test, so tests run in parallel without seeing each other.
 pub async fn fresh_postgres() -> PostgresStore {
@@ -106,6 +108,8 @@ async fn s3_streams_large_bodies_in_parts_and_deletes_in_batches_of_1000() {
             .await
             .expect("put");
     }
+    // Once per process, the store learns whether the bucket keeps versions.
+    assert!(!store.is_versioned().await.expect("probe"));
     let before = counter.get();
     let results = store.delete_many(&keys).await;
     assert_eq!(
@@ -278,4 +282,51 @@ fn the_localstack_init_hook_creates_the_indexes_lethe_provision_creates() {
         "AttributeName={}",
         lethe::storage::dynamodb::TTL_ATTRIBUTE
     )));
+}
+
+#[tokio::test]
+async fn deleting_from_a_versioned_bucket_removes_every_version_not_only_adds_a_marker() {
+    let (store, _) = fresh_s3().await;
+    let config = test_sdk_config().await;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = store.bucket().to_owned();
+    client
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    let keys: Vec<String> = (0..3)
+        .map(|i| format!("acct/scope/{}", uuid::Uuid::new_v4()) + &i.to_string())
+        .collect();
+    for key in &keys {
+        // Two versions of each object.
+        store.put(key, Content::new("v1")).await.expect("put");
+        store.put(key, Content::new("v2")).await.expect("put");
+    }
+    store.delete(&keys[0]).await.expect("delete one");
+    for result in store.delete_many(&keys[1..]).await {
+        result.expect("delete many");
+    }
+    let versions = client
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list versions");
+    assert!(
+        versions.versions().is_empty() && versions.delete_markers().is_empty(),
+        "versions {:?} markers {:?}",
+        versions.versions().len(),
+        versions.delete_markers().len()
+    );
 }

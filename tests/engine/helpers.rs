@@ -52,6 +52,9 @@ impl TestEngine {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            lethe::telemetry::init(lethe::config::LogFormat::Pretty);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::defaults();
         config.data_dir = dir.path().to_owned();

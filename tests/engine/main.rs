@@ -2,6 +2,7 @@
 //! content files in a temporary data dir, a manual clock, no sleeping.
 
 mod aws;
+mod guarantees;
 mod helpers;
 mod lifecycle;
 mod storage;

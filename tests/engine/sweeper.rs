@@ -2,15 +2,13 @@
 //! overdue counting, stuck transcripts, the wake-up loop and two sweepers at once.
 
 use crate::helpers::*;
-use async_trait::async_trait;
 use chrono::Duration;
 use lethe::domain::{
-    ArtifactId, ArtifactKind, ArtifactState, DeletionReason, RetentionSettings, SweepReport,
-    Tombstone, TranscriptStatus,
+    ArtifactKind, ArtifactState, DeletionReason, RetentionSettings, TranscriptStatus,
 };
 use lethe::startup::App;
-use lethe::storage::{AuditLog, Backends, Claim, StorageError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use lethe::storage::Claim;
+use lethe::testing::faults::{faulty, Faults};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -115,61 +113,11 @@ async fn s3_linked_artifacts_are_deleted_together_with_their_final_transcript() 
     );
 }
 
-/// An audit log that fails its next write: the sweeper "crashes" after deleting content
-/// and before the tombstone.
-#[derive(Debug)]
-struct FailingAudit {
-    inner: Arc<dyn AuditLog>,
-    fail_next: AtomicBool,
-}
-
-#[async_trait]
-impl AuditLog for FailingAudit {
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<(), StorageError> {
-        if self.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(StorageError::Unavailable {
-                backend: "test",
-                source: "injected crash".into(),
-            });
-        }
-        self.inner.record_tombstones(tombstones).await
-    }
-    async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>, StorageError> {
-        self.inner.tombstone(artifact).await
-    }
-    async fn record_sweep(&self, report: &SweepReport) -> Result<(), StorageError> {
-        self.inner.record_sweep(report).await
-    }
-    async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>, StorageError> {
-        self.inner.recent_sweeps(limit).await
-    }
-    async fn sweep(&self, id: uuid::Uuid) -> Result<Option<SweepReport>, StorageError> {
-        self.inner.sweep(id).await
-    }
-    async fn record_usage(&self, usage: &lethe::domain::UsageRecord) -> Result<(), StorageError> {
-        self.inner.record_usage(usage).await
-    }
-    async fn usage(
-        &self,
-        account: uuid::Uuid,
-        after: Option<uuid::Uuid>,
-        limit: u32,
-    ) -> Result<Vec<lethe::domain::UsageRecord>, StorageError> {
-        self.inner.usage(account, after, limit).await
-    }
-}
-
 #[tokio::test]
 async fn a_crash_between_content_deletion_and_tombstone_is_completed_by_the_next_pass() {
     let e = TestEngine::start().await;
-    let audit = Arc::new(FailingAudit {
-        inner: e.backends().audit.clone(),
-        fail_next: AtomicBool::new(false),
-    });
-    let backends = Backends {
-        audit: audit.clone(),
-        ..e.backends().clone()
-    };
+    let faults = Faults::new(1);
+    let backends = faulty(e.backends(), &faults);
     let app = App::with_backends(e.config.clone(), Arc::new(e.clock.clone()), backends);
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
@@ -177,7 +125,7 @@ async fn a_crash_between_content_deletion_and_tombstone_is_completed_by_the_next
     let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
 
     e.clock.advance(hours(1));
-    audit.fail_next.store(true, Ordering::SeqCst);
+    faults.fail_next("audit.record_tombstones");
     let crashed = app.sweeper.run_once(e.clock.now_for_tests()).await;
     assert!(
         crashed.is_err(),

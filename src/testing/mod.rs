@@ -3,6 +3,8 @@
 //! an S3 bucket on the emulator `scripts/test` starts). Missing services fail the test
 //! with a sentence saying how to start them; nothing is skipped.
 
+pub mod faults;
+
 use crate::config::Config;
 
 /// Whether the behavioural suites run on the AWS profile (`LETHE_TEST_PROFILE=aws`).
