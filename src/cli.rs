@@ -36,6 +36,19 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Check every account's artifacts, content objects, data keys and erasure record
+    /// against the rules, without trusting the due index; print the findings as JSON.
+    ///
+    /// Example: `lethe reconcile` (report only), `lethe reconcile --repair --grace 2h`.
+    Reconcile {
+        /// Delete what is past its deadline, orphan objects, keys without a scope, and
+        /// again whatever has a tombstone (default: report only).
+        #[arg(long)]
+        repair: bool,
+        /// Objects and artifacts younger than this are left alone (writes in flight).
+        #[arg(long, default_value = "1h", value_parser = parse_grace)]
+        grace: chrono::Duration,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Manage accounts.
@@ -89,6 +102,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::Reconcile { repair, grace } => {
+            let app = App::build(config, Arc::new(SystemClock)).await?;
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let progress = move |accounts: u64, checked: u64| {
+                if tty {
+                    eprint!("\rreconciling: {accounts} accounts, {checked} artifacts and objects checked");
+                }
+            };
+            let report = app
+                .sweeper
+                .reconcile(
+                    app.lethe.now(),
+                    crate::reconcile::ReconcileOptions { repair, grace },
+                    &progress,
+                )
+                .await?;
+            if tty {
+                eprintln!();
+            }
+            app.lethe.backends.index.flush().await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
         Command::Migrate => {
             Backends::from_config(&config).await?;
             println!("database schema is up to date");
@@ -120,6 +156,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_grace(text: &str) -> Result<chrono::Duration, String> {
+    crate::config::parse_duration(text)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

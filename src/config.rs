@@ -77,6 +77,21 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "replaces \"indefinite\" retention with this duration (§3 decision)",
         "unset: indefinite",
     ),
+    (
+        "reconcile_schedule",
+        "cron expression of the daily reconciliation (seconds first)",
+        "0 30 3 * * *",
+    ),
+    (
+        "reconcile_repair",
+        "whether the scheduled reconciliation repairs what it finds",
+        "true",
+    ),
+    (
+        "reconcile_grace",
+        "objects and artifacts younger than this are left alone by reconciliation",
+        "1h",
+    ),
     ("max_upload_bytes", "largest accepted upload", "2200000000"),
     (
         "request_timeout",
@@ -151,6 +166,9 @@ pub struct Config {
     pub deletion_sla: Duration,
     pub max_processing: Duration,
     pub indefinite_retention: Option<Duration>,
+    pub reconcile_schedule: cron::Schedule,
+    pub reconcile_repair: bool,
+    pub reconcile_grace: Duration,
     pub max_upload_bytes: u64,
     pub request_timeout: Duration,
     pub log_format: LogFormat,
@@ -259,6 +277,15 @@ impl Config {
                 "must be \"async\" or \"streaming\"",
             ));
         }
+        let (schedule, from) = parse("reconcile_schedule", "0 30 3 * * *");
+        let reconcile_schedule =
+            parse_cron(&schedule).map_err(|reason| invalid(from, schedule.clone(), reason))?;
+        let (repair, from) = parse("reconcile_repair", "true");
+        let reconcile_repair = match repair.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid(from, repair, "must be true or false")),
+        };
         let batch = number("sweep_batch_size", "500")?;
         if !(1..=10_000).contains(&batch) {
             return Err(invalid(
@@ -282,6 +309,9 @@ impl Config {
             deletion_sla: duration("deletion_sla", "1h")?,
             max_processing: duration("max_processing", "24h")?,
             indefinite_retention,
+            reconcile_schedule,
+            reconcile_repair,
+            reconcile_grace: duration("reconcile_grace", "1h")?,
             max_upload_bytes: number("max_upload_bytes", "2200000000")?,
             request_timeout: duration("request_timeout", "60s")?,
             log_format,

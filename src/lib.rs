@@ -6,6 +6,7 @@
 //! - [`storage`]: the ports (traits) and their backends (storage);
 //! - [`lifecycle`]: the operations on accounts, transcripts and artifacts, built on the ports;
 //! - [`sweeper`]: one deletion pass (`run_once`) and the loop that schedules passes;
+//! - [`reconcile`]: the independent check that does not trust the due index;
 //! - [`http`]: the public (`/v2`), internal and admin APIs over the engine (api);
 //! - [`config`], [`telemetry`], [`startup`], [`cli`]: the running service and its command line.
 //!
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod reconcile;
 pub mod startup;
 pub mod storage;
 pub mod sweeper;

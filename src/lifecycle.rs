@@ -387,7 +387,7 @@ impl Lethe {
 
     /// `artifact` as it must be read now: with any shorter schedule a policy version since
     /// it was scheduled imposes, even before a retention job has rewritten it.
-    fn effective_artifact(
+    pub(crate) fn effective_artifact(
         &self,
         mut artifact: Artifact,
         transcript: Option<&Transcript>,

@@ -10,7 +10,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::deletion::lag_seconds;
-use crate::domain::{ArtifactKind, ArtifactState, SweepReport, Tombstone};
+use crate::domain::{ArtifactKind, ArtifactState, ReconcileReport, SweepReport, Tombstone};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -34,6 +34,14 @@ pub struct Metrics {
     sweeps: Counter,
     tracked: Family<ArtifactLabels, Gauge>,
     overdue_now: Gauge,
+    reconcile_findings: Family<FindingLabel, Gauge>,
+    reconciliations: Counter,
+    reconcile_repaired: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabel {
+    pub kind: String,
 }
 
 impl Default for Metrics {
@@ -93,8 +101,29 @@ impl Metrics {
             "Artifacts past delete_by and not deleted (capped at 10000)",
             overdue_now.clone(),
         );
+        let reconcile_findings = Family::<FindingLabel, Gauge>::default();
+        registry.register(
+            "reconcile_findings",
+            "What the last reconciliation run found, by kind",
+            reconcile_findings.clone(),
+        );
+        let reconciliations = Counter::default();
+        registry.register(
+            "reconciliations",
+            "Reconciliation runs by this instance",
+            reconciliations.clone(),
+        );
+        let reconcile_repaired = Counter::default();
+        registry.register(
+            "reconcile_repaired",
+            "Findings reconciliation repaired",
+            reconcile_repaired.clone(),
+        );
         Self {
             registry,
+            reconcile_findings,
+            reconciliations,
+            reconcile_repaired,
             deletions,
             overdue_deletions,
             failed_deletions,
@@ -125,6 +154,23 @@ impl Metrics {
         self.overdue_deletions.inc_by(report.overdue);
         let seconds = report.duration().num_microseconds().unwrap_or(0) as f64 / 1e6;
         self.sweep_duration.observe(seconds.max(0.0));
+    }
+
+    /// What a reconciliation found: the findings gauges show the last run.
+    pub fn record_reconciliation(&self, report: &ReconcileReport) {
+        self.reconciliations.inc();
+        self.reconcile_repaired.inc_by(report.repaired);
+        for (kind, n) in [
+            ("overdue_not_deleted", report.overdue_not_deleted),
+            ("orphan_objects", report.orphan_objects),
+            ("missing_content", report.missing_content),
+            ("keys_without_scope", report.keys_without_scope),
+            ("erasures_reapplied", report.erasures_reapplied),
+        ] {
+            self.reconcile_findings
+                .get_or_create(&FindingLabel { kind: kind.into() })
+                .set(n as i64);
+        }
     }
 
     /// Sets the gauges read from the index at scrape time.

@@ -278,6 +278,11 @@ impl App {
                 batch_size: config.sweep_batch_size,
                 max_per_pass: config.sweep_max_per_pass,
                 max_processing: config.max_processing,
+                reconcile_schedule: config.reconcile_schedule.clone(),
+                reconcile: crate::reconcile::ReconcileOptions {
+                    repair: config.reconcile_repair,
+                    grace: config.reconcile_grace,
+                },
             },
         ));
         App {

@@ -13,3 +13,13 @@ ALTER TABLE sweeps ADD COLUMN rescheduled BIGINT NOT NULL DEFAULT 0;
 
 -- Reconciliation re-applies each account's erasure record, tombstone by tombstone.
 CREATE INDEX tombstones_by_account ON tombstones (account_id, artifact_id);
+
+-- Reconciliation runs (`lethe reconcile`, and daily from the sweeper loop).
+CREATE TABLE reconciliations (
+    id          UUID PRIMARY KEY,
+    instance    TEXT NOT NULL,
+    started_at  TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    report      JSONB NOT NULL
+);
+CREATE INDEX reconciliations_recent ON reconciliations (started_at);

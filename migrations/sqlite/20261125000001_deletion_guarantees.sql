@@ -22,3 +22,13 @@ ALTER TABLE sweeps ADD COLUMN rescheduled INTEGER NOT NULL DEFAULT 0;
 
 -- Reconciliation re-applies each account's erasure record, tombstone by tombstone.
 CREATE INDEX tombstones_by_account ON tombstones (account_id, artifact_id);
+
+-- Reconciliation runs (`lethe reconcile`, and daily from the sweeper loop).
+CREATE TABLE reconciliations (
+    id                   TEXT PRIMARY KEY NOT NULL,
+    instance             TEXT NOT NULL,
+    started_at           INTEGER NOT NULL,
+    finished_at          INTEGER NOT NULL,
+    report               TEXT NOT NULL
+) STRICT;
+CREATE INDEX reconciliations_recent ON reconciliations (started_at);

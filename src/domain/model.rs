@@ -484,6 +484,49 @@ impl SweepReport {
     }
 }
 
+/// At most this many examples of each finding are kept in a reconciliation report.
+const SAMPLES: usize = 20;
+
+/// What one reconciliation found (and, with repair, fixed). Ids only, never content.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    pub id: Uuid,
+    pub instance: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub repair: bool,
+    /// Accounts walked.
+    pub accounts: u64,
+    /// Artifacts and objects checked.
+    pub checked: u64,
+    pub overdue_not_deleted: u64,
+    pub orphan_objects: u64,
+    pub missing_content: u64,
+    pub keys_without_scope: u64,
+    pub erasures_reapplied: u64,
+    /// Findings repaired (with `repair` only).
+    pub repaired: u64,
+    /// A few of each finding: `kind:id`.
+    pub samples: Vec<String>,
+}
+
+impl ReconcileReport {
+    pub fn sample(&mut self, what: &str, id: impl std::fmt::Display) {
+        if self.samples.iter().filter(|s| s.starts_with(what)).count() < SAMPLES {
+            self.samples.push(format!("{what}:{id}"));
+        }
+    }
+
+    /// Findings of every kind.
+    pub fn findings(&self) -> u64 {
+        self.overdue_not_deleted
+            + self.orphan_objects
+            + self.missing_content
+            + self.keys_without_scope
+            + self.erasures_reapplied
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

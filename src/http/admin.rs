@@ -320,6 +320,26 @@ pub async fn list_sweeps(
     ))
 }
 
+/// `GET /admin/v1/reconciliations`: recent reconciliation runs, newest first.
+#[utoipa::path(get, path = "/admin/v1/reconciliations", tag = "admin", security(("admin_token" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 200, default 20")),
+    responses((status = 200, description = "Recent reconciliation runs, newest first", body = super::openapi::ReconciliationList),
+        (status = 400, description = "Bad limit", body = super::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+pub async fn list_reconciliations(
+    State(state): State<AppState>,
+    _: Admin,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let runs = state
+        .lethe
+        .backends
+        .audit
+        .recent_reconciliations(limit(&query, 20, 200)?)
+        .await?;
+    Ok(Json(json!({ "reconciliations": runs })))
+}
+
 fn render_overdue(a: &Artifact) -> Value {
     json!({
         "id": a.id,

@@ -79,6 +79,7 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::new_key))
         .routes(routes!(admin::run_sweep, admin::list_sweeps))
         .routes(routes!(admin::get_sweep))
+        .routes(routes!(admin::list_reconciliations))
         .routes(routes!(admin::overdue))
         .routes(routes!(admin::usage))
         .routes(routes!(

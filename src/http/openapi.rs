@@ -397,6 +397,31 @@ pub struct SweepStarted {
     pub status_url: String,
 }
 
+/// One reconciliation run: what it checked and found (ids only, never content).
+#[derive(Serialize, ToSchema)]
+pub struct Reconciliation {
+    pub id: String,
+    pub instance: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub repair: bool,
+    pub accounts: u64,
+    pub checked: u64,
+    pub overdue_not_deleted: u64,
+    pub orphan_objects: u64,
+    pub missing_content: u64,
+    pub keys_without_scope: u64,
+    pub erasures_reapplied: u64,
+    pub repaired: u64,
+    /// A few examples of each finding, `kind:id`.
+    pub samples: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReconciliationList {
+    pub reconciliations: Vec<Reconciliation>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct SweepList {
     pub sweeps: Vec<SweepBody>,

@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
-    DeletionReason, RetentionJob, Schedule, SweepReport, Tombstone, Transcript, TranscriptDeletion,
-    TranscriptId, TranscriptStatus, UsageRecord,
+    DeletionReason, ReconcileReport, RetentionJob, Schedule, SweepReport, Tombstone, Transcript,
+    TranscriptDeletion, TranscriptId, TranscriptStatus, UsageRecord,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -312,6 +312,10 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>>;
     /// One sweep by id.
     async fn sweep(&self, id: uuid::Uuid) -> Result<Option<SweepReport>>;
+    /// Records a reconciliation run.
+    async fn record_reconciliation(&self, report: &ReconcileReport) -> Result<()>;
+    /// The most recent reconciliation runs, newest first.
+    async fn recent_reconciliations(&self, limit: u32) -> Result<Vec<ReconcileReport>>;
     /// Records usage metadata for billing (§2); one row per id, a repeat is a no-op.
     async fn record_usage(&self, usage: &UsageRecord) -> Result<()>;
     /// An account's usage records with ids after `after`, oldest first.

@@ -9,8 +9,9 @@ use sqlx::Row;
 
 use super::{AccountStore, AuditLog, Result, StorageError};
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, Region, RetentionJob,
-    RetentionSettings, SweepReport, SweepState, Tombstone, UsageKind, UsageRecord,
+    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, ReconcileReport,
+    Region, RetentionJob, RetentionSettings, SweepReport, SweepState, Tombstone, UsageKind,
+    UsageRecord,
 };
 
 const BACKEND: &str = "postgresql";
@@ -423,6 +424,31 @@ impl AuditLog for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(sweep_from_row).collect()
+    }
+
+    async fn record_reconciliation(&self, r: &ReconcileReport) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO reconciliations (id, instance, started_at, finished_at, report)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(r.id)
+        .bind(&r.instance)
+        .bind(r.started_at)
+        .bind(r.finished_at)
+        .bind(sqlx::types::Json(r))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_reconciliations(&self, limit: u32) -> Result<Vec<ReconcileReport>> {
+        let reports: Vec<sqlx::types::Json<ReconcileReport>> = sqlx::query_scalar(
+            "SELECT report FROM reconciliations ORDER BY started_at DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(reports.into_iter().map(|r| r.0).collect())
     }
 
     async fn sweep(&self, id: uuid::Uuid) -> Result<Option<SweepReport>> {

@@ -18,9 +18,9 @@ use uuid::Uuid;
 use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
-    DeletionReason, Region, RetentionJob, RetentionSettings, Schedule, ScheduleKind, SweepReport,
-    SweepState, Tombstone, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
-    UsageKind, UsageRecord,
+    DeletionReason, ReconcileReport, Region, RetentionJob, RetentionSettings, Schedule,
+    ScheduleKind, SweepReport, SweepState, Tombstone, Transcript, TranscriptDeletion, TranscriptId,
+    TranscriptStatus, UsageKind, UsageRecord,
 };
 
 const BACKEND: &str = "sqlite";
@@ -1060,6 +1060,34 @@ impl AuditLog for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(sweep_from_row).collect()
+    }
+
+    async fn record_reconciliation(&self, r: &ReconcileReport) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO reconciliations (id, instance, started_at, finished_at, report)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.instance)
+        .bind(micros(r.started_at))
+        .bind(micros(r.finished_at))
+        .bind(serde_json::to_string(r).unwrap_or_default())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_reconciliations(&self, limit: u32) -> Result<Vec<ReconcileReport>> {
+        let reports: Vec<String> = sqlx::query_scalar(
+            "SELECT report FROM reconciliations ORDER BY started_at DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        reports
+            .iter()
+            .map(|r| serde_json::from_str(r).map_err(|e| corrupt(format!("report: {e}"))))
+            .collect()
     }
 
     async fn sweep(&self, id: Uuid) -> Result<Option<SweepReport>> {

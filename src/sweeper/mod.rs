@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::deletion::{self, lag_seconds};
-use crate::domain::{new_id, SweepReport, SweepState};
+use crate::domain::{new_id, ReconcileReport, SweepReport, SweepState};
 use crate::lifecycle::{Lethe, LifecycleError};
+use crate::reconcile::{reconcile, ReconcileOptions};
 use crate::storage::StorageError;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -36,6 +37,9 @@ pub struct SweeperConfig {
     pub max_per_pass: u64,
     /// A transcript still unfinished this long after creation is moved to `error` (§4).
     pub max_processing: Duration,
+    /// When reconciliation runs (daily by default); one instance runs each tick.
+    pub reconcile_schedule: cron::Schedule,
+    pub reconcile: ReconcileOptions,
 }
 
 impl Default for SweeperConfig {
@@ -47,6 +51,13 @@ impl Default for SweeperConfig {
             batch_size: 500,
             max_per_pass: 200_000,
             max_processing: Duration::hours(24),
+            reconcile_schedule: "0 30 3 * * *"
+                .parse()
+                .expect("valid built-in cron expression"),
+            reconcile: ReconcileOptions {
+                repair: true,
+                ..ReconcileOptions::default()
+            },
         }
     }
 }
@@ -180,6 +191,38 @@ impl Sweeper {
         self.last_report
             .send_replace(Some(Arc::new(report.clone())));
         Ok(report)
+    }
+
+    /// Runs a reconciliation now and records it (the CLI, the admin API and the loop).
+    pub async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        options: ReconcileOptions,
+        progress: crate::reconcile::Progress<'_>,
+    ) -> Result<ReconcileReport, LifecycleError> {
+        let report = reconcile(&self.lethe, now, options, progress).await?;
+        self.lethe.metrics.record_reconciliation(&report);
+        self.lethe
+            .backends
+            .audit
+            .record_reconciliation(&report)
+            .await?;
+        Ok(report)
+    }
+
+    /// The scheduled reconciliation, unless an instance already ran one since the tick.
+    async fn reconcile_if_due(&self, tick: DateTime<Utc>) {
+        let now = self.lethe.clock.now();
+        match self.lethe.backends.audit.recent_reconciliations(1).await {
+            Ok(recent) if recent.first().is_some_and(|r| r.started_at >= tick) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the last reconciliation; running one");
+            }
+        }
+        if let Err(error) = self.reconcile(now, self.config.reconcile, &|_, _| {}).await {
+            tracing::error!(error = %error, "scheduled reconciliation failed; the next tick retries");
+        }
     }
 
     /// Stuck transcripts, then retention changes, then everything due.
@@ -324,14 +367,23 @@ impl Sweeper {
         }
     }
 
-    /// Runs passes until `shutdown`; the pass in progress always finishes.
+    /// Runs passes until `shutdown`; the pass in progress always finishes. Reconciles at
+    /// each tick of its schedule, after that tick's pass.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let clock = self.lethe.clock.clone();
         let wake = self.lethe.wake_sweeper.clone();
         let mut idle = false;
+        let next_reconcile = |now: DateTime<Utc>| {
+            self.config
+                .reconcile_schedule
+                .after(&now)
+                .next()
+                .unwrap_or(now + Duration::days(365))
+        };
+        let mut reconcile_at = next_reconcile(clock.now());
         loop {
             let now = clock.now();
-            let mut wake_at = self.next_wake(now).await;
+            let mut wake_at = self.next_wake(now).await.min(reconcile_at);
             // A pass that achieved nothing must not spin on the same due time.
             if idle {
                 wake_at = wake_at.max(now + Duration::seconds(1));
@@ -352,6 +404,10 @@ impl Sweeper {
                     idle = true;
                     tracing::error!(error = %error, "sweep pass failed; the next one retries");
                 }
+            }
+            if clock.now() >= reconcile_at {
+                self.reconcile_if_due(reconcile_at).await;
+                reconcile_at = next_reconcile(clock.now());
             }
             self.passes.send_modify(|n| *n += 1);
         }

@@ -460,6 +460,17 @@ impl AuditLog for FaultyAudit {
         self.faults.check("audit.sweep")?;
         self.inner.sweep(id).await
     }
+    async fn record_reconciliation(&self, report: &crate::domain::ReconcileReport) -> Result<()> {
+        self.faults.check("audit.record_reconciliation")?;
+        self.inner.record_reconciliation(report).await
+    }
+    async fn recent_reconciliations(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::ReconcileReport>> {
+        self.faults.check("audit.recent_reconciliations")?;
+        self.inner.recent_reconciliations(limit).await
+    }
     async fn record_usage(&self, usage: &UsageRecord) -> Result<()> {
         self.faults.check("audit.record_usage")?;
         self.inner.record_usage(usage).await

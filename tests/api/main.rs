@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod cli;
 mod guarantees;
 mod helpers;
 mod hostile;

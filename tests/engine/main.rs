@@ -5,6 +5,7 @@ mod aws;
 mod guarantees;
 mod helpers;
 mod lifecycle;
+mod reconcile;
 mod storage;
 mod sweeper;
 
