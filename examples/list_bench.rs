@@ -100,6 +100,7 @@ async fn fixture(n: usize) -> Fixture {
             delete_by: None,
             deletion: None,
             final_artifact_id: None,
+            settled: true,
             revision: 1,
         });
         if from_url {

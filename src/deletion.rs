@@ -181,9 +181,19 @@ pub async fn delete_claimed(
             scopes.push(scope);
         }
     }
-    for scope in scopes {
+    for scope in &scopes {
         backends.content.forget_scope(scope).await?;
     }
+    // Transcripts whose scope another deletion was still working on (a pass holding
+    // the final transcript while this one held its linked artifacts, say): checked again
+    // once this batch is finished, below, so that whichever finishes last forgets it.
+    let mut recheck: Vec<TranscriptId> = gone
+        .iter()
+        .filter(|a| !scopes.contains(&crate::storage::encrypted::scope_of(&a.content_key)))
+        .filter_map(|a| a.transcript_id)
+        .collect();
+    recheck.sort();
+    recheck.dedup();
 
     // Steps 6 and 7: tombstones, then the index.
     let tombstones: Vec<Tombstone> = gone
@@ -198,8 +208,40 @@ pub async fn delete_claimed(
         tracing::debug!(artifact_id = %t.artifact_id, kind = %t.kind, reason = %t.reason, "artifact deleted");
     }
     metrics.record_deletions(&tombstones, outcome.failed.len());
+    if !recheck.is_empty() {
+        forget_emptied_scopes(backends, &recheck).await?;
+    }
     outcome.deleted = tombstones;
     Ok(outcome)
+}
+
+/// Forgets the scope of each of `transcripts` that has nothing but deleted artifacts left.
+/// (A crash before this leaves a key without content, which reconciliation destroys.)
+async fn forget_emptied_scopes(
+    backends: &Backends,
+    transcripts: &[TranscriptId],
+) -> Result<(), StorageError> {
+    let artifacts = backends
+        .index
+        .artifacts_for_transcripts(transcripts)
+        .await?;
+    let mut scope_of: HashMap<TranscriptId, String> = HashMap::new();
+    let mut live: HashSet<TranscriptId> = HashSet::new();
+    for a in &artifacts {
+        let Some(t) = a.transcript_id else { continue };
+        scope_of
+            .entry(t)
+            .or_insert_with(|| crate::storage::encrypted::scope_of(&a.content_key).to_owned());
+        if a.state != crate::domain::ArtifactState::Deleted {
+            live.insert(t);
+        }
+    }
+    for (t, scope) in scope_of {
+        if !live.contains(&t) {
+            backends.content.forget_scope(&scope).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Seconds from `delete_after` to deletion, for scheduled (not requested) deletions.

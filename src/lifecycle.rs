@@ -376,10 +376,18 @@ impl Lethe {
             own: artifact.anchor_at.unwrap_or(artifact.created_at),
             transcript: transcript.and_then(|t| t.completed_at),
         };
+        // What is always deleted with the final transcript shares its schedule: every
+        // version since the transcript was created. Anything else: every version since it
+        // was created (not since it was last rescheduled: a version whose "linked" had no
+        // deadline then may have one once the transcript is anchored).
+        let origin = match (artifact.kind.always_linked(), transcript) {
+            (true, Some(t)) => t.policy_version,
+            _ => artifact.created_version,
+        };
         let proposed = retroactive_schedule(
             artifact.kind,
             anchors,
-            account.settings_from(artifact.policy_version),
+            account.settings_from(origin),
             &self.platform,
         )?;
         artifact.schedule().tightened_by(&proposed)
@@ -643,6 +651,7 @@ impl Lethe {
             delete_by: None,
             deletion: None,
             final_artifact_id: None,
+            settled: true,
             revision: 0,
         };
         self.backends.index.insert_transcript(&transcript).await?;
@@ -878,7 +887,14 @@ impl Lethe {
                     now,
                 );
                 let a = self.scheduled(a, &account, Some(session.ended_at));
-                Some(self.store_artifact(a, content).await?)
+                // A session reported after its deadline is never written: it would be
+                // stored only to be due at once (§4: nothing kept past delete_after).
+                if a.delete_after.is_some_and(|after| after <= now) {
+                    tracing::info!(account_id = %account.id, "streaming session reported past its deletion time; content not stored");
+                    None
+                } else {
+                    Some(self.store_artifact(a, content).await?)
+                }
             }
             _ => None,
         };
@@ -1124,6 +1140,9 @@ impl Lethe {
         next.delete_after = schedule.delete_after;
         next.delete_by = schedule.delete_by;
         next.final_artifact_id = final_transcript.as_ref().map(|a| a.id);
+        // Unsettled until every artifact has its deadlines: a crash in between is settled
+        // by the next sweep.
+        next.settled = false;
         if let Err(e) = self.backends.index.update_transcript(&next).await {
             if let Some(lost) = &final_transcript {
                 self.abandon(lost).await;
@@ -1139,30 +1158,75 @@ impl Lethe {
             });
         }
         next.revision += 1;
-        // From the anchor on, everything of the transcript has its deadlines (§4): linked
-        // artifacts join the due index with the final transcript's, and any artifact a
-        // policy version since its creation makes shorter is shortened.
+        let next = self.settle(next, &account).await?;
+        if schedule.delete_after.is_some() {
+            self.wake_sweeper.notify_one();
+        }
+        tracing::info!(transcript_id = %id, status = %status, "transcript finished");
+        Ok(next)
+    }
+
+    /// From its anchor on, everything of a terminal transcript has its deadlines (§4):
+    /// linked artifacts join the due index with the final transcript's, and any artifact a
+    /// policy version since its creation makes shorter is shortened; then the transcript
+    /// is recorded as settled. Idempotent, so the sweeper can finish what a crash left.
+    async fn settle(&self, mut t: Transcript, account: &Account) -> Result<Transcript> {
+        let now = self.now();
         for a in self
             .backends
             .index
-            .artifacts_for_transcript(id)
+            .artifacts_for_transcript(t.id)
             .await?
             .iter()
             .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
             .filter(|a| a.kind != ArtifactKind::FinalTranscript)
         {
-            if let Some(s) = self.tightened_schedule(a, Some(&next), &account) {
+            if let Some(s) = self.tightened_schedule(a, Some(&t), account) {
                 self.backends
                     .index
                     .reschedule(a.id, &s, account.policy_version, now)
                     .await?;
             }
         }
-        if schedule.delete_after.is_some() {
-            self.wake_sweeper.notify_one();
+        t.settled = true;
+        self.backends
+            .index
+            .update_transcript(&t)
+            .await
+            .map_err(conflict_is_concurrent)?;
+        t.revision += 1;
+        Ok(t)
+    }
+
+    /// Settles terminal transcripts a crash left unsettled (made terminal before
+    /// `completed_before`, so a finish in flight is left to itself). Returns (settled,
+    /// failed).
+    pub async fn settle_transcripts(
+        &self,
+        completed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(u64, u64)> {
+        let (mut settled, mut failed) = (0, 0);
+        for t in self
+            .backends
+            .index
+            .unsettled_transcripts(completed_before, limit)
+            .await?
+        {
+            let account = self.account(t.account_id).await?;
+            match self.settle(t.clone(), &account).await {
+                Ok(_) => {
+                    settled += 1;
+                    tracing::warn!(transcript_id = %t.id, "settled a transcript a crash left unscheduled");
+                }
+                Err(LifecycleError::Concurrent) => {}
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(transcript_id = %t.id, error = %e, "could not settle a transcript; the next pass retries");
+                }
+            }
         }
-        tracing::info!(transcript_id = %id, status = %status, "transcript finished");
-        Ok(next)
+        Ok((settled, failed))
     }
 
     /// The transcript with the content a reader may see now: redacted from `delete_after`

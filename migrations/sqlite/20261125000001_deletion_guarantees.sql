@@ -32,3 +32,15 @@ CREATE TABLE reconciliations (
     report               TEXT NOT NULL
 ) STRICT;
 CREATE INDEX reconciliations_recent ON reconciliations (started_at);
+
+-- A transcript is "settled" once every artifact of it has the deadlines its anchor gives
+-- (set in the same write that makes it terminal: false; true once applied). A crash in
+-- between leaves it unsettled, and the next sweep settles it.
+ALTER TABLE transcripts ADD COLUMN settled INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX transcripts_unsettled ON transcripts (completed_at) WHERE settled = 0;
+
+-- The policy version an artifact was created under (policy_version is the one it is
+-- scheduled under, which a retention change moves): the retroactive rule measures every
+-- version since creation.
+ALTER TABLE artifacts ADD COLUMN created_version INTEGER;
+UPDATE artifacts SET created_version = policy_version;

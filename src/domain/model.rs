@@ -69,6 +69,21 @@ string_enum!(
     }
 );
 
+impl ArtifactKind {
+    /// Whether an artifact of this kind that belongs to a transcript always goes with its
+    /// final transcript (the final transcript itself included): its schedule is the
+    /// transcript's, from the policy version the transcript was created under (§3).
+    pub fn always_linked(self) -> bool {
+        matches!(
+            self,
+            ArtifactKind::FinalTranscript
+                | ArtifactKind::UrlAudioReference
+                | ArtifactKind::TextInput
+                | ArtifactKind::SpeechUnderstanding
+        )
+    }
+}
+
 string_enum!(
     /// Where an artifact is in its life. `Deleting` is held under a claim by one sweeper.
     ArtifactState {
@@ -249,6 +264,10 @@ pub struct Transcript {
     /// The final transcript that won the race to finish it: set in the same conditional
     /// write that makes it terminal, so exactly one result is ever served or kept.
     pub final_artifact_id: Option<ArtifactId>,
+    /// Whether every artifact of it has the deadlines its anchor gives: false from the
+    /// write that makes it terminal until those deadlines are written, so that a crash in
+    /// between is finished by the next sweep.
+    pub settled: bool,
     /// Optimistic-concurrency counter for status transitions.
     pub revision: i64,
 }
@@ -296,7 +315,11 @@ pub struct Artifact {
     /// When a sweeper should act on it; `None` while nothing is scheduled and once deleted
     /// (the due index is sparse).
     pub due_at: Option<DateTime<Utc>>,
+    /// The policy version its schedule was last set under.
     pub policy_version: i64,
+    /// The policy version it was created under: the retroactive rule (§1) measures every
+    /// version from this one on.
+    pub created_version: i64,
     pub size_bytes: i64,
     pub content_key: String,
     pub training_eligible: bool,
@@ -331,6 +354,7 @@ impl Artifact {
             delete_by: None,
             due_at: None,
             policy_version: account.policy_version,
+            created_version: account.policy_version,
             size_bytes: 0,
             // <account>/<scope>/<artifact>: the scope (transcript, or the upload itself)
             // is what a data key encrypts and crypto-shredding forgets.

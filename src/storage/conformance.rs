@@ -46,6 +46,7 @@ pub fn sample_transcript(account: &Account, now: DateTime<Utc>) -> Transcript {
         delete_by: None,
         deletion: None,
         final_artifact_id: None,
+        settled: true,
         revision: 0,
     }
 }

@@ -253,6 +253,7 @@ fn transcript_attributes(t: &Transcript) -> Item {
             t.final_artifact_id.map(|v| s(v.to_string())),
         ),
     ];
+    item.insert("settled".into(), b(t.settled));
     for (key, value) in optional {
         item.insert(key.into(), value.unwrap_or(AttributeValue::Null(true)));
     }
@@ -298,6 +299,10 @@ fn transcript_from_item(item: &Item) -> Result<Transcript> {
         delete_by: opt_ts(item, "delete_by")?,
         deletion,
         final_artifact_id: opt_uuid(item, "final_artifact_id")?,
+        // Items written before the field existed were settled when they were written.
+        settled: item
+            .get("settled")
+            .is_none_or(|v| matches!(v, AttributeValue::Bool(true))),
         revision: get_n(item, "revision")?,
     })
 }
@@ -322,6 +327,7 @@ fn artifact_item(a: &Artifact, written_at: DateTime<Utc>) -> Item {
     item.insert("created_at".into(), n(micros(a.created_at)));
     item.insert("schedule".into(), s(a.schedule.as_str()));
     item.insert("policy_version".into(), n(a.policy_version));
+    item.insert("created_version".into(), n(a.created_version));
     item.insert("size_bytes".into(), n(a.size_bytes));
     item.insert("content_key".into(), s(&a.content_key));
     item.insert("training_eligible".into(), b(a.training_eligible));
@@ -378,6 +384,10 @@ fn artifact_from_item(item: &Item) -> Result<Artifact> {
         delete_by: opt_ts(item, "delete_by")?,
         due_at: opt_ts(item, "due_at")?,
         policy_version: get_n(item, "policy_version")?,
+        created_version: match opt_n(item, "created_version")? {
+            Some(v) => v,
+            None => get_n(item, "policy_version")?,
+        },
         size_bytes: get_n(item, "size_bytes")?,
         content_key: get_s(item, "content_key")?,
         training_eligible: get_bool(item, "training_eligible"),
@@ -1082,7 +1092,9 @@ impl ArtifactIndex for DynamoIndex {
             sets.push(format!("#a{i} = :v{i}"));
         }
         let mut update = format!("SET {}", sets.join(", "));
-        if t.status.is_terminal() {
+        // The sparse `g4` index holds what a sweep must still act on: unfinished
+        // transcripts, and terminal ones not yet settled.
+        if t.status.is_terminal() && t.settled {
             update.push_str(" REMOVE g4pk, g4sk");
         }
         names.insert("#rev".into(), "revision".into());
@@ -1218,6 +1230,31 @@ impl ArtifactIndex for DynamoIndex {
         }
         found.retain(|t| !t.status.is_terminal());
         found.sort_by_key(|t| (t.created_at, t.id));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn unsettled_transcripts(
+        &self,
+        completed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transcript>> {
+        let mut found = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let values = HashMap::from([(":p".into(), s(format!("U#{shard}")))]);
+            let items = self
+                .query_all("g4", "g4pk = :p", values, true, usize::MAX, |item| {
+                    matches!(item.get("settled"), Some(AttributeValue::Bool(false)))
+                })
+                .await?;
+            for item in &items {
+                found.push(transcript_from_item(item)?);
+            }
+        }
+        found.retain(|t| {
+            t.status.is_terminal() && t.completed_at.is_some_and(|c| c < completed_before)
+        });
+        found.sort_by_key(|t| (t.completed_at, t.id));
         found.truncate(limit as usize);
         Ok(found)
     }

@@ -145,6 +145,14 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Transcript>>;
 
+    /// Terminal transcripts not yet settled (a crash between making them terminal and
+    /// scheduling their artifacts) that became terminal before `completed_before`.
+    async fn unsettled_transcripts(
+        &self,
+        completed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transcript>>;
+
     /// Inserts a new artifact; `Conflict` if the id exists.
     async fn insert_artifact(&self, artifact: &Artifact) -> Result<()>;
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>>;

@@ -201,6 +201,7 @@ fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
         delete_by: ts_col(row, "delete_by")?,
         deletion,
         final_artifact_id: opt_uuid_col(row, "final_artifact_id")?,
+        settled: row.try_get("settled")?,
         revision: row.try_get("revision")?,
     })
 }
@@ -220,6 +221,9 @@ fn artifact_from_row(row: &SqliteRow) -> Result<Artifact> {
         delete_by: ts_col(row, "delete_by")?,
         due_at: ts_col(row, "due_at")?,
         policy_version: row.try_get("policy_version")?,
+        created_version: row
+            .try_get::<Option<i64>, _>("created_version")?
+            .unwrap_or(row.try_get("policy_version")?),
         size_bytes: row.try_get("size_bytes")?,
         content_key: row.try_get("content_key")?,
         training_eligible: row.try_get("training_eligible")?,
@@ -434,8 +438,8 @@ async fn insert_artifact_row<'e>(
         "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
             anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,
             content_key, training_eligible, pending_reason, claimed_by, claimed_until,
-            deleted_at, deletion_reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            deleted_at, deletion_reason, created_version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(a.id.to_string())
     .bind(a.account_id.to_string())
@@ -458,6 +462,7 @@ async fn insert_artifact_row<'e>(
     .bind(opt_micros(a.claimed_until))
     .bind(opt_micros(a.deleted_at))
     .bind(a.deletion_reason.map(|r| r.as_str()))
+    .bind(a.created_version)
     .execute(executor)
     .await?;
     Ok(())
@@ -470,8 +475,8 @@ async fn insert_transcript_row<'e>(
     let query = sqlx::query(
         "INSERT INTO transcripts (account_id, status, created_at, completed_at, upload_id, options,
             webhook_auth, audio_duration, error, policy_version, delete_after, delete_by,
-            deleted_at, deletion_reason, final_artifact_id, id, revision)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            deleted_at, deletion_reason, final_artifact_id, settled, id, revision)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     bind_transcript(query, t)
         .bind(t.id.to_string())
@@ -523,6 +528,7 @@ fn bind_transcript<'q>(
         .bind(opt_micros(t.deletion.map(|d| d.at)))
         .bind(t.deletion.map(|d| d.reason.as_str()))
         .bind(t.final_artifact_id.map(|id| id.to_string()))
+        .bind(t.settled)
 }
 
 #[async_trait]
@@ -546,7 +552,7 @@ impl ArtifactIndex for SqliteStore {
             "UPDATE transcripts SET account_id = ?, status = ?, created_at = ?, completed_at = ?,
                 upload_id = ?, options = ?, webhook_auth = ?, audio_duration = ?, error = ?,
                 policy_version = ?, delete_after = ?, delete_by = ?, deleted_at = ?,
-                deletion_reason = ?, final_artifact_id = ?, revision = revision + 1
+                deletion_reason = ?, final_artifact_id = ?, settled = ?, revision = revision + 1
              WHERE id = ? AND revision = ?",
         );
         let done = bind_transcript(query, t)
@@ -638,6 +644,22 @@ impl ArtifactIndex for SqliteStore {
              ORDER BY created_at LIMIT ?",
         )
         .bind(micros(created_before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(transcript_from_row).collect()
+    }
+
+    async fn unsettled_transcripts(
+        &self,
+        completed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transcript>> {
+        let rows = sqlx::query(
+            "SELECT * FROM transcripts INDEXED BY transcripts_unsettled
+             WHERE settled = 0 AND completed_at < ? ORDER BY completed_at LIMIT ?",
+        )
+        .bind(micros(completed_before))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -234,6 +234,17 @@ impl Sweeper {
         let (errored, failed) = self.error_stuck_transcripts(now).await?;
         report.stuck_transcripts_errored = errored;
         report.failed += failed;
+        // Transcripts a crash left between becoming terminal and scheduling their
+        // artifacts (a minute's grace for a finish in flight).
+        match self
+            .lethe
+            .settle_transcripts(now - Duration::minutes(1), self.config.batch_size)
+            .await
+        {
+            Ok((_, failed)) => report.failed += failed,
+            Err(LifecycleError::Storage(e)) => return Err(e),
+            Err(e) => tracing::warn!(error = %e, "could not settle transcripts"),
+        }
         // Retention changes first: what they shorten may be due in this very pass.
         match self
             .lethe

@@ -256,6 +256,16 @@ impl ArtifactIndex for FaultyIndex {
         self.faults.check("index.stuck_transcripts")?;
         self.inner.stuck_transcripts(created_before, limit).await
     }
+    async fn unsettled_transcripts(
+        &self,
+        completed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Transcript>> {
+        self.faults.check("index.unsettled_transcripts")?;
+        self.inner
+            .unsettled_transcripts(completed_before, limit)
+            .await
+    }
     async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
         self.faults.check("index.insert_artifact")?;
         self.inner.insert_artifact(a).await
