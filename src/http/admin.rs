@@ -249,7 +249,7 @@ pub async fn run_sweep(
         }
     };
     let mut finished = state.sweeper.last_report();
-    let started = state.sweeper.start_pass();
+    let started = state.sweeper.start_pass().await;
     if wait {
         // Ends when the pass does; the request timeout bounds the wait, never the pass.
         let ended = finished
@@ -290,13 +290,19 @@ pub async fn get_sweep(
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound("no sweep with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let report = state
-        .lethe
-        .backends
-        .audit
-        .sweep(id)
-        .await?
-        .ok_or_else(not_found)?;
+    let report = match state.lethe.backends.audit.sweep(id).await? {
+        Some(report) => report,
+        // Started a moment ago in this instance, not recorded yet.
+        None if state.sweeper.running_pass() == Some(id) => SweepReport {
+            id,
+            instance: state.lethe.instance.clone(),
+            state: SweepState::Running,
+            started_at: state.lethe.now(),
+            finished_at: state.lethe.now(),
+            ..Default::default()
+        },
+        None => return Err(not_found()),
+    };
     Ok(Json(render_sweep(&report)))
 }
 

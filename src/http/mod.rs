@@ -8,6 +8,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod dto;
 pub mod error;
 pub mod gateway;
 pub mod internal;

@@ -57,32 +57,6 @@ pub struct UploadResponse {
     pub upload_url: String,
 }
 
-/// `POST /v2/transcript`. AssemblyAI's request fields are accepted and echoed; text inputs
-/// (prompts, key terms, custom spelling, word boost, webhook URL and auth) are stored as a
-/// tracked `text_input` artifact. Fields not listed are accepted too.
-#[derive(Serialize, ToSchema)]
-pub struct TranscriptRequest {
-    /// An `upload_url` of this account, or any http(s) URL.
-    pub audio_url: String,
-    pub speech_model: Option<String>,
-    pub speech_models: Option<Vec<String>>,
-    pub language_code: Option<String>,
-    pub punctuate: Option<bool>,
-    pub format_text: Option<bool>,
-    pub speaker_labels: Option<bool>,
-    pub keyterms_prompt: Option<Vec<String>>,
-    pub prompt: Option<String>,
-    pub custom_spelling: Option<Vec<serde_json::Value>>,
-    pub word_boost: Option<Vec<String>>,
-    /// `low`, `default` or `high`.
-    pub boost_param: Option<String>,
-    pub webhook_url: Option<String>,
-    pub webhook_auth_header_name: Option<String>,
-    /// Stored, never echoed: the response has `webhook_auth` instead.
-    pub webhook_auth_header_value: Option<String>,
-    pub speech_understanding: Option<serde_json::Value>,
-}
-
 /// The Transcript object, as AssemblyAI's. Result fields the pipeline stored appear too.
 /// Once deleted (or past `delete_after`): `text` is `Deleted by user.` or `Deleted by
 /// retention policy.`, `audio_url`/`webhook_url` the matching sentinel URL, `id`,

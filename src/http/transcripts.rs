@@ -9,66 +9,14 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::auth::Customer;
-use super::error::{ApiError, AppJson, JsonObject};
+use super::dto::{TranscriptRequest, TRANSCRIPT_REQUEST_FIELDS};
+use super::error::{ApiError, JsonObject};
 use super::AppState;
 use crate::domain::{Artifact, Content, DeletionReason, Transcript, TranscriptStatus};
 use crate::lifecycle::{
     AudioSource, LifecycleError, NewTranscript, RetentionView, TranscriptContent,
 };
 use crate::storage::TranscriptQuery;
-
-/// Request fields that are options, not content: stored with the transcript and echoed.
-pub const OPTION_FIELDS: &[&str] = &[
-    "speech_model",
-    "speech_models",
-    "language_code",
-    "language_codes",
-    "language_detection",
-    "language_confidence_threshold",
-    "punctuate",
-    "format_text",
-    "disfluencies",
-    "dual_channel",
-    "multichannel",
-    "audio_start_from",
-    "audio_end_at",
-    "filter_profanity",
-    "speaker_labels",
-    "speakers_expected",
-    "redact_pii",
-    "redact_pii_audio",
-    "redact_pii_audio_quality",
-    "redact_pii_policies",
-    "redact_pii_sub",
-    "redact_pii_return_unredacted",
-    "content_safety",
-    "content_safety_confidence",
-    "iab_categories",
-    "sentiment_analysis",
-    "auto_chapters",
-    "entity_detection",
-    "summarization",
-    "summary_model",
-    "summary_type",
-    "auto_highlights",
-    "speech_threshold",
-    "temperature",
-    "remove_audio_tags",
-    "domain",
-];
-
-/// Request fields that are content (retention.md §2 `text_input`): stored as an artifact.
-pub const TEXT_INPUT_FIELDS: &[&str] = &[
-    "keyterms_prompt",
-    "prompt",
-    "custom_spelling",
-    "word_boost",
-    "boost_param",
-    "webhook_url",
-    "webhook_auth_header_name",
-    "webhook_auth_header_value",
-    "speech_understanding",
-];
 
 /// Result fields nulled in a redacted transcript, beyond whatever the pipeline stored.
 const RESULT_FIELDS: &[&str] = &["text", "words", "utterances", "confidence"];
@@ -100,93 +48,6 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Boolean request options.
-const BOOL_FIELDS: &[&str] = &[
-    "punctuate",
-    "format_text",
-    "disfluencies",
-    "dual_channel",
-    "multichannel",
-    "filter_profanity",
-    "speaker_labels",
-    "redact_pii",
-    "redact_pii_audio",
-    "redact_pii_return_unredacted",
-    "content_safety",
-    "iab_categories",
-    "sentiment_analysis",
-    "auto_chapters",
-    "entity_detection",
-    "summarization",
-    "auto_highlights",
-    "language_detection",
-];
-
-fn check_type(field: &str, value: &Value) -> Result<(), ApiError> {
-    let ok = match field {
-        f if BOOL_FIELDS.contains(&f) => value.is_boolean() || value.is_null(),
-        "speech_model"
-        | "language_code"
-        | "prompt"
-        | "webhook_url"
-        | "webhook_auth_header_name"
-        | "webhook_auth_header_value"
-        | "redact_pii_audio_quality"
-        | "redact_pii_sub"
-        | "summary_model"
-        | "summary_type"
-        | "remove_audio_tags"
-        | "domain" => value.is_string() || value.is_null(),
-        "boost_param" => {
-            value.is_null() || matches!(value.as_str(), Some("low" | "default" | "high"))
-        }
-        "speech_models"
-        | "keyterms_prompt"
-        | "word_boost"
-        | "language_codes"
-        | "redact_pii_policies" => {
-            value.is_null()
-                || value
-                    .as_array()
-                    .is_some_and(|items| items.iter().all(Value::is_string))
-        }
-        "custom_spelling" => {
-            value.is_null()
-                || value
-                    .as_array()
-                    .is_some_and(|items| items.iter().all(Value::is_object))
-        }
-        "speech_understanding" => value.is_object() || value.is_null(),
-        "speakers_expected" | "audio_start_from" | "audio_end_at" | "content_safety_confidence" => {
-            value.is_null() || value.as_u64().is_some()
-        }
-        "language_confidence_threshold" | "speech_threshold" | "temperature" => {
-            value.is_null() || value.is_number()
-        }
-        _ => true,
-    };
-    if ok {
-        return Ok(());
-    }
-    let expected = match field {
-        "boost_param" => "one of \"low\", \"default\" or \"high\"",
-        "speech_models"
-        | "keyterms_prompt"
-        | "word_boost"
-        | "language_codes"
-        | "redact_pii_policies" => "a list of strings",
-        "custom_spelling" => "a list of objects like {\"from\": [\"...\"], \"to\": \"...\"}",
-        "speech_understanding" => "an object",
-        "speakers_expected" | "audio_start_from" | "audio_end_at" | "content_safety_confidence" => {
-            "a non-negative integer"
-        }
-        "language_confidence_threshold" | "speech_threshold" | "temperature" => "a number",
-        f if BOOL_FIELDS.contains(&f) => "true or false",
-        _ => "a string",
-    };
-    Err(ApiError::bad_request(format!("{field} must be {expected}")))
-}
-
 /// The audio source of a request: one of this server's upload URLs, or any http(s) URL.
 fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiError> {
     let parsed = url::Url::parse(audio_url)
@@ -207,53 +68,25 @@ fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiErr
 
 /// `POST /v2/transcript`
 #[utoipa::path(post, path = "/v2/transcript", tag = "public", security(("api_key" = [])),
-    request_body = super::openapi::TranscriptRequest,
+    request_body = super::dto::TranscriptRequest,
     responses((status = 200, description = "The queued transcript", body = super::openapi::TranscriptObject),
         (status = 400, description = "Malformed JSON, wrong types or missing audio_url; nothing stored", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
         (status = 403, description = "audio_url is another account's upload", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody)))]
 pub async fn create_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
-    AppJson(body): AppJson<Value>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Value::Object(mut body) = body else {
-        return Err(ApiError::bad_request(
-            "request body must be a JSON object with at least audio_url",
-        ));
-    };
-    let audio_url = match body.remove("audio_url") {
-        Some(Value::String(url)) => url,
-        Some(_) => return Err(ApiError::bad_request("audio_url must be a string")),
-        None => {
-            return Err(ApiError::bad_request(
-                "audio_url is required: the URL of the audio to transcribe",
-            ))
-        }
-    };
-    for (field, value) in &body {
-        check_type(field, value)?;
-    }
-    let audio = audio_source(&state, &audio_url)?;
-    let mut options = Map::new();
-    let mut inputs = Map::new();
-    for (field, value) in body {
-        if value.is_null() {
-            continue;
-        }
-        // Anything not known to be a plain option is treated as content.
-        let is_option =
-            OPTION_FIELDS.contains(&field.as_str()) || value.is_boolean() || value.is_number();
-        if is_option && !TEXT_INPUT_FIELDS.contains(&field.as_str()) {
-            options.insert(field, value);
-        } else {
-            inputs.insert(field, value);
-        }
-    }
-    let webhook_auth = inputs.contains_key("webhook_auth_header_value");
-    let text_inputs = (!inputs.is_empty()).then(|| Content::new(Value::Object(inputs).to_string()));
+    let request = TranscriptRequest::parse(&body)?;
+    let audio = audio_source(&state, &request.audio_url)?;
+    let webhook_auth = request
+        .text_inputs
+        .contains_key("webhook_auth_header_value");
+    let text_inputs = (!request.text_inputs.is_empty())
+        .then(|| Content::new(Value::Object(request.text_inputs).to_string()));
     let new = NewTranscript {
         audio,
-        options: Value::Object(options),
+        options: Value::Object(request.options),
         text_inputs,
         webhook_auth,
     };
@@ -280,8 +113,8 @@ pub fn render_transcript(state: &AppState, view: &TranscriptContent) -> Value {
     obj.insert("error".into(), json!(t.error));
     for field in RESULT_FIELDS
         .iter()
-        .chain(OPTION_FIELDS)
-        .chain(TEXT_INPUT_FIELDS)
+        .chain(TRANSCRIPT_REQUEST_FIELDS)
+        .filter(|f| **f != "audio_url")
     {
         obj.insert((*field).into(), Value::Null);
     }
@@ -421,11 +254,18 @@ impl ListParams {
         };
         let created_on = match query.get("created_on") {
             None => None,
-            Some(raw) => Some(NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
-                ApiError::bad_request(format!(
-                    "created_on must be a date like 2024-03-11; got {raw:?}"
-                ))
-            })?),
+            Some(raw) => Some(
+                NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                    .ok()
+                    // Within the range a transcript can have been created in; a date like
+                    // +262142-12-31 once overflowed the list query.
+                    .filter(|d| (1970..=9999).contains(&chrono::Datelike::year(d)))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "created_on must be a date like 2024-03-11 between 1970 and 9999; got {raw:?}"
+                        ))
+                    })?,
+            ),
         };
         let id = |name: &str| -> Result<Option<Uuid>, ApiError> {
             query

@@ -602,11 +602,14 @@ impl ArtifactIndex for SqliteStore {
         }
         if let Some(day) = q.created_on {
             let start = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
-            if let Some(start) = start {
-                query.push(" AND created_at >= ").push_bind(micros(start));
-                query
-                    .push(" AND created_at < ")
-                    .push_bind(micros(start + Duration::days(1)));
+            let end = start.and_then(|s| s.checked_add_signed(Duration::days(1)));
+            match (start, end) {
+                (Some(start), Some(end)) => {
+                    query.push(" AND created_at >= ").push_bind(micros(start));
+                    query.push(" AND created_at < ").push_bind(micros(end));
+                }
+                // A day no transcript can have been created on.
+                _ => return Ok(Vec::new()),
             }
         }
         if let Some(before) = q.before_id {

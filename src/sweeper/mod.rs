@@ -109,13 +109,21 @@ impl Sweeper {
 
     /// Starts a pass detached from the caller and returns its id at once; if a pass is
     /// already running in this process, returns that one's id instead of starting another.
-    pub fn start_pass(self: &Arc<Self>) -> StartedPass {
-        let Ok(guard) = self.pass_lock.clone().try_lock_owned() else {
-            let id = self.running_pass().unwrap_or_default();
-            return StartedPass {
-                id,
-                already_running: true,
-            };
+    pub async fn start_pass(self: &Arc<Self>) -> StartedPass {
+        let guard = loop {
+            match self.pass_lock.clone().try_lock_owned() {
+                Ok(guard) => break guard,
+                Err(_) => {
+                    if let Some(id) = self.running_pass() {
+                        return StartedPass {
+                            id,
+                            already_running: true,
+                        };
+                    }
+                    // The holder has the lock but has not named its pass yet.
+                    tokio::task::yield_now().await;
+                }
+            }
         };
         let now = self.lethe.now();
         let id = new_id(now);

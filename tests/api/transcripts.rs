@@ -85,7 +85,7 @@ async fn bad_create_requests_are_400_with_a_clear_error_and_store_nothing() {
         ),
         (
             r#"{"audio_url": "https://example.com/a.mp3", "keyterms_prompt": "one"}"#,
-            "keyterms_prompt must be a list of strings",
+            "keyterms_prompt must be a list",
         ),
         (
             r#"{"audio_url": "https://example.com/a.mp3", "boost_param": "max"}"#,

@@ -10,7 +10,8 @@
 //! CI runs a fixed seed set (`LETHE_SIM_SEEDS`, default 12 on the embedded profile and 4
 //! on the AWS profile, 160 steps each). Thousands:
 //! `LETHE_SIM_SEEDS=2000 LETHE_SIM_STEPS=300 cargo test --release --test simulation -- --nocapture`;
-//! one seed: `LETHE_SIM_SEED=42 cargo test --test simulation -- --nocapture`.
+//! one seed: `LETHE_SIM_SEED=42 cargo test --test simulation -- --nocapture`; another
+//! range: `LETHE_SIM_FIRST_SEED=1000`.
 
 mod oracle;
 mod steps;
@@ -88,7 +89,11 @@ async fn seeded_runs_never_delete_early_never_miss_and_never_lose_a_deletion() {
     let (default_seeds, default_steps) = if aws { (4, 120) } else { (12, 160) };
     let seeds: Vec<u64> = match env_number("LETHE_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (1..=env_number("LETHE_SIM_SEEDS").unwrap_or(default_seeds)).collect(),
+        None => {
+            let first = env_number("LETHE_SIM_FIRST_SEED").unwrap_or(1);
+            let count = env_number("LETHE_SIM_SEEDS").unwrap_or(default_seeds);
+            (first..first + count).collect()
+        }
     };
     let len = env_number("LETHE_SIM_STEPS").unwrap_or(default_steps) as usize;
     let mut total = Stats::default();
