@@ -196,12 +196,14 @@ pub async fn delete_claimed(
     recheck.dedup();
 
     // Steps 6 and 7: tombstones, then the index.
-    let tombstones: Vec<Tombstone> = gone
+    let mut tombstones: Vec<Tombstone> = gone
         .iter()
         .map(|a| Tombstone::for_artifact(a, now, &claim.owner))
         .collect();
     if !tombstones.is_empty() {
-        backends.audit.record_tombstones(&tombstones).await?;
+        // A deletion redone after a crash keeps its first tombstone, and the index says
+        // the same.
+        tombstones = backends.audit.record_tombstones(&tombstones).await?;
         backends.index.finish(&tombstones).await?;
     }
     for t in &tombstones {

@@ -304,8 +304,10 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
 
 #[async_trait]
 pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
-    /// Writes tombstones; one per artifact ever, so a repeated write is a no-op.
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()>;
+    /// Writes tombstones; one per artifact ever, so a repeated write is a no-op. Returns
+    /// the tombstones on record, in order: the given one, or for an artifact that already
+    /// had one (a deletion redone after a crash), the first.
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>>;
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>>;
     /// An account's tombstones by artifact id after `after`, at most `limit`.
     async fn tombstones(

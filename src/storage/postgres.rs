@@ -327,9 +327,9 @@ impl AuditLog for PostgresStore {
         rows.iter().map(usage_from_row).collect()
     }
 
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
         if tombstones.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Multi-row inserts of TOMBSTONE_ROWS rows (11 parameters each, well under the
         // protocol's 65,535), all in one transaction.
@@ -355,8 +355,21 @@ impl AuditLog for PostgresStore {
             builder.push(" ON CONFLICT (artifact_id) DO NOTHING");
             builder.build().execute(&mut *tx).await?;
         }
+        // What is on record now: these, or the first ones of a deletion redone.
+        let ids: Vec<ArtifactId> = tombstones.iter().map(|t| t.artifact_id).collect();
+        let rows = sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(())
+        let mut stored: std::collections::HashMap<ArtifactId, Tombstone> = rows
+            .iter()
+            .map(|r| tombstone_from_row(r).map(|t| (t.artifact_id, t)))
+            .collect::<Result<_>>()?;
+        Ok(tombstones
+            .iter()
+            .map(|t| stored.remove(&t.artifact_id).unwrap_or_else(|| t.clone()))
+            .collect())
     }
 
     async fn tombstones(

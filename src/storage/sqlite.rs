@@ -992,10 +992,11 @@ impl AuditLog for SqliteStore {
         rows.iter().map(usage_from_row).collect()
     }
 
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
         let mut tx = self.pool.begin().await?;
+        let mut on_record = Vec::with_capacity(tombstones.len());
         for t in tombstones {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes,
                     anchor_at, delete_after, delete_by, deleted_at, reason, deleted_by)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -1014,9 +1015,18 @@ impl AuditLog for SqliteStore {
             .bind(&t.deleted_by)
             .execute(&mut *tx)
             .await?;
+            if inserted.rows_affected() == 1 {
+                on_record.push(t.clone());
+            } else {
+                let row = sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ?")
+                    .bind(t.artifact_id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                on_record.push(tombstone_from_row(&row)?);
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(on_record)
     }
 
     async fn tombstones(

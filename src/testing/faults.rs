@@ -441,7 +441,7 @@ struct FaultyAudit {
 
 #[async_trait]
 impl AuditLog for FaultyAudit {
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<()> {
+    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
         self.faults.check("audit.record_tombstones")?;
         self.inner.record_tombstones(tombstones).await
     }
