@@ -833,7 +833,11 @@ impl Lethe {
             Some(id) => Some(self.transcript(&account, id).await?),
             None => None,
         };
-        let zdr = llm_gateway_has_zero_data_retention(&account.settings, &request.provider);
+        let zdr = llm_gateway_has_zero_data_retention(
+            &account.settings,
+            &request.provider,
+            &request.model,
+        );
         let artifact = match request.content {
             Some(content) if !zdr => Some(match &transcript {
                 Some(t) => self.link_speech_understanding(t, &account, content).await?,

@@ -247,13 +247,94 @@ impl Schedule {
     }
 }
 
-/// LLM providers whose traffic gets zero data retention under a BAA (§6).
-pub const ZDR_PROVIDERS_UNDER_BAA: &[&str] = &["anthropic", "google"];
+/// Who serves an LLM Gateway request, as far as §6 cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LlmProvider {
+    /// Anthropic (Claude), directly or through a cloud.
+    Anthropic,
+    /// Google (Gemini, Vertex AI).
+    Google,
+    /// A provider Lethe knows and whose traffic §6 does not give zero data retention.
+    Other,
+    /// A provider Lethe cannot classify.
+    Unknown,
+}
 
-/// §6 LLM Gateway: with a BAA and an Anthropic or Google model (or on a ZDR account) the
-/// inputs and outputs are never persisted, only usage metadata.
-pub fn llm_gateway_has_zero_data_retention(settings: &RetentionSettings, provider: &str) -> bool {
-    settings.zero_data_retention || (settings.baa && ZDR_PROVIDERS_UNDER_BAA.contains(&provider))
+/// Providers (and model families) Lethe knows not to be Anthropic or Google, as
+/// normalised names (lowercase letters and digits only).
+const OTHER_PROVIDERS: &[&str] = &[
+    "openai",
+    "azure",
+    "azureopenai",
+    "mistral",
+    "mistralai",
+    "cohere",
+    "meta",
+    "llama",
+    "groq",
+    "deepseek",
+    "xai",
+    "grok",
+    "perplexity",
+    "together",
+    "togetherai",
+    "fireworks",
+    "assemblyai",
+    "gpt",
+];
+
+/// Lowercase letters and digits only: `" Anthropic"`, `"ANTHROPIC\t"` and `"anthropic"`
+/// are one provider.
+fn normalised(text: &str) -> String {
+    text.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Classifies a request by its provider and model, however they are spelled: the model
+/// family wins (a Claude model through any cloud is Anthropic's), then the provider's
+/// name. Anything Lethe does not recognise is `Unknown`.
+pub fn classify_llm_provider(provider: &str, model: &str) -> LlmProvider {
+    let (provider, model) = (normalised(provider), normalised(model));
+    let anthropic = |s: &str| s.contains("anthropic") || s.contains("claude");
+    let google = |s: &str| {
+        s.contains("google")
+            || s.contains("gemini")
+            || s.contains("vertex")
+            || s.contains("palm")
+            || s.contains("bison")
+            || s.contains("gemma")
+    };
+    if anthropic(&model) {
+        LlmProvider::Anthropic
+    } else if google(&model) {
+        LlmProvider::Google
+    } else if anthropic(&provider) {
+        LlmProvider::Anthropic
+    } else if google(&provider) {
+        LlmProvider::Google
+    } else if OTHER_PROVIDERS
+        .iter()
+        .any(|p| provider == *p || provider.starts_with(p))
+    {
+        LlmProvider::Other
+    } else {
+        LlmProvider::Unknown
+    }
+}
+
+/// §6 LLM Gateway: on a ZDR account, or with a BAA and an Anthropic or Google model, the
+/// inputs and outputs are never persisted, only usage metadata. **(decision)** Under a BAA
+/// the rule is default-deny: a provider Lethe cannot classify is treated as one that
+/// gets zero data retention, so its content is not stored either.
+pub fn llm_gateway_has_zero_data_retention(
+    settings: &RetentionSettings,
+    provider: &str,
+    model: &str,
+) -> bool {
+    settings.zero_data_retention
+        || (settings.baa && classify_llm_provider(provider, model) != LlmProvider::Other)
 }
 
 /// §6 Streaming: an account that opted out of model training, or has ZDR, gets zero data
@@ -514,18 +595,72 @@ mod tests {
     #[test]
     fn s6_llm_gateway_with_a_baa_and_anthropic_or_google_has_zero_data_retention() {
         for provider in ["anthropic", "google"] {
-            assert!(llm_gateway_has_zero_data_retention(&baa_mode(), provider));
+            assert!(llm_gateway_has_zero_data_retention(
+                &baa_mode(),
+                provider,
+                "m"
+            ));
             assert!(!llm_gateway_has_zero_data_retention(
                 &default_mode(),
-                provider
+                provider,
+                "m"
             ));
         }
-        assert!(!llm_gateway_has_zero_data_retention(&baa_mode(), "openai"));
+        assert!(!llm_gateway_has_zero_data_retention(
+            &baa_mode(),
+            "openai",
+            "gpt-4o"
+        ));
         let zdr = RetentionSettings {
             zero_data_retention: true,
             ..Default::default()
         };
-        assert!(llm_gateway_has_zero_data_retention(&zdr, "openai"));
+        assert!(llm_gateway_has_zero_data_retention(
+            &zdr, "openai", "gpt-4o"
+        ));
+    }
+
+    #[test]
+    fn s6_baa_zero_data_retention_cannot_be_bypassed_by_spelling() {
+        // Spellings that were stored under a BAA before.
+        for (provider, model) in [
+            (" anthropic", "m"),
+            ("ANTHROPIC\t", "m"),
+            ("Anthropic", "m"),
+            ("google-vertex", "m"),
+            ("gemini", "m"),
+            ("claude", "m"),
+            ("aws-bedrock", "anthropic.claude-3-5-sonnet"),
+            ("openrouter", "google/gemini-2.0-flash"),
+            ("vertex_ai", "m"),
+        ] {
+            assert!(
+                llm_gateway_has_zero_data_retention(&baa_mode(), provider, model),
+                "{provider:?} {model:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn s6_decision_under_a_baa_an_unclassifiable_provider_is_not_stored() {
+        assert_eq!(
+            classify_llm_provider("acme-llm", "acme-1"),
+            LlmProvider::Unknown
+        );
+        assert!(llm_gateway_has_zero_data_retention(
+            &baa_mode(),
+            "acme-llm",
+            "acme-1"
+        ));
+        assert!(!llm_gateway_has_zero_data_retention(
+            &default_mode(),
+            "acme-llm",
+            "acme-1"
+        ));
+        assert_eq!(
+            classify_llm_provider("OpenAI ", "gpt-4o"),
+            LlmProvider::Other
+        );
     }
     #[test]
     fn s6_streaming_has_zero_data_retention_when_opted_out_of_training_or_zdr() {

@@ -115,3 +115,46 @@ async fn unknown_fields_are_refused_and_never_reach_the_transcript_row() {
         );
     }
 }
+
+/// A BAA account's LLM Gateway traffic to Anthropic or Google was stored when the
+/// provider was spelled `" anthropic"`, `"ANTHROPIC\t"`, `"google-vertex"`, `"gemini"` or
+/// `"claude"`; and a provider Lethe cannot classify is not stored either (default-deny).
+#[tokio::test]
+async fn s6_baa_zero_data_retention_is_not_bypassed_by_spelling_and_unknown_providers_are_denied() {
+    let app = spawn_app().await;
+    let (account, _) = app
+        .account_with(json!({"name": "clinic", "baa": true}))
+        .await;
+    for (provider, model) in [
+        (" anthropic", "claude-3-5-sonnet"),
+        ("ANTHROPIC\t", "m-1"),
+        ("google-vertex", "m-1"),
+        ("gemini", "gemini-2.0"),
+        ("claude", "x"),
+        ("aws-bedrock", "anthropic.claude-3"),
+        ("acme-llm", "acme-1"),
+    ] {
+        let response = app
+            .internal(Method::POST, "/internal/v1/llm-gateway/requests")
+            .json(&json!({"account_id": account, "provider": provider, "model": model,
+                           "input": [{"role": "user", "content": "PHI-TEXT"}], "output": {"text": "x"}}))
+            .send()
+            .await
+            .expect("request");
+        let body = expect_json(response, StatusCode::CREATED).await;
+        assert_eq!(body["stored"], false, "{provider:?} {model:?}: {body}");
+    }
+    let stored = app
+        .internal(Method::POST, "/internal/v1/llm-gateway/requests")
+        .json(
+            &json!({"account_id": account, "provider": "openai", "model": "gpt-4o",
+                       "input": "x", "output": "y"}),
+        )
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        expect_json(stored, StatusCode::CREATED).await["stored"],
+        true
+    );
+}
