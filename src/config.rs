@@ -98,6 +98,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "time limit of one HTTP request (uploads excepted)",
         "60s",
     ),
+    (
+        "header_read_timeout",
+        "a connection that has not sent a whole request head within this is closed",
+        "10s",
+    ),
+    (
+        "body_idle_timeout",
+        "a streamed body (upload, intermediate) that sends nothing for this long is stopped",
+        "30s",
+    ),
     ("log_format", "`pretty` or `json`", "pretty"),
     (
         "dynamodb_table",
@@ -171,6 +181,8 @@ pub struct Config {
     pub reconcile_grace: Duration,
     pub max_upload_bytes: u64,
     pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
     pub log_format: LogFormat,
     pub dynamodb_table: Option<String>,
     pub s3_bucket: Option<String>,
@@ -314,6 +326,8 @@ impl Config {
             reconcile_grace: duration("reconcile_grace", "1h")?,
             max_upload_bytes: number("max_upload_bytes", "2200000000")?,
             request_timeout: duration("request_timeout", "60s")?,
+            header_read_timeout: duration("header_read_timeout", "10s")?,
+            body_idle_timeout: duration("body_idle_timeout", "30s")?,
             log_format,
             dynamodb_table: optional("dynamodb_table"),
             s3_bucket: optional("s3_bucket"),
@@ -335,6 +349,20 @@ impl Config {
             deletion_sla: self.deletion_sla,
             indefinite_retention: self.indefinite_retention,
         }
+    }
+
+    /// How long a streamed body may send nothing before it is stopped.
+    pub fn body_idle_timeout(&self) -> std::time::Duration {
+        self.body_idle_timeout
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(30))
+    }
+
+    /// How long a connection may take to send a whole request head.
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        self.header_read_timeout
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(10))
     }
 
     pub fn public_base_url(&self) -> String {

@@ -315,9 +315,9 @@ impl App {
         tracker.spawn(self.sweeper.clone().run(shutdown.child_token()));
         tracker.close();
         let router = crate::http::router(self.http_state(tokens));
+        let header_read = self.config.header_read_timeout();
         let served = match tls {
-            None => axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            None => crate::http::server::serve(listener, router, header_read, shutdown.clone())
                 .await
                 .context("the HTTP server failed"),
             Some(tls) => {
@@ -328,14 +328,16 @@ impl App {
                     stop.cancelled().await;
                     stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
                 });
-                axum_server::from_tcp_rustls(
+                let mut server = axum_server::from_tcp_rustls(
                     listener.into_std()?,
                     axum_server::tls_rustls::RustlsConfig::from_config(tls),
-                )
-                .handle(handle)
-                .serve(router.into_make_service())
-                .await
-                .context("the HTTPS server failed")
+                );
+                crate::http::server::limit_connections(server.http_builder(), header_read);
+                server
+                    .handle(handle)
+                    .serve(router.into_make_service())
+                    .await
+                    .context("the HTTPS server failed")
             }
         };
         // Whatever ended the server also ends the sweeper; passes in progress finish.

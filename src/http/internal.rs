@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::auth::Internal;
 use super::error::{ApiError, AppJson, JsonObject};
-use super::uploads::{limited_body, stream_error};
+use super::uploads::limited_body;
 use super::AppState;
 use crate::domain::{Content, Transcript};
 use crate::lifecycle::LifecycleError;
@@ -73,14 +73,15 @@ pub async fn put_intermediate(
         ));
     }
     let limit = state.config.max_upload_bytes;
-    let (stream, exceeded) = limited_body(&headers, body, limit).await?;
+    let (stream, outcome) =
+        limited_body(&headers, body, limit, state.config.body_idle_timeout()).await?;
     let artifact = state
         .lethe
         .put_intermediate(id, &name, stream)
         .await
         .map_err(|e| match e {
             LifecycleError::NotFound => not_found(e),
-            e => stream_error(e, &exceeded, limit),
+            e => outcome.error(e, limit),
         })?;
     Ok((
         StatusCode::CREATED,

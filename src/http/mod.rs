@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod internal;
 pub mod openapi;
+pub mod server;
 pub mod training;
 pub mod transcripts;
 pub mod uploads;

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,13 +18,24 @@ use super::AppState;
 use crate::lifecycle::LifecycleError;
 use crate::storage::ByteStream;
 
-/// A request body as a byte stream that fails once it passes `limit` bytes, and whether
-/// it did. Refuses an empty body up front.
+/// What happened to a streamed request body: past the size limit, or broken off by the
+/// client (a malformed chunked body, a disconnect, a stall past the idle timeout).
+#[derive(Clone, Debug, Default)]
+pub struct BodyOutcome {
+    exceeded: Arc<AtomicBool>,
+    broken: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
+}
+
+/// A request body as a byte stream that fails once it passes `limit` bytes, or when no
+/// chunk arrives for `idle` (a stalled client), and what happened to it. Refuses an empty
+/// body up front.
 pub async fn limited_body(
     headers: &HeaderMap,
     body: Body,
     limit: u64,
-) -> Result<(ByteStream, Arc<AtomicBool>), ApiError> {
+    idle: std::time::Duration,
+) -> Result<(ByteStream, BodyOutcome), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -32,28 +43,86 @@ pub async fn limited_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large(limit));
     }
-    let exceeded = Arc::new(AtomicBool::new(false));
-    let flag = exceeded.clone();
+    let outcome = BodyOutcome::default();
+    let (exceeded, broken, stalled) = (
+        outcome.exceeded.clone(),
+        outcome.broken.clone(),
+        outcome.stalled.clone(),
+    );
     let mut total = 0u64;
-    let stream = body
-        .into_data_stream()
-        .map_err(std::io::Error::other)
-        .map(move |chunk| {
-            let chunk = chunk?;
+    // Each chunk must arrive within `idle` of the previous one; the stream ends at the
+    // first failure.
+    let chunks = futures::stream::unfold(
+        (body.into_data_stream(), false),
+        move |(mut chunks, failed)| async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout(idle, chunks.next()).await {
+                Err(_elapsed) => Some((Err(None), (chunks, true))),
+                Ok(None) => None,
+                Ok(Some(Err(e))) => Some((Err(Some(e)), (chunks, true))),
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), (chunks, false))),
+            }
+        },
+    );
+    let stream = chunks.map(move |next| match next {
+        Err(None) => {
+            stalled.store(true, Ordering::SeqCst);
+            Err(std::io::Error::other("the request body stalled"))
+        }
+        Err(Some(e)) => {
+            broken.store(true, Ordering::SeqCst);
+            Err(std::io::Error::other(e))
+        }
+        Ok(chunk) => {
             total += chunk.len() as u64;
             if total > limit {
-                flag.store(true, Ordering::SeqCst);
+                exceeded.store(true, Ordering::SeqCst);
                 return Err(std::io::Error::other("request body exceeds the size limit"));
             }
             Ok(chunk)
-        });
+        }
+    });
     let mut stream = Box::pin(stream.peekable());
-    if stream.as_mut().peek().await.is_none() {
-        return Err(ApiError::bad_request(
-            "the request body is empty; send the audio bytes as the body",
-        ));
+    match stream.as_mut().peek().await {
+        None => {
+            return Err(ApiError::bad_request(
+                "the request body is empty; send the audio bytes as the body",
+            ))
+        }
+        Some(Err(_)) => return Err(outcome.client_error(limit)),
+        Some(Ok(_)) => {}
     }
-    Ok((boxed(stream), exceeded))
+    Ok((boxed(stream), outcome))
+}
+
+impl BodyOutcome {
+    /// The client's part in a failed streamed write, if it had one.
+    fn client_error(&self, limit: u64) -> ApiError {
+        if self.exceeded.load(Ordering::SeqCst) {
+            too_large(limit)
+        } else if self.stalled.load(Ordering::SeqCst) {
+            ApiError::RequestTimeout("the request body stopped arriving; send it again".into())
+        } else {
+            ApiError::bad_request(
+                "the request body could not be read (malformed chunked encoding, or the connection was closed)",
+            )
+        }
+    }
+
+    /// Maps a failed streamed write: the client's fault (too large, stalled, broken off)
+    /// as a 4xx, anything else as it is.
+    pub fn error(&self, error: LifecycleError, limit: u64) -> ApiError {
+        let client = self.exceeded.load(Ordering::SeqCst)
+            || self.broken.load(Ordering::SeqCst)
+            || self.stalled.load(Ordering::SeqCst);
+        if client {
+            self.client_error(limit)
+        } else {
+            error.into()
+        }
+    }
 }
 
 fn boxed(stream: impl Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static) -> ByteStream {
@@ -64,15 +133,6 @@ pub fn too_large(limit: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!(
         "the body exceeds the maximum size of {limit} bytes"
     ))
-}
-
-/// Maps a failed streamed write: the size limit if it was hit, the error otherwise.
-pub fn stream_error(error: LifecycleError, exceeded: &AtomicBool, limit: u64) -> ApiError {
-    if exceeded.load(Ordering::SeqCst) {
-        too_large(limit)
-    } else {
-        error.into()
-    }
 }
 
 /// `POST /v2/upload`
@@ -90,12 +150,13 @@ pub async fn upload(
     if account.settings.zero_data_retention {
         return Err(LifecycleError::ZeroDataRetention.into());
     }
-    let (stream, exceeded) = limited_body(&headers, body, limit).await?;
+    let (stream, outcome) =
+        limited_body(&headers, body, limit, state.config.body_idle_timeout()).await?;
     let artifact = state
         .lethe
         .upload(&account, stream)
         .await
-        .map_err(|e| stream_error(e, &exceeded, limit))?;
+        .map_err(|e| outcome.error(e, limit))?;
     Ok(Json(
         json!({ "upload_url": format!("{}/v2/upload/{}", state.base_url, artifact.id) }),
     ))

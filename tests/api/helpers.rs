@@ -58,12 +58,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         admin: SecretString::from(ADMIN),
         internal: SecretString::from(INTERNAL),
     };
+    let header_read = app.config.header_read_timeout();
     let router = lethe::http::router(app.http_state(tokens));
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
+    // The production server loop, with its connection limits.
     tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
+        lethe::http::server::serve(listener, router, header_read, stop)
             .await
             .expect("server runs");
     });

@@ -158,3 +158,131 @@ async fn s6_baa_zero_data_retention_is_not_bypassed_by_spelling_and_unknown_prov
         true
     );
 }
+
+/// Reads until the server closes the connection (or `within` passes): what it sent.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let closed = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    closed
+        .ok()
+        .map(|()| String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// A connection that sends part of a request head (or nothing) stayed open, without
+/// authentication, for minutes.
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_request_head_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(|c| c.header_read_timeout = chrono::Duration::milliseconds(500)).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+
+    let mut partial = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: lethe\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let mut silent = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+
+    for (what, stream) in [("partial head", &mut partial), ("silent", &mut silent)] {
+        let seen = read_until_closed(stream, std::time::Duration::from_secs(5)).await;
+        assert!(
+            seen.is_some(),
+            "{what}: the connection was still open after 5 s (timeout 0.5 s)"
+        );
+    }
+    // The server itself is fine.
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+/// A stalled upload body never timed out.
+#[tokio::test]
+async fn a_stalled_upload_is_stopped_with_a_408_and_nothing_is_stored() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(|c| c.body_idle_timeout = chrono::Duration::milliseconds(500)).await;
+    let key = app.account().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v2/upload HTTP/1.1\r\nHost: lethe\r\nAuthorization: {key}\r\nContent-Length: 100000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&[7u8; 1000])
+        .await
+        .expect("some of the body");
+    // ... and then nothing.
+    let seen = read_until_closed(&mut stream, std::time::Duration::from_secs(5))
+        .await
+        .expect("the server answers and closes within 5 s");
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    assert!(seen.contains("stopped arriving"), "{seen}");
+    let files: Vec<_> = walk(&app.dir.path().join("content"));
+    assert!(files.is_empty(), "nothing stored: {files:?}");
+}
+
+/// A body that is not valid chunked encoding was a 500, logged as an internal error.
+#[tokio::test]
+async fn a_malformed_chunked_upload_is_a_400_not_a_500() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /v2/upload HTTP/1.1\r\nHost: lethe\r\nAuthorization: {key}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ-not-hex\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let seen = read_until_closed(&mut stream, std::time::Duration::from_secs(5))
+        .await
+        .expect("answered");
+    assert!(
+        seen.starts_with("HTTP/1.1 400") || seen.is_empty(),
+        "a malformed body is the client's error: {seen}"
+    );
+    assert!(!seen.starts_with("HTTP/1.1 500"), "{seen}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
