@@ -59,11 +59,37 @@ pub async fn delete_claimed(
     // batch at once (one read, one request, one claim), not per transcript.
     let mut linked_of: HashMap<ArtifactId, Vec<ArtifactId>> = HashMap::new();
     let batch: HashSet<ArtifactId> = claimed.iter().map(|a| a.id).collect();
-    let finals: Vec<(ArtifactId, TranscriptId, DeletionReason)> = claimed
+    // Only a transcript's own final transcript (the one that won the race to finish it)
+    // speaks for the transcript: a result a crashed or lost attempt left behind is deleted
+    // on its own, never cascading nor marking the transcript deleted.
+    let mut candidates: Vec<TranscriptId> = claimed
         .iter()
         .filter(|a| a.kind == ArtifactKind::FinalTranscript)
+        .filter_map(|a| a.transcript_id)
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    let owners: HashMap<TranscriptId, crate::domain::Transcript> = if candidates.is_empty() {
+        HashMap::new()
+    } else {
+        backends
+            .index
+            .transcripts(&candidates)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect()
+    };
+    let finals: Vec<(ArtifactId, TranscriptId, DeletionReason)> = claimed
+        .iter()
+        .filter(|a| {
+            a.transcript_id
+                .and_then(|t| owners.get(&t))
+                .is_some_and(|t| t.status.is_terminal() && t.is_final(a))
+        })
         .filter_map(|a| a.transcript_id.map(|t| (a.id, t, a.reason_for_deletion())))
         .collect();
+    let winners: HashSet<ArtifactId> = finals.iter().map(|(id, _, _)| *id).collect();
     // Everything of these transcripts not deleted and not already in the batch: the
     // cascade's candidates, and what decides whether a transcript's data key may go.
     let mut remaining: Vec<Artifact> = Vec::new();
@@ -142,7 +168,7 @@ pub async fn delete_claimed(
     // Step 4: the transcripts read as deleted once their final transcripts are gone.
     let deletions: Vec<(TranscriptId, TranscriptDeletion)> = gone
         .iter()
-        .filter(|a| a.kind == ArtifactKind::FinalTranscript)
+        .filter(|a| winners.contains(&a.id))
         .filter_map(|a| {
             a.transcript_id.map(|t| {
                 (
@@ -171,9 +197,12 @@ pub async fn delete_claimed(
             ArtifactKind::LlmGatewayIo | ArtifactKind::StreamingSession => {
                 a.transcript_id.is_none()
             }
-            ArtifactKind::FinalTranscript => !remaining
-                .iter()
-                .any(|r| r.transcript_id == a.transcript_id && !gone_ids.contains(&r.id)),
+            ArtifactKind::FinalTranscript => {
+                winners.contains(&a.id)
+                    && !remaining
+                        .iter()
+                        .any(|r| r.transcript_id == a.transcript_id && !gone_ids.contains(&r.id))
+            }
             _ => false,
         };
         let scope = crate::storage::encrypted::scope_of(&a.content_key);

@@ -441,3 +441,63 @@ async fn more_tombstones_than_one_statement_can_carry_are_recorded() {
         .expect("get")
         .is_some());
 }
+
+#[tokio::test]
+async fn a_result_a_crashed_completion_left_never_takes_the_transcript_with_it() {
+    // Found by the simulation (seed 221): the abandoned result of a completion that
+    // crashed before it won came due on its own and cascaded to the transcript's text
+    // inputs, days before their deadline.
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.lethe().mark_processing(t.id).await.expect("processing");
+    let faults = Faults::new(11);
+    let crashing = App::with_backends(
+        e.config.clone(),
+        Arc::new(e.clock.clone()),
+        faulty(e.backends(), &faults),
+    );
+    // It dies as it makes the transcript terminal: nothing after that write happens.
+    faults.fail_always("index.update_transcript");
+    faults.fail_always("content.delete");
+    assert!(crashing
+        .lethe
+        .complete(t.id, Content::new(r#"{"text":"LOST"}"#), None)
+        .await
+        .is_err());
+
+    // The pipeline retries five hours later and wins.
+    e.clock.advance(hours(5));
+    e.lethe()
+        .complete(t.id, Content::new(r#"{"text":"MARKER-TEXT"}"#), None)
+        .await
+        .expect("complete");
+    e.sweep().await;
+
+    let view = e
+        .lethe()
+        .transcript_content(&account, t.id)
+        .await
+        .expect("get");
+    assert!(view.redacted.is_none(), "the transcript is not deleted");
+    assert!(view.text_inputs.is_some(), "nor are its text inputs");
+    assert_eq!(
+        view.result.map(|r| r.expose().clone()),
+        Some(bytes::Bytes::from_static(br#"{"text":"MARKER-TEXT"}"#))
+    );
+    let finals: Vec<_> = e
+        .artifacts_of(&t)
+        .await
+        .into_iter()
+        .filter(|a| a.kind == ArtifactKind::FinalTranscript)
+        .collect();
+    assert!(
+        finals.iter().any(|a| a.state == ArtifactState::Deleted),
+        "the abandoned result is gone"
+    );
+    e.clock.advance(hours(1));
+    e.sweep().await;
+    for a in e.artifacts_of(&t).await {
+        assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
+    }
+}
