@@ -145,6 +145,17 @@ pub struct JobProgress {
     pub finished: u64,
 }
 
+/// What the training export hands out for one artifact (§6).
+pub enum TrainingExport {
+    /// Text content with its PII redacted.
+    Redacted {
+        bytes: bytes::Bytes,
+        content_type: &'static str,
+    },
+    /// Audio as stored; mute the ranges [`Lethe::training_redactions`] gives.
+    Audio(ByteStream),
+}
+
 /// Reading an upload through the internal API.
 #[derive(Debug)]
 pub enum UploadRead {
@@ -1014,16 +1025,22 @@ impl Lethe {
             .await?)
     }
 
-    /// An eligible artifact's content for the training export: `None` once it is deleted
-    /// or past `delete_after`; `NotFound` if it never was eligible.
-    pub async fn training_content(&self, id: ArtifactId) -> Result<Option<ByteStream>> {
+    /// An eligible artifact, servable now, with its transcript (read through the policy
+    /// history); `Ok(None)` once deleted or past `delete_after`; `NotFound` if it never
+    /// was eligible or is no training data at all (an audio URL).
+    async fn training_artifact(
+        &self,
+        id: ArtifactId,
+    ) -> Result<Option<(Artifact, Option<Transcript>)>> {
         let artifact = self
             .backends
             .index
             .artifact(id)
             .await?
             .ok_or(LifecycleError::NotFound)?;
-        if !artifact.training_eligible && artifact.state != ArtifactState::Deleted {
+        let eligible =
+            artifact.training_eligible && crate::training::is_training_data(artifact.kind);
+        if !eligible && artifact.state != ArtifactState::Deleted {
             return Err(LifecycleError::NotFound);
         }
         let account = self.account(artifact.account_id).await?;
@@ -1040,14 +1057,84 @@ impl Lethe {
             && transcript.as_ref().is_none_or(|t| {
                 artifact.kind != ArtifactKind::FinalTranscript || t.is_final(&artifact)
             });
-        if !artifact.training_eligible || !servable {
+        if !eligible || !servable {
             return Ok(None);
         }
-        Ok(self
-            .backends
-            .content
-            .get_stream(&artifact.content_key)
-            .await?)
+        Ok(Some((artifact, transcript)))
+    }
+
+    /// An eligible artifact's content for the training export, PII redacted (§6): text as
+    /// redacted JSON or text, audio as it is (see [`Lethe::training_redactions`]).
+    /// `None` once it is deleted or past `delete_after`.
+    pub async fn training_content(&self, id: ArtifactId) -> Result<Option<TrainingExport>> {
+        let Some((artifact, _)) = self.training_artifact(id).await? else {
+            return Ok(None);
+        };
+        let content = &self.backends.content;
+        if artifact.kind == ArtifactKind::UploadedAudio {
+            return Ok(content
+                .get_stream(&artifact.content_key)
+                .await?
+                .map(TrainingExport::Audio));
+        }
+        // Anything else may be text (intermediates include model outputs): read whole and
+        // redacted as text when it is text.
+        let Some(bytes) = content.get(&artifact.content_key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            match crate::training::redact(artifact.kind, bytes.expose()) {
+                Some((redacted, content_type)) => TrainingExport::Redacted {
+                    bytes: redacted.into(),
+                    content_type,
+                },
+                None => TrainingExport::Audio(Box::pin(futures::stream::once(async move {
+                    Ok(bytes.into_bytes())
+                }))),
+            },
+        ))
+    }
+
+    /// The time ranges (milliseconds) to mute in an eligible artifact's audio: the words
+    /// redacted in the transcripts made from it (an upload's transcripts, an
+    /// intermediate's transcript, a streaming session's own transcript). `None` once it is
+    /// deleted or past `delete_after`.
+    pub async fn training_redactions(&self, id: ArtifactId) -> Result<Option<Vec<(i64, i64)>>> {
+        let Some((artifact, transcript)) = self.training_artifact(id).await? else {
+            return Ok(None);
+        };
+        let transcripts = match artifact.kind {
+            ArtifactKind::UploadedAudio => {
+                self.backends
+                    .index
+                    .transcripts_for_upload(artifact.id)
+                    .await?
+            }
+            ArtifactKind::StreamingSession => {
+                let content = self.backends.content.get(&artifact.content_key).await?;
+                return Ok(Some(
+                    content
+                        .map(|c| crate::training::session_ranges(c.expose()))
+                        .unwrap_or_default(),
+                ));
+            }
+            _ => transcript.into_iter().collect(),
+        };
+        let mut ranges = Vec::new();
+        for t in transcripts {
+            let Some(final_id) = t.final_artifact_id else {
+                continue;
+            };
+            let Some(result) = self.backends.index.artifact(final_id).await? else {
+                continue;
+            };
+            if let Some(content) = self.backends.content.get(&result.content_key).await? {
+                if let Ok(json) = serde_json::from_slice(content.expose()) {
+                    ranges.extend(crate::training::redact_result(&json).1);
+                }
+            }
+        }
+        Ok(Some(crate::training::merge_ranges(ranges)))
     }
 
     /// `completed`, with its result as the final transcript, anchored now (§4).

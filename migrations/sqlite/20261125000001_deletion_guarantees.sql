@@ -44,3 +44,7 @@ CREATE INDEX transcripts_unsettled ON transcripts (completed_at) WHERE settled =
 -- version since creation.
 ALTER TABLE artifacts ADD COLUMN created_version INTEGER;
 UPDATE artifacts SET created_version = policy_version;
+
+-- The training export mutes, in an upload's audio, the words redacted in the transcripts
+-- made from it.
+CREATE INDEX transcripts_by_upload ON transcripts (upload_id) WHERE upload_id IS NOT NULL;

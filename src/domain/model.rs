@@ -359,7 +359,9 @@ impl Artifact {
             // <account>/<scope>/<artifact>: the scope (transcript, or the upload itself)
             // is what a data key encrypts and crypto-shredding forgets.
             content_key: format!("{}/{}/{}", account.id, transcript_id.unwrap_or(id), id),
-            training_eligible: account.settings.training_eligible(),
+            // An audio URL may carry credentials or a signature: never training data.
+            training_eligible: account.settings.training_eligible()
+                && kind != ArtifactKind::UrlAudioReference,
             pending_reason: None,
             claimed_by: None,
             claimed_until: None,

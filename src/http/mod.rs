@@ -104,6 +104,7 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(gateway::llm_gateway_request))
         .routes(routes!(gateway::streaming_session))
         .routes(routes!(training::eligible))
+        .routes(routes!(training::redactions))
         .layer(DefaultBodyLimit::max(INTERNAL_JSON_LIMIT))
         .layer(timeout());
     // Streaming bodies are bounded by size (max_upload_bytes), not by time.

@@ -264,8 +264,11 @@ pub struct TrainingArtifact {
     pub kind: String,
     pub created_at: String,
     pub size_bytes: i64,
-    /// Where its bytes can be read while it is live.
+    /// Where its content can be read while it is live, PII redacted (text) or as stored
+    /// (audio).
     pub content_url: String,
+    /// Audio only: where the time ranges to mute (the redacted words) are listed.
+    pub redactions_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -394,6 +397,14 @@ pub struct Reconciliation {
 #[derive(Serialize, ToSchema)]
 pub struct ReconciliationList {
     pub reconciliations: Vec<Reconciliation>,
+}
+
+/// Where to mute an audio artifact of the training export.
+#[derive(Serialize, ToSchema)]
+pub struct TrainingRedactions {
+    pub artifact_id: String,
+    /// `[start_ms, end_ms]` of every redacted word, sorted and merged.
+    pub ranges_ms: Vec<[i64; 2]>,
 }
 
 #[derive(Serialize, ToSchema)]

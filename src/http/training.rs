@@ -14,7 +14,9 @@ use super::error::ApiError;
 use super::transcripts::rfc3339;
 use super::uploads::octet_stream;
 use super::AppState;
-use crate::lifecycle::LifecycleError;
+use crate::domain::ArtifactKind;
+use crate::lifecycle::{LifecycleError, TrainingExport};
+use axum::response::IntoResponse;
 
 /// `GET /internal/v1/training/eligible`
 #[utoipa::path(get, path = "/internal/v1/training/eligible", tag = "internal", security(("internal_token" = [])),
@@ -32,7 +34,17 @@ pub async fn eligible(
     let next_after = next_after(artifacts.iter().map(|a| a.id), limit);
     let items: Vec<Value> = artifacts
         .iter()
+        // Audio URLs are no training data (they may carry credentials); rows written before
+        // that was recorded at creation are left out here.
+        .filter(|a| crate::training::is_training_data(a.kind))
         .map(|a| {
+            let base = format!("{}/internal/v1/training/eligible/{}", state.base_url, a.id);
+            let audio = matches!(
+                a.kind,
+                ArtifactKind::UploadedAudio
+                    | ArtifactKind::Intermediate
+                    | ArtifactKind::StreamingSession
+            );
             json!({
                 "id": a.id,
                 "account_id": a.account_id,
@@ -40,7 +52,8 @@ pub async fn eligible(
                 "kind": a.kind,
                 "created_at": rfc3339(a.created_at),
                 "size_bytes": a.size_bytes,
-                "content_url": format!("{}/internal/v1/training/eligible/{}/content", state.base_url, a.id),
+                "content_url": format!("{base}/content"),
+                "redactions_url": audio.then(|| format!("{base}/redactions")),
             })
         })
         .collect();
@@ -63,7 +76,45 @@ pub async fn content(
     let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     match state.lethe.training_content(id).await {
-        Ok(Some(stream)) => Ok(octet_stream(stream)),
+        Ok(Some(TrainingExport::Audio(stream))) => Ok(octet_stream(stream)),
+        Ok(Some(TrainingExport::Redacted {
+            bytes,
+            content_type,
+        })) => {
+            let mut response = axum::body::Body::from(bytes).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(content_type),
+            );
+            Ok(response)
+        }
+        Ok(None) => Err(ApiError::Gone(
+            "this artifact has been deleted under its retention policy or by the customer".into(),
+        )),
+        Err(LifecycleError::NotFound) => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /internal/v1/training/eligible/{id}/redactions`: the time ranges to mute in an
+/// audio artifact's export, the words redacted in the transcripts made from it.
+#[utoipa::path(get, path = "/internal/v1/training/eligible/{id}/redactions", tag = "internal", security(("internal_token" = [])),
+    params(("id" = String, Path, description = "An artifact id from the listing")),
+    responses((status = 200, description = "Milliseconds ranges to mute, sorted and merged", body = super::openapi::TrainingRedactions),
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such artifact, or never eligible", body = super::openapi::ErrorBody),
+        (status = 410, description = "Deleted, or past delete_after", body = super::openapi::ErrorBody)))]
+pub async fn redactions(
+    State(state): State<AppState>,
+    _: Internal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    match state.lethe.training_redactions(id).await {
+        Ok(Some(ranges)) => Ok(Json(json!({
+            "artifact_id": id,
+            "ranges_ms": ranges.iter().map(|(s, e)| [s, e]).collect::<Vec<_>>(),
+        }))),
         Ok(None) => Err(ApiError::Gone(
             "this artifact has been deleted under its retention policy or by the customer".into(),
         )),

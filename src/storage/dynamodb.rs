@@ -1069,7 +1069,64 @@ impl ArtifactIndex for DynamoIndex {
                 s(format!("{}#{}", padded(t.created_at), t.id)),
             );
         }
-        self.put_new(item, format!("transcript/{}", t.id)).await
+        let Some(upload) = t.upload_id else {
+            return self.put_new(item, format!("transcript/{}", t.id)).await;
+        };
+        // The upload item lists the transcripts made from it, in the same transaction.
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let add = Change {
+            key: artifact_key(upload),
+            update: "ADD transcript_ids :id".into(),
+            condition: Some("attribute_exists(pk)".into()),
+            names: HashMap::new(),
+            values: HashMap::from([(":id".into(), AttributeValue::Ss(vec![t.id.to_string()]))]),
+        };
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            add.transact_item(&self.table)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                Err(StorageError::Conflict {
+                    key: format!("transcript/{}", t.id),
+                })
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn transcripts_for_upload(&self, upload: ArtifactId) -> Result<Vec<Transcript>> {
+        let Some(item) = self.get(artifact_key(upload)).await? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<Item> = match item.get("transcript_ids") {
+            Some(AttributeValue::Ss(ids)) => ids
+                .iter()
+                .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+                .map(transcript_key)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut transcripts = self
+            .batch_get(ids)
+            .await?
+            .iter()
+            .map(transcript_from_item)
+            .collect::<Result<Vec<_>>>()?;
+        transcripts.sort_by_key(|t| t.id);
+        Ok(transcripts)
     }
 
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {

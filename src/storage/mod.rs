@@ -145,6 +145,8 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Transcript>>;
 
+    /// The transcripts created from an upload.
+    async fn transcripts_for_upload(&self, upload: ArtifactId) -> Result<Vec<Transcript>>;
     /// Terminal transcripts not yet settled (a crash between making them terminal and
     /// scheduling their artifacts) that became terminal before `completed_before`.
     async fn unsettled_transcripts(

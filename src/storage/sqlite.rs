@@ -653,6 +653,17 @@ impl ArtifactIndex for SqliteStore {
         rows.iter().map(transcript_from_row).collect()
     }
 
+    async fn transcripts_for_upload(&self, upload: ArtifactId) -> Result<Vec<Transcript>> {
+        let rows = sqlx::query(
+            "SELECT * FROM transcripts INDEXED BY transcripts_by_upload
+             WHERE upload_id = ? ORDER BY id",
+        )
+        .bind(upload.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(transcript_from_row).collect()
+    }
+
     async fn unsettled_transcripts(
         &self,
         completed_before: DateTime<Utc>,

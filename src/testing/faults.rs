@@ -256,6 +256,10 @@ impl ArtifactIndex for FaultyIndex {
         self.faults.check("index.stuck_transcripts")?;
         self.inner.stuck_transcripts(created_before, limit).await
     }
+    async fn transcripts_for_upload(&self, upload: ArtifactId) -> Result<Vec<Transcript>> {
+        self.faults.check("index.transcripts_for_upload")?;
+        self.inner.transcripts_for_upload(upload).await
+    }
     async fn unsettled_transcripts(
         &self,
         completed_before: DateTime<Utc>,

@@ -286,3 +286,105 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// The training export served a text input's webhook auth value and an audio URL with
+/// `user:pass@` and `?sig=`: secrets and signed URLs are never training data, and what
+/// is exported has its PII replaced by entity tags (word timings kept; audio with the
+/// ranges of the redacted words to mute).
+#[tokio::test]
+async fn s6_the_training_export_never_serves_secrets_and_redacts_pii() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let upload = app.upload(&key, b"TRAINING-AUDIO").await;
+    let from_url = app
+        .create_transcript(
+            &key,
+            json!({"audio_url": "https://user:SECRET-PASS@media.example.com/a.wav?sig=SECRET-SIG",
+                   "prompt": "the caller's number is 555-123-4567",
+                   "webhook_url": "https://hooks.example.com/done?token=SECRET-TOKEN",
+                   "webhook_auth_header_name": "Authorization",
+                   "webhook_auth_header_value": "Bearer SECRET-WEBHOOK"}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let from_upload = app
+        .create_transcript(&key, json!({"audio_url": upload}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let result = json!({
+        "text": "write to jane.doe@example.com today",
+        "words": [
+            {"text": "write", "start": 0, "end": 300, "confidence": 0.9},
+            {"text": "to", "start": 300, "end": 450, "confidence": 0.9},
+            {"text": "jane.doe@example.com", "start": 450, "end": 1800, "confidence": 0.9},
+            {"text": "today", "start": 1800, "end": 2100, "confidence": 0.9}
+        ],
+        "audio_duration": 3
+    });
+    for id in [&from_url, &from_upload] {
+        let response = app
+            .internal(
+                Method::POST,
+                &format!("/internal/v1/transcripts/{id}/complete"),
+            )
+            .json(&result)
+            .send()
+            .await
+            .expect("request");
+        expect_json(response, StatusCode::OK).await;
+    }
+
+    let page = app
+        .internal(Method::GET, "/internal/v1/training/eligible?limit=100")
+        .send()
+        .await
+        .expect("request");
+    let page = expect_json(page, StatusCode::OK).await;
+    let artifacts = page["artifacts"].as_array().expect("artifacts").clone();
+    assert!(
+        artifacts.iter().all(|a| a["kind"] != "url_audio_reference"),
+        "an audio URL is never training data: {page}"
+    );
+    let mut exported = String::new();
+    for a in &artifacts {
+        let body = app
+            .internal(Method::GET, a["content_url"].as_str().expect("url"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(body.status(), StatusCode::OK);
+        exported.push_str(&String::from_utf8_lossy(&body.bytes().await.expect("body")));
+    }
+    for secret in [
+        "SECRET-PASS",
+        "SECRET-SIG",
+        "SECRET-TOKEN",
+        "SECRET-WEBHOOK",
+        "555-123-4567",
+        "jane.doe@example.com",
+    ] {
+        assert!(!exported.contains(secret), "{secret} was exported");
+    }
+    assert!(exported.contains("[PHONE_NUMBER]"), "{exported}");
+    assert!(exported.contains("[EMAIL_ADDRESS]"), "{exported}");
+    assert!(
+        exported.contains(r#""start":450"#) && exported.contains(r#""end":1800"#),
+        "word timings are kept"
+    );
+
+    let audio = artifacts
+        .iter()
+        .find(|a| a["kind"] == "uploaded_audio")
+        .expect("the upload is exported");
+    let ranges = app
+        .internal(Method::GET, audio["redactions_url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("request");
+    let ranges = expect_json(ranges, StatusCode::OK).await;
+    assert_eq!(ranges["ranges_ms"], json!([[450, 1800]]), "{ranges}");
+}

@@ -93,7 +93,7 @@ impl World {
         let mut config = Config::defaults();
         config.data_dir = dir.path().to_owned();
         config.sweep_batch_size = rng.gen_range(3..=40);
-        if seed % 3 == 0 {
+        if seed.is_multiple_of(3) {
             config.indefinite_retention = Some(Duration::days(7));
         }
         lethe::testing::apply_profile(&mut config, start).await;
