@@ -28,7 +28,7 @@ impl Backends {
     /// puts accounts and the audit log in PostgreSQL, `LETHE_DYNAMODB_TABLE` the artifact
     /// index in DynamoDB, `LETHE_S3_BUCKET` the content in S3.
     pub async fn from_config(config: &Config) -> anyhow::Result<Backends> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        private_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 config.data_dir.display()
@@ -56,7 +56,7 @@ impl Backends {
             true => Some(Arc::new(
                 match &config.database_url {
                     Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
-                    _ => SqliteStore::open(&config.data_dir.join("lethe.db")).await,
+                    _ => open_private_sqlite(&config.data_dir.join("lethe.db")).await,
                 }
                 .context("cannot open the SQLite database")?,
             )),
@@ -97,7 +97,7 @@ impl Backends {
                 let keys: Arc<dyn DataKeyStore> = match &sqlite {
                     Some(sql) => sql.clone(),
                     None => Arc::new(
-                        SqliteStore::open(&config.data_dir.join("lethe.db"))
+                        open_private_sqlite(&config.data_dir.join("lethe.db"))
                             .await
                             .context("cannot open the SQLite database that holds the data keys")?,
                     ),
@@ -117,6 +117,24 @@ impl Backends {
             aws_requests,
         })
     }
+}
+
+/// The SQLite file, created readable by the owner only (SQLite gives its `-wal` and
+/// `-shm` files the same permissions), and tightened if an older Lethe made it 0644.
+async fn open_private_sqlite(path: &Path) -> crate::storage::Result<SqliteStore> {
+    for file in [
+        path.to_owned(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
+        if file == path || file.exists() {
+            private_file(&file).map_err(|e| crate::storage::StorageError::Other {
+                backend: "sqlite",
+                source: Box::new(e),
+            })?;
+        }
+    }
+    SqliteStore::open(path).await
 }
 
 /// The master key: `LETHE_MASTER_KEY`, or the key file in the data dir (created on first
@@ -183,7 +201,7 @@ pub struct Tokens {
 impl Tokens {
     /// From configuration, or from the data dir, generating (and printing once) what is missing.
     pub fn load_or_generate(config: &Config) -> anyhow::Result<Tokens> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        private_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
                 config.data_dir.display()
@@ -371,9 +389,51 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Whether two secrets are equal, in time independent of where they differ.
+/// Whether two secrets are equal, in time independent of where they differ and of their
+/// lengths: their SHA-256 digests (always 32 bytes) are compared, every byte.
 pub fn token_matches(expected: &SecretString, presented: &str) -> bool {
-    let a = expected.expose_secret().as_bytes();
-    let b = presented.as_bytes();
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let a = Sha256::digest(expected.expose_secret().as_bytes());
+    let b = Sha256::digest(presented.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Creates `dir` (and its parents) readable by the owner only, and tightens it if it
+/// already exists: the data dir holds keys, tokens and content.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Makes an existing file readable by the owner only (or creates it empty so).
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }

@@ -29,7 +29,15 @@ fn io_error(error: std::io::Error) -> StorageError {
 impl LocalContentStore {
     /// Uses `root` (created if needed) and removes temporary files a crash left behind.
     pub async fn open(root: &Path) -> Result<Self> {
-        tokio::fs::create_dir_all(root).await.map_err(io_error)?;
+        create_private_dir(root).await?;
+        // An older Lethe made it world-readable: tighten it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tokio::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+                .await
+                .map_err(io_error)?;
+        }
         let store = Self {
             root: root.to_owned(),
         };
@@ -73,9 +81,13 @@ impl LocalContentStore {
 
     async fn temp_file_for(&self, path: &Path) -> Result<(PathBuf, tokio::fs::File)> {
         let dir = path.parent().unwrap_or(&self.root);
-        tokio::fs::create_dir_all(dir).await.map_err(io_error)?;
+        create_private_dir(dir).await?;
         let temp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4()));
-        let file = tokio::fs::File::create(&temp).await.map_err(io_error)?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let file = options.open(&temp).await.map_err(io_error)?;
         Ok((temp, file))
     }
 
@@ -86,6 +98,15 @@ impl LocalContentStore {
         tokio::fs::rename(temp, path).await.map_err(io_error)?;
         sync_parent(path).await
     }
+}
+
+/// Content directories are readable by the owner only.
+async fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await.map_err(io_error)
 }
 
 async fn remove_if_exists(path: &Path) -> Result<()> {

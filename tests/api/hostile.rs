@@ -388,3 +388,134 @@ async fn s6_the_training_export_never_serves_secrets_and_redacts_pii() {
     let ranges = expect_json(ranges, StatusCode::OK).await;
     assert_eq!(ranges["ranges_ms"], json!([[450, 1800]]), "{ranges}");
 }
+
+/// `lethe.db`, content files and the data dir were world-readable (0644/0755).
+#[cfg(unix)]
+#[tokio::test]
+async fn lethe_creates_its_files_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    if lethe::testing::aws_profile() {
+        return; // Content and index live in S3 and DynamoDB: nothing to check on disk.
+    }
+    let app = spawn_app().await;
+    let key = app.account().await;
+    app.upload(&key, b"MARKER-AUDIO").await;
+    app.completed_transcript(&key).await;
+    let mut checked = 0;
+    let mut dirs = vec![app.dir.path().to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            let mode = entry.metadata().expect("metadata").permissions().mode() & 0o777;
+            if path.is_dir() {
+                assert_eq!(mode, 0o700, "{}", path.display());
+                dirs.push(path);
+            } else {
+                assert_eq!(mode, 0o600, "{}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 6,
+        "the database, its WAL, keys and content were checked"
+    );
+}
+
+#[test]
+fn token_comparison_hashes_both_sides_so_it_does_not_depend_on_length() {
+    let expected = secrecy::SecretString::from("a-long-admin-token-0123456789");
+    assert!(lethe::startup::token_matches(
+        &expected,
+        "a-long-admin-token-0123456789"
+    ));
+    for wrong in [
+        "",
+        "a",
+        "a-long-admin-token-012345678",
+        "a-long-admin-token-01234567890",
+    ] {
+        assert!(
+            !lethe::startup::token_matches(&expected, wrong),
+            "{wrong:?}"
+        );
+    }
+}
+
+/// `/error` (and the stuck → error path) wrote a `final_transcript` content artifact for
+/// zero-data-retention accounts.
+#[tokio::test]
+async fn s6_an_errored_transcript_of_a_zdr_account_gets_no_result_artifact() {
+    let app = spawn_app().await;
+    let (account, key) = app.account_with(json!({"name": "soon-zdr"})).await;
+    let id = app
+        .create_transcript(&key, json!({"audio_url": "https://x/a.wav"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let stuck = app
+        .create_transcript(&key, json!({"audio_url": "https://x/b.wav"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let response = app
+        .admin(Method::PATCH, &format!("/admin/v1/accounts/{account}"))
+        .json(&json!({"zero_data_retention": true}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await;
+    let response = app
+        .internal(
+            Method::POST,
+            &format!("/internal/v1/transcripts/{id}/error"),
+        )
+        .json(&json!({"error": "decoder failed"}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await;
+    app.advance(chrono::Duration::hours(25));
+    app.sweep().await;
+    for t in [&id, &stuck] {
+        let view = app.retention(&key, t).await;
+        let kinds: Vec<&str> = view["artifacts"]
+            .as_array()
+            .expect("artifacts")
+            .iter()
+            .filter_map(|a| a["kind"].as_str())
+            .collect();
+        assert!(!kinds.contains(&"final_transcript"), "{t}: {view}");
+        assert_eq!(app.get_transcript(&key, t).await["status"], "error");
+    }
+}
+
+/// A streaming session that ended past its deadline was written to disk anyway.
+#[tokio::test]
+async fn s6_a_streaming_session_reported_past_its_deadline_is_not_written() {
+    let app = spawn_app().await;
+    let (account, key) = app.account_with(json!({"name": "ttl"})).await;
+    let response = app
+        .public(Method::PUT, "/v2/account/retention", &key)
+        .json(&json!({"transcript_ttl_seconds": 3600}))
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await;
+    let ended = t0() - chrono::Duration::hours(3);
+    let response = app
+        .internal(Method::POST, "/internal/v1/streaming/sessions")
+        .json(
+            &json!({"account_id": account, "model": "universal-streaming",
+                       "started_at": rfc3339(ended - chrono::Duration::minutes(5)),
+                       "ended_at": rfc3339(ended),
+                       "transcript": {"text": "LATE-SESSION-TEXT"}}),
+        )
+        .send()
+        .await
+        .expect("request");
+    let body = expect_json(response, StatusCode::CREATED).await;
+    assert_eq!(body["stored"], false, "{body}");
+}
