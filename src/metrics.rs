@@ -37,6 +37,13 @@ pub struct Metrics {
     reconcile_findings: Family<FindingLabel, Gauge>,
     reconciliations: Counter,
     reconcile_repaired: Counter,
+    http_responses: Family<StatusLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// `2xx`, `4xx`, `5xx`...
+    pub class: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,8 +126,15 @@ impl Metrics {
             "Findings reconciliation repaired",
             reconcile_repaired.clone(),
         );
+        let http_responses = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "http_responses",
+            "HTTP responses by status class",
+            http_responses.clone(),
+        );
         Self {
             registry,
+            http_responses,
             reconcile_findings,
             reconciliations,
             reconcile_repaired,
@@ -154,6 +168,15 @@ impl Metrics {
         self.overdue_deletions.inc_by(report.overdue);
         let seconds = report.duration().num_microseconds().unwrap_or(0) as f64 / 1e6;
         self.sweep_duration.observe(seconds.max(0.0));
+    }
+
+    /// One HTTP response.
+    pub fn record_response(&self, status: u16) {
+        self.http_responses
+            .get_or_create(&StatusLabel {
+                class: format!("{}xx", status / 100),
+            })
+            .inc();
     }
 
     /// What a reconciliation found: the findings gauges show the last run.

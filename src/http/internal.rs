@@ -172,7 +172,7 @@ pub async fn error(
     params(("id" = String, Path, description = "Transcript id")),
     request_body(content = Object, description = "The result, any JSON object"),
     responses((status = 201, description = "Stored, linked to its transcript", body = super::openapi::ArtifactCreated),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention", body = super::openapi::ErrorBody), (status = 410, description = "The transcript's content is deleted", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Not a JSON object", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention", body = super::openapi::ErrorBody), (status = 410, description = "The transcript's content is deleted", body = super::openapi::ErrorBody)))]
 pub async fn speech_understanding(
     State(state): State<AppState>,
     _: Internal,

@@ -128,6 +128,13 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .fallback(unknown_endpoint)
         .layer(middleware::map_response(json_errors))
+        .layer({
+            let metrics = state.lethe.metrics.clone();
+            middleware::map_response(move |response: Response| {
+                metrics.record_response(response.status().as_u16());
+                std::future::ready(response)
+            })
+        })
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 // Method and route template only: no query string, no ids, no bodies.
