@@ -18,7 +18,7 @@ use futures::stream;
 use lethe::clock::ManualClock;
 use lethe::config::Config;
 use lethe::domain::{Content, RetentionSettings};
-use lethe::lifecycle::{AudioSource, NewTranscript};
+use lethe::engine::{AudioSource, NewTranscript};
 use lethe::startup::App;
 use lethe::storage::aws::{dynamodb_client, s3_client, sdk_config, RequestCounter};
 use lethe::storage::dynamodb::DynamoIndex;
@@ -85,7 +85,7 @@ async fn uploads(n: usize) -> Result {
         ..Default::default()
     };
     let (account, _) = app
-        .lethe
+        .engine
         .create_account("bench", settings)
         .await
         .expect("account");
@@ -93,11 +93,11 @@ async fn uploads(n: usize) -> Result {
         let body = Box::pin(stream::iter(vec![Ok(Bytes::from_static(
             b"RIFF-bench-audio",
         ))]));
-        app.lethe.upload(&account, body).await.expect("upload");
+        app.engine.upload(&account, body).await.expect("upload");
     }
     clock.advance(Duration::hours(72));
     // Counter deltas of the setup are written now, not inside the measured pass.
-    app.lethe.backends.index.flush().await;
+    app.engine.backends().index.flush().await;
     let before = counter.get();
     let began = Instant::now();
     let report = app
@@ -127,13 +127,13 @@ async fn transcripts(n: usize) -> Result {
         ..Default::default()
     };
     let (account, _) = app
-        .lethe
+        .engine
         .create_account("bench", settings)
         .await
         .expect("account");
     for i in 0..n {
         let t = app
-            .lethe
+            .engine
             .create_transcript(
                 &account,
                 NewTranscript {
@@ -148,18 +148,18 @@ async fn transcripts(n: usize) -> Result {
             .await
             .expect("transcript");
         let body = Box::pin(stream::iter(vec![Ok(Bytes::from_static(b"chunk"))]));
-        app.lethe
+        app.engine
             .put_intermediate(t.id, "chunk-0", body)
             .await
             .expect("intermediate");
-        app.lethe
+        app.engine
             .complete(t.id, Content::new(r#"{"text":"bench"}"#), Some(1.0))
             .await
             .expect("complete");
     }
     clock.advance(Duration::hours(1));
     // Counter deltas of the setup are written now, not inside the measured pass.
-    app.lethe.backends.index.flush().await;
+    app.engine.backends().index.flush().await;
     let before = counter.get();
     let began = Instant::now();
     let report = app

@@ -65,7 +65,7 @@ async fn fixture(n: usize) -> Fixture {
     config.public_base_url = Some(format!("http://{address}"));
     let app = App::with_backends(config, Arc::new(SystemClock), backends);
     let (account, key): (Account, _) = app
-        .lethe
+        .engine
         .create_account("bench", RetentionSettings::default())
         .await
         .expect("account");

@@ -97,8 +97,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("`lethe sweep` needs --once; `lethe serve` runs the sweeper continuously");
             }
             let app = App::build(config, Arc::new(SystemClock)).await?;
-            let report = app.sweeper.run_once(app.lethe.now()).await?;
-            app.lethe.backends.index.flush().await;
+            let report = app.sweeper.run_once(app.engine.now()).await?;
+            app.engine.flush().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
@@ -113,15 +113,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = app
                 .sweeper
                 .reconcile(
-                    app.lethe.now(),
-                    crate::reconcile::ReconcileOptions { repair, grace },
+                    app.engine.now(),
+                    crate::engine::reconcile::ReconcileOptions { repair, grace },
                     &progress,
                 )
                 .await?;
             if tty {
                 eprintln!();
             }
-            app.lethe.backends.index.flush().await;
+            app.engine.flush().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
@@ -141,7 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..RetentionSettings::default()
             };
             let app = App::build(config, Arc::new(SystemClock)).await?;
-            let (account, key) = app.lethe.create_account(&args.name, settings).await?;
+            let (account, key) = app.engine.create_account(&args.name, settings).await?;
             println!("account_id: {}", account.id);
             println!("api_key: {}", key.expose());
             println!("(the API key is shown only now; Lethe keeps only its hash)");

@@ -9,8 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::deletion::lag_seconds;
 use crate::domain::{ArtifactKind, ArtifactState, ReconcileReport, SweepReport, Tombstone};
+use crate::engine::deletion::lag_seconds;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {

@@ -10,8 +10,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::http::AppState;
-use crate::lifecycle::Lethe;
 use crate::storage::aws::RequestCounter;
 use crate::storage::dynamodb::DynamoIndex;
 use crate::storage::encrypted::{DataKeyStore, EncryptedContentStore, MasterKey};
@@ -238,7 +238,7 @@ fn token(
     }
     let generated = crate::domain::ApiKey::generate().expose().to_owned();
     write_private(file, &generated).with_context(|| format!("cannot write {}", file.display()))?;
-    // Printed once, to the terminal that started Lethe, never to the log.
+    // Printed once, to the terminal that started Engine, never to the log.
     println!(
         "generated the {what} API token (kept in {}): {generated}",
         file.display()
@@ -264,7 +264,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct App {
     pub config: Arc<Config>,
-    pub lethe: Lethe,
+    pub engine: Engine,
     pub sweeper: Arc<Sweeper>,
 }
 
@@ -277,7 +277,7 @@ impl App {
     /// The HTTP state over this app.
     pub fn http_state(&self, tokens: Tokens) -> AppState {
         AppState {
-            lethe: self.lethe.clone(),
+            engine: self.engine.clone(),
             sweeper: self.sweeper.clone(),
             base_url: self.config.public_base_url().into(),
             config: self.config.clone(),
@@ -287,17 +287,21 @@ impl App {
     }
 
     pub fn with_backends(config: Config, clock: Arc<dyn Clock>, backends: Backends) -> App {
-        let mut lethe = Lethe::new(backends, clock, config.platform_policy());
-        lethe.claim_lease = config.claim_lease;
+        let engine = Engine::new(
+            backends,
+            clock,
+            config.platform_policy(),
+            config.claim_lease,
+        );
         let sweeper = Arc::new(Sweeper::new(
-            lethe.clone(),
+            engine.clone(),
             SweeperConfig {
                 schedule: config.sweep_schedule.clone(),
                 batch_size: config.sweep_batch_size,
                 max_per_pass: config.sweep_max_per_pass,
                 max_processing: config.max_processing,
                 reconcile_schedule: config.reconcile_schedule.clone(),
-                reconcile: crate::reconcile::ReconcileOptions {
+                reconcile: crate::engine::reconcile::ReconcileOptions {
                     repair: config.reconcile_repair,
                     grace: config.reconcile_grace,
                 },
@@ -305,7 +309,7 @@ impl App {
         ));
         App {
             config: Arc::new(config),
-            lethe,
+            engine,
             sweeper,
         }
     }
@@ -362,7 +366,7 @@ impl App {
         shutdown.cancel();
         tracker.wait().await;
         self.sweeper.wait_for_detached().await;
-        self.lethe.backends.index.flush().await;
+        self.engine.flush().await;
         served
     }
 }

@@ -111,6 +111,6 @@ pub async fn put_retention(
             "model_training_opt_out",
         ],
     )?;
-    let account = state.lethe.update_settings(account.id, &patch).await?;
+    let account = state.engine.update_settings(account.id, &patch).await?;
     Ok(Json(render_settings(&account)))
 }

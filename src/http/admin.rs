@@ -16,15 +16,15 @@ use super::AppState;
 use crate::domain::{
     Account, Artifact, Region, RetentionSettings, SettingsPatch, SweepReport, SweepState,
 };
-use crate::lifecycle::LifecycleError;
+use crate::engine::EngineError;
 
 fn account_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no account with this id".into()))
 }
 
-fn account_error(error: LifecycleError) -> ApiError {
+fn account_error(error: EngineError) -> ApiError {
     match error {
-        LifecycleError::NotFound => ApiError::NotFound("no account with this id".into()),
+        EngineError::NotFound => ApiError::NotFound("no account with this id".into()),
         other => other.into(),
     }
 }
@@ -119,7 +119,7 @@ pub async fn create_account(
         ..RetentionSettings::default()
     };
     reject_unknown(&body, &["name", "baa", "region", "zero_data_retention"])?;
-    let (account, key) = state.lethe.create_account(&name, settings).await?;
+    let (account, key) = state.engine.create_account(&name, settings).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": account.id, "api_key": key.expose() })),
@@ -136,7 +136,7 @@ pub async fn get_account(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let account = state
-        .lethe
+        .engine
         .account(account_id(&id)?)
         .await
         .map_err(account_error)?;
@@ -176,7 +176,7 @@ pub async fn patch_account(
         ],
     )?;
     let account = state
-        .lethe
+        .engine
         .update_settings(id, &patch)
         .await
         .map_err(account_error)?;
@@ -193,7 +193,7 @@ pub async fn new_key(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = state
-        .lethe
+        .engine
         .new_api_key(account_id(&id)?)
         .await
         .map_err(account_error)?;
@@ -260,7 +260,7 @@ pub async fn run_sweep(
         if let Some(report) = ended {
             return Ok((StatusCode::OK, Json(render_sweep(&report))));
         }
-        if let Some(report) = state.lethe.backends.audit.sweep(started.id).await? {
+        if let Some(report) = state.engine.sweep(started.id).await? {
             if report.state == SweepState::Finished {
                 return Ok((StatusCode::OK, Json(render_sweep(&report))));
             }
@@ -290,15 +290,15 @@ pub async fn get_sweep(
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound("no sweep with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let report = match state.lethe.backends.audit.sweep(id).await? {
+    let report = match state.engine.sweep(id).await? {
         Some(report) => report,
         // Started a moment ago in this instance, not recorded yet.
         None if state.sweeper.running_pass() == Some(id) => SweepReport {
             id,
-            instance: state.lethe.instance.clone(),
+            instance: state.engine.instance().to_owned(),
             state: SweepState::Running,
-            started_at: state.lethe.now(),
-            finished_at: state.lethe.now(),
+            started_at: state.engine.now(),
+            finished_at: state.engine.now(),
             ..Default::default()
         },
         None => return Err(not_found()),
@@ -315,12 +315,7 @@ pub async fn list_sweeps(
     _: Admin,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let sweeps = state
-        .lethe
-        .backends
-        .audit
-        .recent_sweeps(limit(&query, 20, 200)?)
-        .await?;
+    let sweeps = state.engine.recent_sweeps(limit(&query, 20, 200)?).await?;
     Ok(Json(
         json!({ "sweeps": sweeps.iter().map(render_sweep).collect::<Vec<_>>() }),
     ))
@@ -338,9 +333,7 @@ pub async fn list_reconciliations(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let runs = state
-        .lethe
-        .backends
-        .audit
+        .engine
         .recent_reconciliations(limit(&query, 20, 200)?)
         .await?;
     Ok(Json(json!({ "reconciliations": runs })))
@@ -367,7 +360,7 @@ pub async fn overdue(
     _: Admin,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let artifacts = state.lethe.overdue(limit(&query, 100, 1000)?).await?;
+    let artifacts = state.engine.overdue(limit(&query, 100, 1000)?).await?;
     Ok(Json(
         json!({ "artifacts": artifacts.iter().map(render_overdue).collect::<Vec<_>>() }),
     ))
@@ -390,7 +383,7 @@ pub async fn usage(
     let id = account_id(&id)?;
     let (after, limit) = page_query(&query, 100, 1000)?;
     let records = state
-        .lethe
+        .engine
         .usage(id, after, limit)
         .await
         .map_err(account_error)?;

@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for Customer {
             .filter(|v| !v.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let account = state
-            .lethe
+            .engine
             .authenticate(&ApiKey::from_presented(raw))
             .await?;
         account.map(Customer).ok_or(ApiError::Unauthorized)

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 
-use crate::lifecycle::LifecycleError;
+use crate::engine::EngineError;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,23 +77,23 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<LifecycleError> for ApiError {
-    fn from(error: LifecycleError) -> Self {
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
         match error {
-            LifecycleError::NotFound => ApiError::NotFound("the requested resource was not found".into()),
-            LifecycleError::StillProcessing => {
+            EngineError::NotFound => ApiError::NotFound("the requested resource was not found".into()),
+            EngineError::StillProcessing => {
                 ApiError::BadRequest("Transcript is still being processed and cannot be deleted yet; retry once it is completed or error".into())
             }
-            LifecycleError::AlreadyFinished { .. } => ApiError::Conflict(error.to_string()),
-            LifecycleError::ContentDeleted => ApiError::Gone(error.to_string()),
-            LifecycleError::UploadNotAccessible => ApiError::Forbidden("Cannot access uploaded file".into()),
-            LifecycleError::ZeroDataRetention => {
+            EngineError::AlreadyFinished { .. } => ApiError::Conflict(error.to_string()),
+            EngineError::ContentDeleted => ApiError::Gone(error.to_string()),
+            EngineError::UploadNotAccessible => ApiError::Forbidden("Cannot access uploaded file".into()),
+            EngineError::ZeroDataRetention => {
                 ApiError::Conflict("account has zero data retention; content is not stored".into())
             }
-            LifecycleError::InvalidSettings(e) => ApiError::BadRequest(e.to_string()),
-            LifecycleError::Invalid(message) => ApiError::BadRequest(message),
-            LifecycleError::Concurrent => ApiError::Conflict(error.to_string()),
-            LifecycleError::Storage(e) => e.into(),
+            EngineError::InvalidSettings(e) => ApiError::BadRequest(e.to_string()),
+            EngineError::Invalid(message) => ApiError::BadRequest(message),
+            EngineError::Concurrent => ApiError::Conflict(error.to_string()),
+            EngineError::Storage(e) => e.into(),
         }
     }
 }

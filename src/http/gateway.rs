@@ -17,7 +17,7 @@ use super::error::{ApiError, AppJson, JsonObject};
 use super::transcripts::{render_artifact_retention, rfc3339};
 use super::AppState;
 use crate::domain::{Account, Artifact, ArtifactKind, Content, UsageRecord};
-use crate::lifecycle::{LifecycleError, LlmGatewayRequest, Recorded, StreamingSession};
+use crate::engine::{EngineError, LlmGatewayRequest, Recorded, StreamingSession};
 
 // ---- body fields ---------------------------------------------------------------------------
 
@@ -128,7 +128,7 @@ pub async fn llm_gateway_request(
             "ended_at",
         ],
     )?;
-    let ended_at = ended_at.unwrap_or_else(|| state.lethe.now());
+    let ended_at = ended_at.unwrap_or_else(|| state.engine.now());
     let request = LlmGatewayRequest {
         account_id,
         provider,
@@ -139,14 +139,14 @@ pub async fn llm_gateway_request(
         ended_at,
     };
     let recorded = state
-        .lethe
+        .engine
         .record_llm_request(request)
         .await
         .map_err(|e| match e {
-            LifecycleError::NotFound if transcript_id.is_some() => ApiError::NotFound(
+            EngineError::NotFound if transcript_id.is_some() => ApiError::NotFound(
                 "no account with this id, or no transcript with this id in it".into(),
             ),
-            LifecycleError::NotFound => ApiError::NotFound("no account with this id".into()),
+            EngineError::NotFound => ApiError::NotFound("no account with this id".into()),
             other => other.into(),
         })?;
     Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
@@ -197,11 +197,11 @@ pub async fn streaming_session(
         content,
     };
     let recorded = state
-        .lethe
+        .engine
         .record_streaming_session(session)
         .await
         .map_err(|e| match e {
-            LifecycleError::NotFound => ApiError::NotFound("no account with this id".into()),
+            EngineError::NotFound => ApiError::NotFound("no account with this id".into()),
             other => other.into(),
         })?;
     Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
@@ -221,13 +221,13 @@ async fn show(
         _ => "no LLM Gateway request with this id",
     };
     let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound(what.into()))?;
-    let result: Result<Artifact, LifecycleError> = if delete {
-        state.lethe.delete_standalone(account, kind, id).await
+    let result: Result<Artifact, EngineError> = if delete {
+        state.engine.delete_standalone(account, kind, id).await
     } else {
-        state.lethe.standalone_artifact(account, kind, id).await
+        state.engine.standalone_artifact(account, kind, id).await
     };
     let artifact = result.map_err(|e| match e {
-        LifecycleError::NotFound => ApiError::NotFound(what.into()),
+        EngineError::NotFound => ApiError::NotFound(what.into()),
         other => other.into(),
     })?;
     Ok(Json(render_artifact_retention(

@@ -13,15 +13,15 @@ use super::error::{ApiError, AppJson, JsonObject};
 use super::uploads::limited_body;
 use super::AppState;
 use crate::domain::{Content, Transcript};
-use crate::lifecycle::LifecycleError;
+use crate::engine::EngineError;
 
 fn transcript_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no transcript with this id".into()))
 }
 
-fn not_found(error: LifecycleError) -> ApiError {
+fn not_found(error: EngineError) -> ApiError {
     match error {
-        LifecycleError::NotFound => ApiError::NotFound("no transcript with this id".into()),
+        EngineError::NotFound => ApiError::NotFound("no transcript with this id".into()),
         other => other.into(),
     }
 }
@@ -41,7 +41,7 @@ pub async fn processing(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let t = state
-        .lethe
+        .engine
         .mark_processing(transcript_id(&id)?)
         .await
         .map_err(not_found)?;
@@ -76,11 +76,11 @@ pub async fn put_intermediate(
     let (stream, outcome) =
         limited_body(&headers, body, limit, state.config.body_idle_timeout()).await?;
     let artifact = state
-        .lethe
+        .engine
         .put_intermediate(id, &name, stream)
         .await
         .map_err(|e| match e {
-            LifecycleError::NotFound => not_found(e),
+            EngineError::NotFound => not_found(e),
             e => outcome.error(e, limit),
         })?;
     Ok((
@@ -135,7 +135,7 @@ pub async fn complete(
     }
     let content = Content::new(Value::Object(result).to_string());
     let t = state
-        .lethe
+        .engine
         .complete(id, content, audio_duration)
         .await
         .map_err(not_found)?;
@@ -163,7 +163,7 @@ pub async fn error(
             ))
         }
     };
-    let t = state.lethe.fail(id, &message).await.map_err(not_found)?;
+    let t = state.engine.fail(id, &message).await.map_err(not_found)?;
     Ok(status_body(&t))
 }
 
@@ -182,7 +182,7 @@ pub async fn speech_understanding(
     let id = transcript_id(&id)?;
     let content = Content::new(Value::Object(result).to_string());
     let artifact = state
-        .lethe
+        .engine
         .add_speech_understanding(id, content)
         .await
         .map_err(not_found)?;

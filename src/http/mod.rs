@@ -35,7 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Config;
-use crate::lifecycle::Lethe;
+use crate::engine::Engine;
 use crate::startup::Tokens;
 use crate::sweeper::Sweeper;
 use error::error_body;
@@ -47,7 +47,7 @@ pub const INTERNAL_JSON_LIMIT: usize = 256 << 20;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub lethe: Lethe,
+    pub engine: Engine,
     pub sweeper: Arc<Sweeper>,
     pub config: Arc<Config>,
     pub tokens: Tokens,
@@ -129,7 +129,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_endpoint)
         .layer(middleware::map_response(json_errors))
         .layer({
-            let metrics = state.lethe.metrics.clone();
+            let metrics = state.engine.metrics().clone();
             middleware::map_response(move |response: Response| {
                 metrics.record_response(response.status().as_u16());
                 std::future::ready(response)
@@ -192,13 +192,11 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, error::ApiEr
     {
         let mut read_at = state.gauges_read_at.lock().await;
         if read_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-            let counts = state.lethe.backends.index.count_by_kind_and_state().await?;
-            let overdue = state.lethe.overdue(10_000).await?.len();
-            state.lethe.metrics.set_tracked(&counts, overdue);
+            state.engine.refresh_gauges().await?;
             *read_at = Some(Instant::now());
         }
     }
-    let mut response = state.lethe.metrics.encode().into_response();
+    let mut response = state.engine.metrics().encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

@@ -15,7 +15,7 @@ use super::transcripts::rfc3339;
 use super::uploads::octet_stream;
 use super::AppState;
 use crate::domain::ArtifactKind;
-use crate::lifecycle::{LifecycleError, TrainingExport};
+use crate::engine::{EngineError, TrainingExport};
 use axum::response::IntoResponse;
 
 /// `GET /internal/v1/training/eligible`
@@ -30,13 +30,13 @@ pub async fn eligible(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (after, limit) = page_query(&query, 100, 1000)?;
-    let artifacts = state.lethe.training_eligible(after, limit).await?;
+    let artifacts = state.engine.training_eligible(after, limit).await?;
     let next_after = next_after(artifacts.iter().map(|a| a.id), limit);
     let items: Vec<Value> = artifacts
         .iter()
         // Audio URLs are no training data (they may carry credentials); rows written before
         // that was recorded at creation are left out here.
-        .filter(|a| crate::training::is_training_data(a.kind))
+        .filter(|a| crate::engine::training::is_training_data(a.kind))
         .map(|a| {
             let base = format!("{}/internal/v1/training/eligible/{}", state.base_url, a.id);
             let audio = matches!(
@@ -75,7 +75,7 @@ pub async fn content(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    match state.lethe.training_content(id).await {
+    match state.engine.training_content(id).await {
         Ok(Some(TrainingExport::Audio(stream))) => Ok(octet_stream(stream)),
         Ok(Some(TrainingExport::Redacted {
             bytes,
@@ -91,7 +91,7 @@ pub async fn content(
         Ok(None) => Err(ApiError::Gone(
             "this artifact has been deleted under its retention policy or by the customer".into(),
         )),
-        Err(LifecycleError::NotFound) => Err(not_found()),
+        Err(EngineError::NotFound) => Err(not_found()),
         Err(e) => Err(e.into()),
     }
 }
@@ -110,7 +110,7 @@ pub async fn redactions(
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    match state.lethe.training_redactions(id).await {
+    match state.engine.training_redactions(id).await {
         Ok(Some(ranges)) => Ok(Json(json!({
             "artifact_id": id,
             "ranges_ms": ranges.iter().map(|(s, e)| [s, e]).collect::<Vec<_>>(),
@@ -118,7 +118,7 @@ pub async fn redactions(
         Ok(None) => Err(ApiError::Gone(
             "this artifact has been deleted under its retention policy or by the customer".into(),
         )),
-        Err(LifecycleError::NotFound) => Err(not_found()),
+        Err(EngineError::NotFound) => Err(not_found()),
         Err(e) => Err(e.into()),
     }
 }

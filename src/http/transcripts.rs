@@ -13,9 +13,7 @@ use super::dto::{TranscriptRequest, TRANSCRIPT_REQUEST_FIELDS};
 use super::error::{ApiError, JsonObject};
 use super::AppState;
 use crate::domain::{Artifact, Content, DeletionReason, Transcript, TranscriptStatus};
-use crate::lifecycle::{
-    AudioSource, LifecycleError, NewTranscript, RetentionView, TranscriptContent,
-};
+use crate::engine::{AudioSource, EngineError, NewTranscript, RetentionView, TranscriptContent};
 use crate::storage::TranscriptQuery;
 
 /// Result fields nulled in a redacted transcript, beyond whatever the pipeline stored.
@@ -28,9 +26,9 @@ fn transcript_not_found() -> ApiError {
     ApiError::NotFound("Transcript lookup error, transcript id not found".into())
 }
 
-fn transcript_error(error: LifecycleError) -> ApiError {
+fn transcript_error(error: EngineError) -> ApiError {
     match error {
-        LifecycleError::NotFound => transcript_not_found(),
+        EngineError::NotFound => transcript_not_found(),
         other => other.into(),
     }
 }
@@ -90,9 +88,9 @@ pub async fn create_transcript(
         text_inputs,
         webhook_auth,
     };
-    let transcript = state.lethe.create_transcript(&account, new).await?;
+    let transcript = state.engine.create_transcript(&account, new).await?;
     let view = state
-        .lethe
+        .engine
         .transcript_content(&account, transcript.id)
         .await?;
     Ok(Json(render_transcript(&state, &view)))
@@ -189,7 +187,7 @@ pub async fn get_transcript(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_transcript_id(&id)?;
     let view = state
-        .lethe
+        .engine
         .transcript_content(&account, id)
         .await
         .map_err(transcript_error)?;
@@ -208,12 +206,12 @@ pub async fn delete_transcript(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_transcript_id(&id)?;
     state
-        .lethe
+        .engine
         .delete_transcript(&account, id)
         .await
         .map_err(transcript_error)?;
     let view = state
-        .lethe
+        .engine
         .transcript_content(&account, id)
         .await
         .map_err(transcript_error)?;
@@ -353,7 +351,7 @@ pub async fn list_transcripts(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let params = ListParams::parse(&query)?;
-    let lethe = &state.lethe;
+    let lethe = &state.engine;
     let page = lethe
         .list_transcripts(
             &account,
@@ -398,13 +396,13 @@ async fn list_item(
     account: &crate::domain::Account,
     t: &Transcript,
 ) -> Result<Value, ApiError> {
-    let now = state.lethe.now();
+    let now = state.engine.now();
     let audio_url = match t.redaction_reason_at(now) {
         Some(DeletionReason::CustomerRequest) => DELETED_BY_USER_URL.to_owned(),
         Some(_) => DELETED_BY_POLICY_URL.to_owned(),
         None if t.upload_id.is_some() => audio_url_of(state, t, None),
         None => {
-            let url = state.lethe.audio_url(account, t).await?;
+            let url = state.engine.audio_url(account, t).await?;
             audio_url_of(state, t, url.as_ref())
         }
     };
@@ -431,7 +429,7 @@ pub async fn retention(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_transcript_id(&id)?;
     let view = state
-        .lethe
+        .engine
         .retention_view(&account, id)
         .await
         .map_err(transcript_error)?;

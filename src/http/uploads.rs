@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::auth::{Customer, Internal};
 use super::error::ApiError;
 use super::AppState;
-use crate::lifecycle::LifecycleError;
+use crate::engine::EngineError;
 use crate::storage::ByteStream;
 
 /// What happened to a streamed request body: past the size limit, or broken off by the
@@ -113,7 +113,7 @@ impl BodyOutcome {
 
     /// Maps a failed streamed write: the client's fault (too large, stalled, broken off)
     /// as a 4xx, anything else as it is.
-    pub fn error(&self, error: LifecycleError, limit: u64) -> ApiError {
+    pub fn error(&self, error: EngineError, limit: u64) -> ApiError {
         let client = self.exceeded.load(Ordering::SeqCst)
             || self.broken.load(Ordering::SeqCst)
             || self.stalled.load(Ordering::SeqCst);
@@ -148,12 +148,12 @@ pub async fn upload(
 ) -> Result<Json<Value>, ApiError> {
     let limit = state.config.max_upload_bytes;
     if account.settings.zero_data_retention {
-        return Err(LifecycleError::ZeroDataRetention.into());
+        return Err(EngineError::ZeroDataRetention.into());
     }
     let (stream, outcome) =
         limited_body(&headers, body, limit, state.config.body_idle_timeout()).await?;
     let artifact = state
-        .lethe
+        .engine
         .upload(&account, stream)
         .await
         .map_err(|e| outcome.error(e, limit))?;
@@ -184,12 +184,12 @@ pub async fn read_upload(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound("no upload with this id".into());
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    match state.lethe.read_upload_stream(id).await {
+    match state.engine.read_upload_stream(id).await {
         Ok(Some(stream)) => Ok(octet_stream(stream)),
         Ok(None) => Err(ApiError::Gone(
             "this upload has been deleted under its retention policy or by the customer".into(),
         )),
-        Err(LifecycleError::NotFound) => Err(not_found()),
+        Err(EngineError::NotFound) => Err(not_found()),
         Err(e) => Err(e.into()),
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod codec;
+#[cfg(feature = "test-support")]
 pub mod conformance;
 pub mod dynamodb;
 pub mod encrypted;

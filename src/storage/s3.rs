@@ -61,7 +61,7 @@ impl S3ContentStore {
     pub async fn is_versioned(&self) -> Result<bool> {
         self.versioned
             .get_or_try_init(|| async {
-                let probe = format!(".lethe-versioning-probe/{}", uuid::Uuid::new_v4());
+                let probe = format!(".engine-versioning-probe/{}", uuid::Uuid::new_v4());
                 self.put_bytes(&probe, Bytes::from_static(b"probe")).await?;
                 let out = self
                     .client

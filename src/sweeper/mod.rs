@@ -14,10 +14,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::deletion::{self, lag_seconds};
 use crate::domain::{new_id, ReconcileReport, SweepReport, SweepState};
-use crate::lifecycle::{Lethe, LifecycleError};
-use crate::reconcile::{reconcile, ReconcileOptions};
+use crate::engine::reconcile::ReconcileOptions;
+use crate::engine::{Engine, EngineError};
 use crate::storage::StorageError;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -64,7 +63,7 @@ impl Default for SweeperConfig {
 
 #[derive(Debug)]
 pub struct Sweeper {
-    lethe: Lethe,
+    engine: Engine,
     config: SweeperConfig,
     passes: watch::Sender<u64>,
     last_report: watch::Sender<Option<Arc<SweepReport>>>,
@@ -86,9 +85,9 @@ pub struct StartedPass {
 }
 
 impl Sweeper {
-    pub fn new(lethe: Lethe, config: SweeperConfig) -> Self {
+    pub fn new(engine: Engine, config: SweeperConfig) -> Self {
         Self {
-            lethe,
+            engine,
             config,
             passes: watch::Sender::new(0),
             last_report: watch::Sender::new(None),
@@ -125,7 +124,7 @@ impl Sweeper {
                 }
             }
         };
-        let now = self.lethe.now();
+        let now = self.engine.now();
         let id = new_id(now);
         *lock(&self.running) = Some(id);
         let sweeper = self.clone();
@@ -167,14 +166,14 @@ impl Sweeper {
         let started = std::time::Instant::now();
         let mut report = SweepReport {
             id,
-            instance: self.lethe.instance.clone(),
+            instance: self.engine.instance().to_owned(),
             started_at: now,
             finished_at: now,
             state: SweepState::Running,
             ..Default::default()
         };
         let result = async {
-            self.lethe.backends.audit.record_sweep(&report).await?;
+            self.engine.record_sweep(&report).await.map_err(storage)?;
             self.pass_steps(&mut report, now).await
         }
         .await;
@@ -183,8 +182,8 @@ impl Sweeper {
         // Wall time of the pass: the clock may be manual, so measure it separately.
         report.finished_at = now + Duration::from_std(started.elapsed()).unwrap_or_default();
         report.state = SweepState::Finished;
-        self.lethe.metrics.record_sweep(&report);
-        self.lethe.backends.audit.record_sweep(&report).await?;
+        self.engine.metrics().record_sweep(&report);
+        self.engine.record_sweep(&report).await.map_err(storage)?;
         if report.deleted > 0 || report.failed > 0 || report.overdue > 0 {
             tracing::info!(
                 deleted = report.deleted,
@@ -206,22 +205,15 @@ impl Sweeper {
         &self,
         now: DateTime<Utc>,
         options: ReconcileOptions,
-        progress: crate::reconcile::Progress<'_>,
-    ) -> Result<ReconcileReport, LifecycleError> {
-        let report = reconcile(&self.lethe, now, options, progress).await?;
-        self.lethe.metrics.record_reconciliation(&report);
-        self.lethe
-            .backends
-            .audit
-            .record_reconciliation(&report)
-            .await?;
-        Ok(report)
+        progress: crate::engine::reconcile::Progress<'_>,
+    ) -> Result<ReconcileReport, EngineError> {
+        self.engine.reconcile(now, options, progress).await
     }
 
     /// The scheduled reconciliation, unless an instance already ran one since the tick.
     async fn reconcile_if_due(&self, tick: DateTime<Utc>) {
-        let now = self.lethe.clock.now();
-        match self.lethe.backends.audit.recent_reconciliations(1).await {
+        let now = self.engine.clock().now();
+        match self.engine.recent_reconciliations(1).await {
             Ok(recent) if recent.first().is_some_and(|r| r.started_at >= tick) => return,
             Ok(_) => {}
             Err(error) => {
@@ -239,133 +231,63 @@ impl Sweeper {
         report: &mut SweepReport,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError> {
-        let (errored, failed) = self.error_stuck_transcripts(now).await?;
+        let (errored, failed) = self
+            .engine
+            .error_stuck_transcripts(now - self.config.max_processing, self.config.batch_size)
+            .await
+            .map_err(storage)?;
         report.stuck_transcripts_errored = errored;
         report.failed += failed;
         // Transcripts a crash left between becoming terminal and scheduling their
         // artifacts (a minute's grace for a finish in flight).
         match self
-            .lethe
+            .engine
             .settle_transcripts(now - Duration::minutes(1), self.config.batch_size)
             .await
         {
             Ok((_, failed)) => report.failed += failed,
-            Err(LifecycleError::Storage(e)) => return Err(e),
+            Err(EngineError::Storage(e)) => return Err(e),
             Err(e) => tracing::warn!(error = %e, "could not settle transcripts"),
         }
         // Retention changes first: what they shorten may be due in this very pass.
         match self
-            .lethe
+            .engine
             .advance_retention_jobs(self.config.batch_size, self.config.max_per_pass)
             .await
         {
             Ok(progress) => report.rescheduled = progress.rescheduled,
-            Err(LifecycleError::Storage(e)) => return Err(e),
+            Err(EngineError::Storage(e)) => return Err(e),
             Err(e) => tracing::warn!(error = %e, "could not advance retention changes"),
         }
         let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
         loop {
             if report.examined >= self.config.max_per_pass {
-                report.truncated = !self.lethe.backends.index.due(now, 1).await?.is_empty();
+                report.truncated = self.engine.anything_due(now).await.map_err(storage)?;
                 break;
             }
-            let due = self
-                .lethe
-                .backends
-                .index
-                .due(now, self.config.batch_size)
-                .await?;
-            if due.is_empty() {
+            let batch = self
+                .engine
+                .delete_due(now, self.config.batch_size)
+                .await
+                .map_err(storage)?;
+            if batch.examined == 0 {
                 break;
             }
-            // A short batch was everything due (and not claimed by others) at `now`.
-            let last_batch = due.len() < self.config.batch_size as usize;
-            report.examined += due.len() as u64;
-            let claim = self.lethe.new_claim(now, "sweep");
-            let claimed = self
-                .lethe
-                .backends
-                .index
-                .claim_candidates(&due, &claim)
-                .await?;
-            for artifact in claimed.iter().filter(|a| a.is_overdue_at(now)) {
-                report.overdue += 1;
-                tracing::warn!(
-                    artifact_id = %artifact.id,
-                    kind = %artifact.kind,
-                    delete_by = %artifact.delete_by.unwrap_or(now),
-                    "artifact overdue: deleted after its deadline"
-                );
-            }
-            let outcome = deletion::delete_claimed(
-                &self.lethe.backends,
-                &self.lethe.metrics,
-                claimed,
-                &claim,
-            )
-            .await?;
-            report.failed += outcome.failed.len() as u64;
-            for t in &outcome.deleted {
+            report.examined += batch.examined as u64;
+            report.overdue += batch.overdue;
+            report.failed += batch.failed;
+            for t in &batch.deleted {
                 *by_reason.entry(t.reason.to_string()).or_default() += 1;
-                report.lags.extend(lag_seconds(t));
             }
-            report.deleted += outcome.deleted.len() as u64;
-            if last_batch {
+            report.lags.extend(batch.lags);
+            report.deleted += batch.deleted.len() as u64;
+            // A short batch was everything due (and not claimed by others) at `now`.
+            if batch.examined < self.config.batch_size as usize {
                 break;
             }
         }
         report.deleted_by_reason = by_reason;
         Ok(())
-    }
-
-    /// Moves transcripts unfinished past `max_processing` to `error` (§4). One that
-    /// cannot be moved (a storage error) is logged and counted, and the pass goes on:
-    /// a full disk must not stop every deletion. Returns (errored, failed).
-    async fn error_stuck_transcripts(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(u64, u64), StorageError> {
-        let cutoff = now - self.config.max_processing;
-        let (mut errored, mut failed) = (0, 0);
-        let mut given_up: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
-        loop {
-            let stuck = self
-                .lethe
-                .backends
-                .index
-                .stuck_transcripts(cutoff, self.config.batch_size)
-                .await?;
-            let mut progressed = false;
-            let stuck: Vec<_> = stuck
-                .into_iter()
-                .filter(|t| !given_up.contains(&t.id))
-                .collect();
-            for t in stuck {
-                match self
-                    .lethe
-                    .fail(t.id, "transcript exceeded max_processing and was stopped")
-                    .await
-                {
-                    Ok(_) => {
-                        errored += 1;
-                        progressed = true;
-                        tracing::warn!(transcript_id = %t.id, "transcript stuck past max_processing moved to error");
-                    }
-                    // Finished meanwhile, or raced by another sweeper: nothing to do.
-                    Err(LifecycleError::AlreadyFinished { .. } | LifecycleError::Concurrent) => {
-                        progressed = true
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        given_up.insert(t.id);
-                        tracing::warn!(transcript_id = %t.id, error = %e, "could not move a stuck transcript to error; the next pass retries");
-                    }
-                }
-            }
-            if !progressed {
-                return Ok((errored, failed));
-            }
-        }
     }
 
     /// When the loop should wake next: the next cron tick or the next due artifact.
@@ -376,7 +298,7 @@ impl Sweeper {
             .after(&now)
             .next()
             .unwrap_or(now + Duration::days(365));
-        match self.lethe.backends.index.next_due(now).await {
+        match self.engine.next_due(now).await {
             Ok(Some(due)) => due.min(cron_next),
             Ok(None) => cron_next,
             Err(error) => {
@@ -389,8 +311,8 @@ impl Sweeper {
     /// Runs passes until `shutdown`; the pass in progress always finishes. Reconciles at
     /// each tick of its schedule, after that tick's pass.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let clock = self.lethe.clock.clone();
-        let wake = self.lethe.wake_sweeper.clone();
+        let clock = self.engine.clock().clone();
+        let wake = self.engine.deadline_changes();
         let mut idle = false;
         let next_reconcile = |now: DateTime<Utc>| {
             self.config
@@ -431,5 +353,16 @@ impl Sweeper {
             self.passes.send_modify(|n| *n += 1);
         }
         tracing::info!("sweeper stopped");
+    }
+}
+
+/// A pass ends on a storage failure; other engine errors are storage failures at heart.
+fn storage(error: EngineError) -> StorageError {
+    match error {
+        EngineError::Storage(e) => e,
+        other => StorageError::Other {
+            backend: "engine",
+            source: other.to_string().into(),
+        },
     }
 }

@@ -61,8 +61,8 @@ async fn an_empty_upload_is_400_and_an_oversized_one_413_and_neither_stores_anyt
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     let counts = app
         .app
-        .lethe
-        .backends
+        .engine
+        .backends()
         .index
         .count_by_kind_and_state()
         .await

@@ -8,7 +8,7 @@ use lethe::domain::{
     ArtifactKind, ArtifactState, Content, DeletionReason, RetentionSettings, SettingsPatch,
     Tombstone, TranscriptStatus,
 };
-use lethe::lifecycle::LifecycleError;
+use lethe::engine::EngineError;
 use lethe::startup::App;
 use lethe::testing::faults::{faulty, Faults};
 use std::sync::Arc;
@@ -41,7 +41,7 @@ async fn an_upload_due_on_an_earlier_utc_day_is_deleted_after_the_instance_was_d
     assert_eq!(e.sweep().await.deleted, 0, "never early");
 
     e.clock.set(created + hours(24 * 4));
-    let overdue = e.lethe().overdue(100).await.expect("overdue");
+    let overdue = e.engine().overdue(100).await.expect("overdue");
     assert_eq!(
         overdue.iter().map(|a| a.id).collect::<Vec<_>>(),
         vec![upload.id],
@@ -66,7 +66,7 @@ async fn an_upload_due_on_an_earlier_utc_day_is_deleted_after_the_instance_was_d
         None,
         "the content object is gone too"
     );
-    assert!(e.lethe().overdue(100).await.expect("overdue").is_empty());
+    assert!(e.engine().overdue(100).await.expect("overdue").is_empty());
 }
 
 #[tokio::test]
@@ -81,7 +81,7 @@ async fn a_retroactive_shortening_is_served_at_once_and_carried_through_a_crash_
     }
     // The change is committed with its job in one write; nothing else happens in the call.
     let account = e
-        .lethe()
+        .engine()
         .update_settings(
             account.id,
             &SettingsPatch {
@@ -97,7 +97,7 @@ async fn a_retroactive_shortening_is_served_at_once_and_carried_through_a_crash_
     e.clock.advance(hours(1));
     for t in &transcripts {
         let view = e
-            .lethe()
+            .engine()
             .transcript_content(&account, t.id)
             .await
             .expect("get");
@@ -133,7 +133,7 @@ async fn a_retroactive_shortening_is_served_at_once_and_carried_through_a_crash_
             assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
         }
     }
-    let stored = e.lethe().account(account.id).await.expect("account");
+    let stored = e.engine().account(account.id).await.expect("account");
     assert_eq!(stored.retention_job, None, "the job ran to its end");
 }
 
@@ -146,7 +146,7 @@ async fn intermediates_follow_a_ttl_set_after_they_were_written() {
     let intermediate = e.artifact_of_kind(&t, ArtifactKind::Intermediate).await;
     assert_eq!(intermediate.delete_after, Some(t0() + hours(48)));
 
-    e.lethe()
+    e.engine()
         .update_settings(
             account.id,
             &SettingsPatch {
@@ -169,7 +169,7 @@ async fn intermediates_follow_a_ttl_set_after_they_were_written() {
     for a in e.artifacts_of(&t).await {
         assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
     }
-    let eligible = e.lethe().training_eligible(None, 100).await.expect("list");
+    let eligible = e.engine().training_eligible(None, 100).await.expect("list");
     assert!(eligible.is_empty(), "nothing of it is exported");
 }
 
@@ -178,8 +178,8 @@ async fn removing_the_ttl_while_a_transcript_processes_never_lengthens_what_it_a
     let e = TestEngine::start().await;
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
-    e.lethe().mark_processing(t.id).await.expect("processing");
-    e.lethe()
+    e.engine().mark_processing(t.id).await.expect("processing");
+    e.engine()
         .put_intermediate(
             t.id,
             "chunk-0",
@@ -189,7 +189,7 @@ async fn removing_the_ttl_while_a_transcript_processes_never_lengthens_what_it_a
         )
         .await
         .expect("intermediate");
-    e.lethe()
+    e.engine()
         .update_settings(
             account.id,
             &SettingsPatch {
@@ -200,7 +200,7 @@ async fn removing_the_ttl_while_a_transcript_processes_never_lengthens_what_it_a
         .await
         .expect("update");
     e.clock.advance(hours(2));
-    e.lethe()
+    e.engine()
         .complete(t.id, Content::new(r#"{"text":"MARKER-TEXT"}"#), None)
         .await
         .expect("complete");
@@ -226,13 +226,13 @@ async fn racing_completions_and_errors_leave_exactly_one_result_and_serve_it() {
     let other = e.another_instance().await;
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
-    e.lethe().mark_processing(t.id).await.expect("processing");
+    e.engine().mark_processing(t.id).await.expect("processing");
 
     let calls = (0..10).map(|i| {
         let lethe = if i % 2 == 0 {
-            e.lethe().clone()
+            e.engine().clone()
         } else {
-            other.lethe.clone()
+            other.engine.clone()
         };
         async move {
             if i % 3 == 0 {
@@ -255,7 +255,7 @@ async fn racing_completions_and_errors_leave_exactly_one_result_and_serve_it() {
         assert!(
             matches!(
                 loser,
-                Err(LifecycleError::AlreadyFinished { .. } | LifecycleError::Concurrent)
+                Err(EngineError::AlreadyFinished { .. } | EngineError::Concurrent)
             ),
             "{loser:?}"
         );
@@ -276,7 +276,7 @@ async fn racing_completions_and_errors_leave_exactly_one_result_and_serve_it() {
         .expect("get");
     assert!(stored.is_some());
     let view = e
-        .lethe()
+        .engine()
         .transcript_content(&account, t.id)
         .await
         .expect("get");
@@ -298,7 +298,7 @@ async fn concurrent_passes_of_one_instance_delete_and_count_each_artifact_once()
     }
     e.clock.advance(hours(72));
     let now = e.clock.now_for_tests();
-    let before = deletions_counted(&e.lethe().metrics.encode());
+    let before = deletions_counted(&e.engine().metrics().encode());
 
     let sweeper = &e.app.sweeper;
     let reports = futures::future::join_all((0..5).map(|_| sweeper.run_once(now))).await;
@@ -306,7 +306,7 @@ async fn concurrent_passes_of_one_instance_delete_and_count_each_artifact_once()
 
     assert_eq!(deleted, 120, "each artifact deleted by exactly one pass");
     assert_eq!(
-        deletions_counted(&e.lethe().metrics.encode()) - before,
+        deletions_counted(&e.engine().metrics().encode()) - before,
         120,
         "and counted once"
     );
@@ -450,7 +450,7 @@ async fn a_result_a_crashed_completion_left_never_takes_the_transcript_with_it()
     let e = TestEngine::start().await;
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
-    e.lethe().mark_processing(t.id).await.expect("processing");
+    e.engine().mark_processing(t.id).await.expect("processing");
     let faults = Faults::new(11);
     let crashing = App::with_backends(
         e.config.clone(),
@@ -461,21 +461,21 @@ async fn a_result_a_crashed_completion_left_never_takes_the_transcript_with_it()
     faults.fail_always("index.update_transcript");
     faults.fail_always("content.delete");
     assert!(crashing
-        .lethe
+        .engine
         .complete(t.id, Content::new(r#"{"text":"LOST"}"#), None)
         .await
         .is_err());
 
     // The pipeline retries five hours later and wins.
     e.clock.advance(hours(5));
-    e.lethe()
+    e.engine()
         .complete(t.id, Content::new(r#"{"text":"MARKER-TEXT"}"#), None)
         .await
         .expect("complete");
     e.sweep().await;
 
     let view = e
-        .lethe()
+        .engine()
         .transcript_content(&account, t.id)
         .await
         .expect("get");

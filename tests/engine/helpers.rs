@@ -6,7 +6,7 @@ use futures::stream;
 use lethe::clock::ManualClock;
 use lethe::config::Config;
 use lethe::domain::{Account, ArtifactKind, Content, RetentionSettings, Transcript};
-use lethe::lifecycle::{AudioSource, Lethe, NewTranscript};
+use lethe::engine::{AudioSource, Engine, NewTranscript};
 use lethe::startup::App;
 use lethe::storage::{Backends, ByteStream};
 use std::sync::Arc;
@@ -79,16 +79,16 @@ impl TestEngine {
             .expect("app builds")
     }
 
-    pub fn lethe(&self) -> &Lethe {
-        &self.app.lethe
+    pub fn engine(&self) -> &Engine {
+        &self.app.engine
     }
 
     pub fn backends(&self) -> &Backends {
-        &self.app.lethe.backends
+        &self.app.engine.backends()
     }
 
     pub async fn account(&self, settings: RetentionSettings) -> Account {
-        self.lethe()
+        self.engine()
             .create_account("acme", settings)
             .await
             .expect("account")
@@ -105,12 +105,12 @@ impl TestEngine {
 
     pub async fn upload(&self, account: &Account, bytes: &'static [u8]) -> lethe::domain::Artifact {
         let body: ByteStream = Box::pin(stream::iter(vec![Ok(Bytes::from_static(bytes))]));
-        self.lethe().upload(account, body).await.expect("upload")
+        self.engine().upload(account, body).await.expect("upload")
     }
 
     /// A transcript from a foreign URL with text inputs, as `POST /v2/transcript` makes it.
     pub async fn url_transcript(&self, account: &Account) -> Transcript {
-        self.lethe()
+        self.engine()
             .create_transcript(
                 account,
                 NewTranscript {
@@ -131,7 +131,7 @@ impl TestEngine {
         account: &Account,
         upload: &lethe::domain::Artifact,
     ) -> Transcript {
-        self.lethe()
+        self.engine()
             .create_transcript(
                 account,
                 NewTranscript {
@@ -147,7 +147,7 @@ impl TestEngine {
 
     /// Runs the pipeline on a transcript: processing, one intermediate, completion.
     pub async fn process(&self, transcript: &Transcript) -> Transcript {
-        let lethe = self.lethe();
+        let lethe = self.engine();
         lethe
             .mark_processing(transcript.id)
             .await

@@ -7,7 +7,7 @@ use lethe::domain::{
     Account, ArtifactKind, ArtifactState, Content, DeletionReason, RetentionSettings,
     SettingsPatch, Transcript,
 };
-use lethe::lifecycle::{AudioSource, LifecycleError, NewTranscript, UploadRead};
+use lethe::engine::{AudioSource, EngineError, NewTranscript, UploadRead};
 use std::collections::HashMap;
 
 /// A completed transcript with one artifact of every kind the matrix lists, then a
@@ -21,16 +21,16 @@ async fn customer_deletion_of_every_kind(
     e.process(&from_upload).await;
     let from_url = e.url_transcript(&account).await;
     e.process(&from_url).await;
-    e.lethe()
+    e.engine()
         .add_speech_understanding(from_url.id, Content::new("{}"))
         .await
         .expect("speech understanding");
 
-    e.lethe()
+    e.engine()
         .delete_transcript(&account, from_upload.id)
         .await
         .expect("delete");
-    e.lethe()
+    e.engine()
         .delete_transcript(&account, from_url.id)
         .await
         .expect("delete");
@@ -113,15 +113,15 @@ async fn s3_customer_deletion_is_refused_while_queued_or_processing_and_changes_
     let e = TestEngine::start().await;
     let account = e.account(RetentionSettings::default()).await;
     let t = e.url_transcript(&account).await;
-    let refused = e.lethe().delete_transcript(&account, t.id).await;
+    let refused = e.engine().delete_transcript(&account, t.id).await;
     assert!(
-        matches!(refused, Err(LifecycleError::StillProcessing)),
+        matches!(refused, Err(EngineError::StillProcessing)),
         "{refused:?}"
     );
-    e.lethe().mark_processing(t.id).await.expect("processing");
-    let refused = e.lethe().delete_transcript(&account, t.id).await;
+    e.engine().mark_processing(t.id).await.expect("processing");
+    let refused = e.engine().delete_transcript(&account, t.id).await;
     assert!(
-        matches!(refused, Err(LifecycleError::StillProcessing)),
+        matches!(refused, Err(EngineError::StillProcessing)),
         "{refused:?}"
     );
     let stored = e
@@ -147,13 +147,13 @@ async fn s3_customer_deletion_is_idempotent_and_keeps_usage_metadata() {
     e.process(&t).await;
     e.clock.advance(Duration::minutes(3));
     let first = e
-        .lethe()
+        .engine()
         .delete_transcript(&account, t.id)
         .await
         .expect("first");
     e.clock.advance(Duration::minutes(3));
     let second = e
-        .lethe()
+        .engine()
         .delete_transcript(&account, t.id)
         .await
         .expect("second");
@@ -185,7 +185,7 @@ async fn s4_content_past_delete_after_is_never_served_even_before_a_sweep() {
     e.process(&t).await;
 
     let live = e
-        .lethe()
+        .engine()
         .transcript_content(&account, t.id)
         .await
         .expect("read");
@@ -196,13 +196,13 @@ async fn s4_content_past_delete_after_is_never_served_even_before_a_sweep() {
             && live.audio_url.is_some()
     );
     assert!(matches!(
-        e.lethe().read_upload(upload.id).await.expect("read"),
+        e.engine().read_upload(upload.id).await.expect("read"),
         UploadRead::Live(_)
     ));
 
     e.clock.advance(hours(1));
     let expired = e
-        .lethe()
+        .engine()
         .transcript_content(&account, t.id)
         .await
         .expect("read");
@@ -212,7 +212,7 @@ async fn s4_content_past_delete_after_is_never_served_even_before_a_sweep() {
     );
     e.clock.advance(hours(71));
     assert!(matches!(
-        e.lethe().read_upload(upload.id).await.expect("read"),
+        e.engine().read_upload(upload.id).await.expect("read"),
         UploadRead::Deleted
     ));
     // Nothing was swept: the bytes are still there, but never served.
@@ -238,12 +238,12 @@ async fn s1_decision_a_shorter_ttl_shortens_existing_schedules_and_a_longer_one_
         ..Default::default()
     };
     let account = e
-        .lethe()
+        .engine()
         .update_settings(account.id, &shorter)
         .await
         .expect("update");
     // Reads honour the change at once; a pass carries it to the stored schedules.
-    let served = e.lethe().transcript(&account, t.id).await.expect("get");
+    let served = e.engine().transcript(&account, t.id).await.expect("get");
     assert_eq!(served.delete_after, Some(t0() + hours(2)));
     e.sweep().await;
     let after = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
@@ -266,7 +266,7 @@ async fn s1_decision_a_shorter_ttl_shortens_existing_schedules_and_a_longer_one_
         ..Default::default()
     };
     let account = e
-        .lethe()
+        .engine()
         .update_settings(account.id, &longer)
         .await
         .expect("update");
@@ -295,7 +295,7 @@ async fn s1_decision_a_newly_executed_baa_shortens_existing_schedules_to_72h() {
         baa: Some(true),
         ..Default::default()
     };
-    e.lethe()
+    e.engine()
         .update_settings(account.id, &baa)
         .await
         .expect("update");
@@ -318,13 +318,13 @@ async fn s1_refused_settings_leave_the_stored_account_unchanged() {
         model_training_opt_out: Some(true),
         ..Default::default()
     };
-    let refused = e.lethe().update_settings(account.id, &too_long).await;
+    let refused = e.engine().update_settings(account.id, &too_long).await;
     assert!(
-        matches!(refused, Err(LifecycleError::InvalidSettings(_))),
+        matches!(refused, Err(EngineError::InvalidSettings(_))),
         "{refused:?}"
     );
     assert_eq!(
-        e.lethe().account(account.id).await.expect("account"),
+        e.engine().account(account.id).await.expect("account"),
         account
     );
 }
@@ -339,20 +339,20 @@ async fn another_accounts_transcripts_and_uploads_are_not_found() {
     e.process(&t).await;
 
     assert!(matches!(
-        e.lethe().transcript(&intruder, t.id).await,
-        Err(LifecycleError::NotFound)
+        e.engine().transcript(&intruder, t.id).await,
+        Err(EngineError::NotFound)
     ));
     assert!(matches!(
-        e.lethe().transcript_content(&intruder, t.id).await,
-        Err(LifecycleError::NotFound)
+        e.engine().transcript_content(&intruder, t.id).await,
+        Err(EngineError::NotFound)
     ));
     assert!(matches!(
-        e.lethe().retention_view(&intruder, t.id).await,
-        Err(LifecycleError::NotFound)
+        e.engine().retention_view(&intruder, t.id).await,
+        Err(EngineError::NotFound)
     ));
     assert!(matches!(
-        e.lethe().delete_transcript(&intruder, t.id).await,
-        Err(LifecycleError::NotFound)
+        e.engine().delete_transcript(&intruder, t.id).await,
+        Err(EngineError::NotFound)
     ));
     let foreign_upload = NewTranscript {
         audio: AudioSource::Upload(upload.id),
@@ -360,13 +360,16 @@ async fn another_accounts_transcripts_and_uploads_are_not_found() {
         text_inputs: None,
         webhook_auth: false,
     };
-    let refused = e.lethe().create_transcript(&intruder, foreign_upload).await;
+    let refused = e
+        .engine()
+        .create_transcript(&intruder, foreign_upload)
+        .await;
     assert!(
-        matches!(refused, Err(LifecycleError::UploadNotAccessible)),
+        matches!(refused, Err(EngineError::UploadNotAccessible)),
         "{refused:?}"
     );
     assert!(e
-        .lethe()
+        .engine()
         .list_transcripts(
             &intruder,
             &lethe::storage::TranscriptQuery {
@@ -417,7 +420,7 @@ async fn s5_s6_no_content_live_or_deleted_is_ever_readable_in_plaintext_in_the_d
         .expect("live");
     assert!(String::from_utf8_lossy(text.expose()).contains("MARKER-TEXT"));
 
-    e.lethe()
+    e.engine()
         .delete_transcript(&account, from_upload.id)
         .await
         .expect("customer deletion");
@@ -451,7 +454,7 @@ async fn s5_the_retention_view_lists_every_artifact_with_schedule_and_tombstone(
     let t = e.upload_transcript(&account, &upload).await;
     e.process(&t).await;
     let view = e
-        .lethe()
+        .engine()
         .retention_view(&account, t.id)
         .await
         .expect("view");
@@ -478,7 +481,7 @@ async fn s5_the_retention_view_lists_every_artifact_with_schedule_and_tombstone(
     e.clock.advance(hours(1));
     e.sweep().await;
     let view = e
-        .lethe()
+        .engine()
         .retention_view(&account, t.id)
         .await
         .expect("view");
@@ -507,8 +510,8 @@ async fn a_zdr_account_stores_no_content_and_nothing_is_written() {
         bytes::Bytes::from_static(b"MARKER-AUDIO"),
     )]));
     assert!(matches!(
-        e.lethe().upload(&account, body).await,
-        Err(LifecycleError::ZeroDataRetention)
+        e.engine().upload(&account, body).await,
+        Err(EngineError::ZeroDataRetention)
     ));
     let with_prompt = NewTranscript {
         audio: AudioSource::Url(Content::new("https://example.com/a.mp3")),
@@ -517,12 +520,12 @@ async fn a_zdr_account_stores_no_content_and_nothing_is_written() {
         webhook_auth: false,
     };
     assert!(matches!(
-        e.lethe().create_transcript(&account, with_prompt).await,
-        Err(LifecycleError::ZeroDataRetention)
+        e.engine().create_transcript(&account, with_prompt).await,
+        Err(EngineError::ZeroDataRetention)
     ));
     assert!(e.data_dir_contains("MARKER-AUDIO").is_empty());
     assert!(e
-        .lethe()
+        .engine()
         .list_transcripts(
             &account,
             &lethe::storage::TranscriptQuery {
@@ -555,7 +558,7 @@ async fn s6_encryption_a_backup_of_a_content_file_is_unreadable_after_deletion_e
         "encrypted at rest"
     );
 
-    e.lethe()
+    e.engine()
         .delete_transcript(&account, t.id)
         .await
         .expect("customer deletion");

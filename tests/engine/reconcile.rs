@@ -7,7 +7,7 @@ use lethe::domain::{
     new_id, Artifact, ArtifactKind, ArtifactState, Content, DeletionReason, Schedule, ScheduleKind,
     Tombstone,
 };
-use lethe::reconcile::ReconcileOptions;
+use lethe::engine::reconcile::ReconcileOptions;
 
 fn options(repair: bool) -> ReconcileOptions {
     ReconcileOptions {

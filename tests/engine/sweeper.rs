@@ -52,7 +52,7 @@ async fn s3_linked_artifacts_are_deleted_together_with_their_final_transcript() 
     let account = e.ttl_account(hours(2)).await;
     let t = e.url_transcript(&account).await;
     e.process(&t).await;
-    e.lethe()
+    e.engine()
         .add_speech_understanding(
             t.id,
             lethe::domain::Content::new(r#"{"translation":"MARKER-SU"}"#),
@@ -271,7 +271,7 @@ async fn s4_decision_a_transcript_unfinished_after_max_processing_is_moved_to_er
     let e = TestEngine::start().await;
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
-    e.lethe().mark_processing(t.id).await.expect("processing");
+    e.engine().mark_processing(t.id).await.expect("processing");
 
     e.clock.advance(hours(24));
     assert_eq!(
@@ -417,11 +417,14 @@ async fn two_sweepers_on_one_database_delete_every_artifact_exactly_once() {
     }
     assert_eq!(deleted_by.values().sum::<u64>(), 300);
     assert_eq!(
-        deleted_by.get(&e.lethe().instance).copied().unwrap_or(0),
+        deleted_by.get(e.engine().instance()).copied().unwrap_or(0),
         a.deleted
     );
     assert_eq!(
-        deleted_by.get(&other.lethe.instance).copied().unwrap_or(0),
+        deleted_by
+            .get(other.engine.instance())
+            .copied()
+            .unwrap_or(0),
         b.deleted
     );
 }
@@ -436,5 +439,5 @@ async fn every_pass_is_recorded_with_its_counts() {
     let recent = e.backends().audit.recent_sweeps(5).await.expect("sweeps");
     assert_eq!(recent.len(), 1);
     assert_eq!((recent[0].deleted, recent[0].examined), (1, 1));
-    assert_eq!(recent[0].instance, e.lethe().instance);
+    assert_eq!(recent[0].instance, e.engine().instance());
 }

@@ -11,12 +11,12 @@ use lethe::domain::{
     Account, ArtifactId, ArtifactKind, ArtifactState, Content, Region, RetentionSettings,
     SettingsPatch, TranscriptId,
 };
-use lethe::lifecycle::{
-    AudioSource, Lethe, LifecycleError, LlmGatewayRequest, NewTranscript, StreamingSession,
+use lethe::engine::reconcile::ReconcileOptions;
+use lethe::engine::{
+    AudioSource, Engine, EngineError, LlmGatewayRequest, NewTranscript, StreamingSession,
     UploadRead,
 };
 use lethe::metrics::Metrics;
-use lethe::reconcile::ReconcileOptions;
 use lethe::startup::App;
 use lethe::storage::{Backends, ByteStream, TranscriptQuery};
 use lethe::testing::faults::{faulty, Faults};
@@ -56,7 +56,7 @@ pub struct World {
     clock: ManualClock,
     base: Backends,
     /// Reads for the checks go through an instance that never fails.
-    observer: Lethe,
+    observer: Engine,
     instances: Vec<Instance>,
     /// Metrics of instances that crashed and were replaced (their counters still count).
     retired: Vec<Arc<Metrics>>,
@@ -100,7 +100,7 @@ impl World {
         let clock = ManualClock::new(start);
         let base = Backends::from_config(&config).await.expect("stores open");
         let observer = App::with_backends(config.clone(), Arc::new(clock.clone()), base.clone())
-            .lethe
+            .engine
             .clone();
         let oracle = Oracle::new(config.platform_policy());
         let count = rng.gen_range(1..=4);
@@ -164,7 +164,7 @@ impl World {
                 self.stats.faults_injected += self.instances[i].faults.injected().len() as u64;
                 let fresh = self.fresh_instance(1000 + self.stats.crashes);
                 let old = std::mem::replace(&mut self.instances[i], fresh);
-                self.retired.push(old.app.lethe.metrics.clone());
+                self.retired.push(old.app.engine.metrics().clone());
             }
         }
     }
@@ -309,7 +309,7 @@ impl World {
                 ..Default::default()
             },
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         if let Ok((account, _key)) = lethe.create_account("sim", settings.clone()).await {
             self.oracle.accounts.push(OAccount {
                 id: account.id,
@@ -355,7 +355,7 @@ impl World {
                 ..Default::default()
             },
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let id = self.oracle.accounts[a].id;
         let result = lethe.update_settings(id, &patch).await;
         // Whatever the call answered, the account is what the store holds: the write is
@@ -379,8 +379,8 @@ impl World {
             (Ok(_), Err(e)) => {
                 return Err(format!("[settings] an invalid change was accepted: {e}"))
             }
-            (Err(LifecycleError::InvalidSettings(_)), Err(_)) => {}
-            (Err(LifecycleError::InvalidSettings(e)), Ok(_)) => {
+            (Err(EngineError::InvalidSettings(_)), Err(_)) => {}
+            (Err(EngineError::InvalidSettings(e)), Ok(_)) => {
                 return Err(format!("[settings] a valid change was refused: {e}"))
             }
             (Err(_), _) => {}
@@ -507,13 +507,13 @@ impl World {
             return Ok(());
         };
         let before = self.injected(i);
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         match lethe.upload(&acct, body(b"SIM-AUDIO")).await {
             Ok(artifact) => {
                 let now = self.now();
                 self.register(a, &artifact, now, acct.policy_version, false);
             }
-            Err(LifecycleError::ZeroDataRetention) if acct.settings.zero_data_retention => {}
+            Err(EngineError::ZeroDataRetention) if acct.settings.zero_data_retention => {}
             Err(e) if self.injected(i) > before => {
                 let _ = e;
                 self.resync(a).await?;
@@ -553,7 +553,7 @@ impl World {
             webhook_auth: false,
         };
         let before = self.injected(i);
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         match lethe.create_transcript(&acct, new).await {
             Ok(t) => {
                 self.oracle.add_transcript(OTranscript {
@@ -578,9 +578,9 @@ impl World {
                     self.register(a, &artifact, now, acct.policy_version, false);
                 }
             }
-            Err(LifecycleError::ZeroDataRetention) if acct.settings.zero_data_retention => {}
+            Err(EngineError::ZeroDataRetention) if acct.settings.zero_data_retention => {}
             // The upload went meanwhile (deleted, or past delete_after): refused, as it must.
-            Err(LifecycleError::UploadNotAccessible) if upload.is_some() => {}
+            Err(EngineError::UploadNotAccessible) if upload.is_some() => {}
             Err(e) if self.injected(i) > before => {
                 let _ = e;
                 self.resync(a).await?;
@@ -610,7 +610,7 @@ impl World {
         let Some(acct) = self.engine_account(a).await else {
             return Ok(());
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let before = self.injected(i);
         if lethe.mark_processing(id).await.is_err() {
             if self.injected(i) > before {
@@ -627,7 +627,7 @@ impl World {
                 self.register(a, &artifact, now, acct.policy_version, false);
             }
             Err(_) if self.injected(i) > before => self.resync(a).await?,
-            Err(LifecycleError::ZeroDataRetention | LifecycleError::AlreadyFinished { .. }) => {}
+            Err(EngineError::ZeroDataRetention | EngineError::AlreadyFinished { .. }) => {}
             Err(e) => return Err(format!("[api] intermediate failed without a fault: {e}")),
         }
         Ok(())
@@ -646,7 +646,7 @@ impl World {
         for r in 0..racers {
             let Some(i) = self.pick() else { break };
             used.push((i, self.injected(i)));
-            let lethe = self.instances[i].app.lethe.clone();
+            let lethe = self.instances[i].app.engine.clone();
             let fail = error || r % 3 == 2;
             calls.push(async move {
                 if fail {
@@ -729,7 +729,7 @@ impl World {
             self.oracle.transcripts[t].account,
         );
         let version = self.oracle.accounts[a].current().0;
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let before = self.injected(i);
         match lethe
             .add_speech_understanding(id, Content::new(r#"{"translation":"SIM-SU"}"#))
@@ -757,7 +757,7 @@ impl World {
         let Some(acct) = self.engine_account(a).await else {
             return Ok(());
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let before = self.injected(i);
         let now = self.now();
         match lethe.delete_transcript(&acct, id).await {
@@ -787,7 +787,7 @@ impl World {
                     }
                 }
             }
-            Err(LifecycleError::StillProcessing) => {}
+            Err(EngineError::StillProcessing) => {}
             Err(_) if self.injected(i) > before => {
                 // What the request recorded before it failed stands: the transcript reads
                 // as deleted and what was requested is due now.
@@ -869,7 +869,7 @@ impl World {
             started_at: now - Duration::seconds(2),
             ended_at: now,
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let before = self.injected(i);
         match lethe.record_llm_request(request).await {
             Ok(recorded) => {
@@ -900,7 +900,7 @@ impl World {
             ended_at: ended,
             content: Some(Content::new(r#"{"transcript":"SIM-STREAM"}"#)),
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let before = self.injected(i);
         match lethe.record_streaming_session(session).await {
             Ok(recorded) => {
@@ -948,7 +948,7 @@ impl World {
         let Some(acct) = self.engine_account(a).await else {
             return Ok(());
         };
-        let lethe = self.instances[i].app.lethe.clone();
+        let lethe = self.instances[i].app.engine.clone();
         let before = self.injected(i);
         let now = self.now();
         match lethe.delete_standalone(&acct, kind, id).await {
@@ -1323,7 +1323,7 @@ impl World {
         let counted: u64 = self
             .instances
             .iter()
-            .map(|i| i.app.lethe.metrics.clone())
+            .map(|i| i.app.engine.metrics().clone())
             .chain(self.retired.iter().cloned())
             .map(|m| deletions_counted(&m.encode()))
             .sum();

@@ -1,5 +1,5 @@
-//! What the model-training export hands out (retention.md §6): eligible content with its
-//! personally identifiable information redacted, and never a secret.
+//! The model-training export (retention.md §6): eligible, live artifacts, with their
+//! personally identifiable information redacted and never a secret.
 //!
 //! - Secrets are never training data: a transcript's audio URL is not exported at all (it
 //!   may carry credentials or a signature), and the webhook URL and auth header are
@@ -10,9 +10,150 @@
 //! - Audio is handed out as it is, with the time ranges of the words redacted in the
 //!   transcripts made from it, so the consumer can mute them.
 
+use super::*;
+use crate::domain::{Artifact, ArtifactId, ArtifactKind, ArtifactState, Transcript};
+use crate::storage::ByteStream;
+
+/// What the training export hands out for one artifact (§6).
+pub enum TrainingExport {
+    /// Text content with its PII redacted.
+    Redacted {
+        bytes: bytes::Bytes,
+        content_type: &'static str,
+    },
+    /// Audio as stored; mute the ranges [`Engine::training_redactions`] gives.
+    Audio(ByteStream),
+}
+
+impl Engine {
+    /// Live artifacts eligible for model training, in id order after `after`.
+    pub async fn training_eligible(
+        &self,
+        after: Option<ArtifactId>,
+        limit: u32,
+    ) -> Result<Vec<Artifact>> {
+        Ok(self
+            .backends
+            .index
+            .training_eligible(self.now(), after, limit)
+            .await?)
+    }
+
+    /// An eligible artifact, servable now, with its transcript (read through the policy
+    /// history); `Ok(None)` once deleted or past `delete_after`; `NotFound` if it never
+    /// was eligible or is no training data at all (an audio URL).
+    pub(crate) async fn training_artifact(
+        &self,
+        id: ArtifactId,
+    ) -> Result<Option<(Artifact, Option<Transcript>)>> {
+        let artifact = self
+            .backends
+            .index
+            .artifact(id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        let eligible =
+            artifact.training_eligible && crate::engine::training::is_training_data(artifact.kind);
+        if !eligible && artifact.state != ArtifactState::Deleted {
+            return Err(EngineError::NotFound);
+        }
+        let account = self.account(artifact.account_id).await?;
+        let transcript = match artifact.transcript_id {
+            Some(t) => self
+                .backends
+                .index
+                .transcript(t)
+                .await?
+                .map(|t| self.effective_transcript(t, &account)),
+            None => None,
+        };
+        let servable = self.is_servable(&artifact, transcript.as_ref(), &account)
+            && transcript.as_ref().is_none_or(|t| {
+                artifact.kind != ArtifactKind::FinalTranscript || t.is_final(&artifact)
+            });
+        if !eligible || !servable {
+            return Ok(None);
+        }
+        Ok(Some((artifact, transcript)))
+    }
+
+    /// An eligible artifact's content for the training export, PII redacted (§6): text as
+    /// redacted JSON or text, audio as it is (see [`Engine::training_redactions`]).
+    /// `None` once it is deleted or past `delete_after`.
+    pub async fn training_content(&self, id: ArtifactId) -> Result<Option<TrainingExport>> {
+        let Some((artifact, _)) = self.training_artifact(id).await? else {
+            return Ok(None);
+        };
+        let content = &self.backends.content;
+        if artifact.kind == ArtifactKind::UploadedAudio {
+            return Ok(content
+                .get_stream(&artifact.content_key)
+                .await?
+                .map(TrainingExport::Audio));
+        }
+        // Anything else may be text (intermediates include model outputs): read whole and
+        // redacted as text when it is text.
+        let Some(bytes) = content.get(&artifact.content_key).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            match crate::engine::training::redact(artifact.kind, bytes.expose()) {
+                Some((redacted, content_type)) => TrainingExport::Redacted {
+                    bytes: redacted.into(),
+                    content_type,
+                },
+                None => TrainingExport::Audio(Box::pin(futures::stream::once(async move {
+                    Ok(bytes.into_bytes())
+                }))),
+            },
+        ))
+    }
+
+    /// The time ranges (milliseconds) to mute in an eligible artifact's audio: the words
+    /// redacted in the transcripts made from it (an upload's transcripts, an
+    /// intermediate's transcript, a streaming session's own transcript). `None` once it is
+    /// deleted or past `delete_after`.
+    pub async fn training_redactions(&self, id: ArtifactId) -> Result<Option<Vec<(i64, i64)>>> {
+        let Some((artifact, transcript)) = self.training_artifact(id).await? else {
+            return Ok(None);
+        };
+        let transcripts = match artifact.kind {
+            ArtifactKind::UploadedAudio => {
+                self.backends
+                    .index
+                    .transcripts_for_upload(artifact.id)
+                    .await?
+            }
+            ArtifactKind::StreamingSession => {
+                let content = self.backends.content.get(&artifact.content_key).await?;
+                return Ok(Some(
+                    content
+                        .map(|c| crate::engine::training::session_ranges(c.expose()))
+                        .unwrap_or_default(),
+                ));
+            }
+            _ => transcript.into_iter().collect(),
+        };
+        let mut ranges = Vec::new();
+        for t in transcripts {
+            let Some(final_id) = t.final_artifact_id else {
+                continue;
+            };
+            let Some(result) = self.backends.index.artifact(final_id).await? else {
+                continue;
+            };
+            if let Some(content) = self.backends.content.get(&result.content_key).await? {
+                if let Ok(json) = serde_json::from_slice(content.expose()) {
+                    ranges.extend(crate::engine::training::redact_result(&json).1);
+                }
+            }
+        }
+        Ok(Some(crate::engine::training::merge_ranges(ranges)))
+    }
+}
+
 use serde_json::Value;
 
-use crate::domain::ArtifactKind;
 use crate::pii;
 
 /// Text-input fields that are secrets or point at the customer's systems: never
@@ -184,7 +325,7 @@ mod blind_corpus {
 
     #[test]
     fn s6_training_redaction_recall_and_false_positives_on_the_blind_corpora() {
-        let planted = include_str!("../tests/pii/planted.jsonl");
+        let planted = include_str!("../../tests/pii/planted.jsonl");
         let mut per: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
         let mut misses = Vec::new();
         for line in planted.lines().filter(|l| !l.trim().is_empty()) {
@@ -224,7 +365,7 @@ mod blind_corpus {
         for miss in &misses {
             println!("blind miss {miss}");
         }
-        let clean = include_str!("../tests/pii/clean.jsonl");
+        let clean = include_str!("../../tests/pii/clean.jsonl");
         let mut false_positives = Vec::new();
         let mut sentences = 0;
         for line in clean.lines().filter(|l| !l.trim().is_empty()) {

@@ -19,12 +19,12 @@
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
 
-use crate::deletion;
 use crate::domain::{
     new_id, Account, Artifact, ArtifactId, ArtifactState, DeletionReason, ReconcileReport,
     Transcript, TranscriptId,
 };
-use crate::lifecycle::{Lethe, LifecycleError};
+use crate::engine::deletion;
+use crate::engine::{Engine, EngineError};
 use crate::storage::encrypted::scope_of;
 use crate::storage::StorageError;
 
@@ -51,13 +51,28 @@ impl Default for ReconcileOptions {
 /// Progress of a run: (accounts walked, artifacts and objects checked).
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 
+impl Engine {
+    /// Runs one reconciliation at `now`, records it and counts what it found.
+    pub async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        options: ReconcileOptions,
+        progress: Progress<'_>,
+    ) -> Result<ReconcileReport, EngineError> {
+        let report = reconcile(self, now, options, progress).await?;
+        self.metrics.record_reconciliation(&report);
+        self.backends.audit.record_reconciliation(&report).await?;
+        Ok(report)
+    }
+}
+
 /// Runs one reconciliation at `now`.
-pub async fn reconcile(
-    lethe: &Lethe,
+async fn reconcile(
+    lethe: &Engine,
     now: DateTime<Utc>,
     options: ReconcileOptions,
     progress: Progress<'_>,
-) -> Result<ReconcileReport, LifecycleError> {
+) -> Result<ReconcileReport, EngineError> {
     let started = std::time::Instant::now();
     let mut report = ReconcileReport {
         id: new_id(now),
@@ -95,13 +110,13 @@ pub async fn reconcile(
 }
 
 async fn reconcile_account(
-    lethe: &Lethe,
+    lethe: &Engine,
     account: &Account,
     now: DateTime<Utc>,
     options: ReconcileOptions,
     report: &mut ReconcileReport,
     live_scopes: &mut HashSet<String>,
-) -> Result<(), LifecycleError> {
+) -> Result<(), EngineError> {
     let index = &lethe.backends.index;
     // 1. Live artifacts: anything past its deadline, anything without its content.
     let objects = content_keys(lethe, account, report).await?;
@@ -213,7 +228,7 @@ async fn reconcile_account(
 
 /// Every content object of the account with its last write.
 async fn content_keys(
-    lethe: &Lethe,
+    lethe: &Engine,
     account: &Account,
     report: &mut ReconcileReport,
 ) -> Result<HashMap<String, DateTime<Utc>>, StorageError> {
@@ -241,7 +256,7 @@ async fn content_keys(
 }
 
 async fn transcripts_of(
-    lethe: &Lethe,
+    lethe: &Engine,
     artifacts: &[Artifact],
 ) -> Result<HashMap<TranscriptId, Transcript>, StorageError> {
     let mut ids: Vec<TranscriptId> = artifacts.iter().filter_map(|a| a.transcript_id).collect();
@@ -260,10 +275,10 @@ async fn transcripts_of(
 /// Makes overdue artifacts due now with their effective schedule and deletes them through
 /// the pipeline (tombstones and all). Returns how many went.
 async fn repair_overdue(
-    lethe: &Lethe,
+    lethe: &Engine,
     overdue: &[Artifact],
     now: DateTime<Utc>,
-) -> Result<u64, LifecycleError> {
+) -> Result<u64, EngineError> {
     if overdue.is_empty() {
         return Ok(0);
     }
@@ -281,10 +296,10 @@ async fn repair_overdue(
 /// Deletes again what the erasure record says was deleted, for the reason it records
 /// (the first tombstone stays the one on record).
 async fn reapply_erasures(
-    lethe: &Lethe,
+    lethe: &Engine,
     erased: &[(ArtifactId, DeletionReason)],
     now: DateTime<Utc>,
-) -> Result<u64, LifecycleError> {
+) -> Result<u64, EngineError> {
     let mut by_reason: HashMap<DeletionReason, Vec<ArtifactId>> = HashMap::new();
     for (id, reason) in erased {
         by_reason.entry(*reason).or_default().push(*id);
@@ -304,10 +319,10 @@ async fn reapply_erasures(
 }
 
 async fn delete_ids(
-    lethe: &Lethe,
+    lethe: &Engine,
     ids: &[ArtifactId],
     now: DateTime<Utc>,
-) -> Result<u64, LifecycleError> {
+) -> Result<u64, EngineError> {
     let claim = lethe.new_claim(now, "reconcile");
     let claimed = lethe.backends.index.claim(ids, &claim).await?;
     let outcome =
@@ -318,11 +333,11 @@ async fn delete_ids(
 /// Data keys whose scope has nothing live left are destroyed (crypto-shredding what a
 /// crash between deleting the last artifact and destroying the key left behind).
 async fn reconcile_keys(
-    lethe: &Lethe,
+    lethe: &Engine,
     options: ReconcileOptions,
     report: &mut ReconcileReport,
     live_scopes: &HashSet<String>,
-) -> Result<(), LifecycleError> {
+) -> Result<(), EngineError> {
     let content = &lethe.backends.content;
     let mut after: Option<String> = None;
     loop {
@@ -350,7 +365,7 @@ async fn reconcile_keys(
 
 /// Whether anything live is in `scope` (`<account>/<transcript or artifact>`) now: the
 /// walk may be older than a write that created the scope.
-async fn scope_has_live(lethe: &Lethe, scope: &str) -> Result<bool, StorageError> {
+async fn scope_has_live(lethe: &Engine, scope: &str) -> Result<bool, StorageError> {
     let Some(id) = scope
         .rsplit('/')
         .next()

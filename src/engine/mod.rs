@@ -1,0 +1,268 @@
+//! The engine: every operation on accounts, transcripts and artifacts, over the four
+//! storage ports, and the only code that touches them. What the HTTP surfaces, the sweeper
+//! and the CLI call.
+//!
+//! Every content write creates a tracked artifact *before* its bytes are stored, so no
+//! content escapes tracking; every read of content checks the schedule first (under every
+//! policy version since the artifact was created), so nothing is served from
+//! `delete_after` on.
+//!
+//! One `impl Engine` block per resource: [`accounts`], [`retention`] (the retroactive rule
+//! and its jobs), [`uploads`], [`transcripts`], [`usage`] (LLM Gateway and streaming),
+//! [`training`] (the export); [`deletion`] is the one deletion pipeline and
+//! [`reconcile`] the independent check.
+
+pub mod accounts;
+pub mod deletion;
+pub mod operations;
+pub mod reconcile;
+pub mod retention;
+pub mod training;
+pub mod transcripts;
+pub mod uploads;
+pub mod usage;
+
+pub use operations::DueBatch;
+pub use retention::JobProgress;
+pub use training::TrainingExport;
+pub use transcripts::{ArtifactView, AudioSource, NewTranscript, RetentionView, TranscriptContent};
+pub use uploads::UploadRead;
+pub use usage::{LlmGatewayRequest, Recorded, StreamingSession};
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::domain::policy::schedule_for;
+use crate::domain::{
+    Account, Artifact, ArtifactState, Content, PlatformPolicy, ScheduleKind, SettingsError,
+    Transcript, TranscriptStatus,
+};
+use crate::metrics::Metrics;
+use crate::storage::{Backends, ByteStream, Claim, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Missing, or another account's: the two are indistinguishable on purpose.
+    #[error("not found")]
+    NotFound,
+    #[error("transcript is still being processed and cannot be deleted yet")]
+    StillProcessing,
+    #[error("transcript is already {status}; {action} is only possible while it is queued or processing")]
+    AlreadyFinished {
+        status: TranscriptStatus,
+        action: &'static str,
+    },
+    #[error("content of this transcript has been deleted")]
+    ContentDeleted,
+    #[error("cannot access uploaded file")]
+    UploadNotAccessible,
+    #[error("account has zero data retention; content is not stored")]
+    ZeroDataRetention,
+    #[error(transparent)]
+    InvalidSettings(#[from] SettingsError),
+    /// A request the rules refuse (bad timestamps, ...); nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the account changed concurrently; retry the request")]
+    Concurrent,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// The engine: ports, clock and policy, shared by every surface. Its fields are its own:
+/// callers go through its methods.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    backends: Backends,
+    clock: Arc<dyn Clock>,
+    platform: PlatformPolicy,
+    /// How long a deletion claim holds before another sweeper may take over.
+    claim_lease: Duration,
+    /// Identifies this process in claims and tombstones.
+    instance: String,
+    /// Notified when a deadline earlier than any known may have appeared (a new
+    /// schedule, a shortening, a deletion request): whoever schedules passes listens.
+    deadlines: Arc<Notify>,
+    metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    pub fn new(
+        backends: Backends,
+        clock: Arc<dyn Clock>,
+        platform: PlatformPolicy,
+        claim_lease: Duration,
+    ) -> Self {
+        Self {
+            backends,
+            clock,
+            platform,
+            claim_lease,
+            instance: format!("lethe-{}", uuid::Uuid::new_v4().simple()),
+            deadlines: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// This process, as claims and tombstones name it.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The clock everything here reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Event counters and gauges of this process.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Notified when an earlier deadline may have appeared.
+    pub fn deadline_changes(&self) -> Arc<Notify> {
+        self.deadlines.clone()
+    }
+
+    /// The ports themselves, for tests and benchmarks that plant or inspect state.
+    #[cfg(feature = "test-support")]
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A claim no other pass or request shares: `<instance>/<what>/<unique id>`, so two
+    /// passes of one instance never both act on an artifact.
+    pub fn new_claim(&self, now: DateTime<Utc>, what: &str) -> Claim {
+        Claim {
+            owner: format!("{}/{what}/{}", self.instance, uuid::Uuid::new_v4().simple()),
+            now,
+            until: now + self.claim_lease,
+        }
+    }
+
+    pub(crate) fn ensure_may_store(account: &Account) -> Result<()> {
+        if account.settings.zero_data_retention {
+            return Err(EngineError::ZeroDataRetention);
+        }
+        Ok(())
+    }
+
+    /// Tracks, then stores, one artifact's content; the artifact is forgotten if the bytes
+    /// never made it (nothing was confirmed to anyone).
+    pub(crate) async fn store_artifact(
+        &self,
+        artifact: Artifact,
+        content: Content,
+    ) -> Result<Artifact> {
+        let bytes = content.into_bytes();
+        let body: ByteStream = Box::pin(futures::stream::once(async move { Ok(bytes) }));
+        self.store_artifact_stream(artifact, body).await
+    }
+
+    /// Like `store_artifact`, for a body that arrives as a stream: tracked first, then the
+    /// bytes, then the size.
+    pub(crate) async fn store_artifact_stream(
+        &self,
+        artifact: Artifact,
+        body: ByteStream,
+    ) -> Result<Artifact> {
+        self.backends.index.insert_artifact(&artifact).await?;
+        match self
+            .backends
+            .content
+            .put_stream(&artifact.content_key, body)
+            .await
+        {
+            Ok(size) => {
+                self.backends
+                    .index
+                    .set_artifact_size(artifact.id, size as i64)
+                    .await?;
+                if artifact.due_at.is_some() {
+                    self.deadlines.notify_one();
+                }
+                Ok(Artifact {
+                    size_bytes: size as i64,
+                    ..artifact
+                })
+            }
+            Err(error) => {
+                self.abandon(&artifact).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    pub(crate) async fn abandon(&self, artifact: &Artifact) {
+        if let Err(e) = self.backends.content.delete(&artifact.content_key).await {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed content failed; the sweeper deletes it on schedule");
+            return;
+        }
+        if let Err(e) = self
+            .backends
+            .index
+            .remove_unconfirmed_artifact(artifact.id)
+            .await
+        {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed artifact failed; the sweeper deletes it on schedule");
+        }
+    }
+
+    pub(crate) fn scheduled(
+        &self,
+        mut artifact: Artifact,
+        account: &Account,
+        anchor: Option<DateTime<Utc>>,
+    ) -> Artifact {
+        if let Some(anchor) = anchor {
+            let schedule = schedule_for(artifact.kind, &account.settings, anchor, &self.platform);
+            artifact.anchor_at = Some(anchor);
+            artifact.schedule = schedule.kind;
+            artifact.delete_after = schedule.delete_after;
+            artifact.delete_by = schedule.delete_by;
+            artifact.due_at = schedule.delete_after;
+        }
+        artifact
+    }
+
+    /// Whether an artifact's content may be served now: live, nothing pending, not past
+    /// its own `delete_after` under every policy version since it was scheduled, and (if
+    /// linked) not past its transcript's. `transcript` is read through
+    /// [`Engine::effective_transcript`].
+    pub(crate) fn is_servable(
+        &self,
+        artifact: &Artifact,
+        transcript: Option<&Transcript>,
+        account: &Account,
+    ) -> bool {
+        let now = self.now();
+        let artifact = self.effective_artifact(artifact.clone(), transcript, account);
+        let own_expired = artifact.delete_after.is_some_and(|after| after <= now);
+        let transcript_gone = artifact.schedule == ScheduleKind::Linked
+            && transcript.is_some_and(|t| t.is_redacted_at(now));
+        artifact.state == ArtifactState::Live
+            && artifact.pending_reason.is_none()
+            && !own_expired
+            && !transcript_gone
+    }
+
+    /// Artifacts past their `delete_by` and not deleted (the admin overdue listing).
+    pub async fn overdue(&self, limit: u32) -> Result<Vec<Artifact>> {
+        Ok(self.backends.index.overdue(self.now(), limit).await?)
+    }
+}
+
+pub(crate) fn conflict_is_concurrent(error: StorageError) -> EngineError {
+    match error {
+        StorageError::Conflict { .. } => EngineError::Concurrent,
+        other => other.into(),
+    }
+}

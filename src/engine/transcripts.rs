@@ -1,0 +1,645 @@
+//! Transcripts: creation with their text inputs and audio URL, the pipeline's steps
+//! (processing, intermediates, speech understanding, complete/error and settling), what a
+//! reader may see, the retention view, and the customer's deletion.
+
+use chrono::{DateTime, Utc};
+
+use super::deletion::{self, DeletionOutcome};
+use super::*;
+use crate::domain::policy::{retroactive_schedule, Anchors};
+use crate::domain::{
+    new_id, Account, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content, DeletionReason,
+    Schedule, ScheduleKind, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+};
+use crate::storage::{ByteStream, StorageError, TranscriptQuery};
+
+/// Where a transcript's audio comes from.
+#[derive(Clone, Debug)]
+pub enum AudioSource {
+    /// One of our uploads (the id is the last segment of its `upload_url`).
+    Upload(ArtifactId),
+    /// A URL we do not host; it is itself content (it may carry credentials).
+    Url(Content),
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTranscript {
+    pub audio: AudioSource,
+    /// Echoed request options that are not content (`speech_model`, `punctuate`, ...).
+    pub options: serde_json::Value,
+    /// Text inputs (prompts, key terms, webhook URL and auth, ...), stored as a `text_input`.
+    pub text_inputs: Option<Content>,
+    pub webhook_auth: bool,
+}
+
+/// A transcript with the content a reader may see at the time of reading.
+#[derive(Clone, Debug)]
+pub struct TranscriptContent {
+    pub transcript: Transcript,
+    /// `Some` reason when the transcript must be served redacted.
+    pub redacted: Option<DeletionReason>,
+    pub result: Option<Content>,
+    pub text_inputs: Option<Content>,
+    pub audio_url: Option<Content>,
+}
+
+/// One artifact as the retention view shows it, with its effective schedule (a linked
+/// artifact shows its transcript's).
+#[derive(Clone, Debug)]
+pub struct ArtifactView {
+    pub artifact: Artifact,
+    pub delete_after: Option<DateTime<Utc>>,
+    pub delete_by: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RetentionView {
+    pub transcript: Transcript,
+    pub account: Account,
+    pub artifacts: Vec<ArtifactView>,
+}
+
+impl Engine {
+    /// `POST /v2/transcript`: a queued transcript, its text inputs and URL as artifacts.
+    pub async fn create_transcript(
+        &self,
+        account: &Account,
+        new: NewTranscript,
+    ) -> Result<Transcript> {
+        let has_content = new.text_inputs.is_some() || matches!(new.audio, AudioSource::Url(_));
+        if has_content {
+            Self::ensure_may_store(account)?;
+        }
+        let upload_id = match &new.audio {
+            AudioSource::Upload(id) => {
+                let upload = self.backends.index.artifact(*id).await?;
+                let usable = upload.as_ref().is_some_and(|u| {
+                    u.account_id == account.id
+                        && u.kind == ArtifactKind::UploadedAudio
+                        && self.is_servable(u, None, account)
+                });
+                if !usable {
+                    return Err(EngineError::UploadNotAccessible);
+                }
+                Some(*id)
+            }
+            AudioSource::Url(_) => None,
+        };
+        let now = self.now();
+        let transcript = Transcript {
+            id: new_id(now),
+            account_id: account.id,
+            status: TranscriptStatus::Queued,
+            created_at: now,
+            completed_at: None,
+            upload_id,
+            options: new.options,
+            webhook_auth: new.webhook_auth,
+            audio_duration: None,
+            error: None,
+            policy_version: account.policy_version,
+            delete_after: None,
+            delete_by: None,
+            deletion: None,
+            final_artifact_id: None,
+            settled: true,
+            revision: 0,
+        };
+        self.backends.index.insert_transcript(&transcript).await?;
+        if let AudioSource::Url(url) = new.audio {
+            let a = Artifact::new_live(
+                new_id(now),
+                account,
+                Some(transcript.id),
+                ArtifactKind::UrlAudioReference,
+                now,
+            );
+            self.store_artifact(a, url).await?;
+        }
+        if let Some(inputs) = new.text_inputs {
+            let a = Artifact::new_live(
+                new_id(now),
+                account,
+                Some(transcript.id),
+                ArtifactKind::TextInput,
+                now,
+            );
+            self.store_artifact(a, inputs).await?;
+        }
+        tracing::info!(transcript_id = %transcript.id, account_id = %account.id, "transcript queued");
+        Ok(transcript)
+    }
+
+    /// A transcript of this account, or `NotFound` (also for another account's).
+    /// A transcript of this account, or `NotFound` (also for another account's), with the
+    /// schedule every policy version since its creation imposes.
+    pub async fn transcript(&self, account: &Account, id: TranscriptId) -> Result<Transcript> {
+        match self.backends.index.transcript(id).await? {
+            Some(t) if t.account_id == account.id => Ok(self.effective_transcript(t, account)),
+            _ => Err(EngineError::NotFound),
+        }
+    }
+
+    pub async fn list_transcripts(
+        &self,
+        account: &Account,
+        query: &TranscriptQuery,
+    ) -> Result<Vec<Transcript>> {
+        Ok(self
+            .backends
+            .index
+            .list_transcripts(account.id, query)
+            .await?
+            .into_iter()
+            .map(|t| self.effective_transcript(t, account))
+            .collect())
+    }
+
+    pub(crate) async fn transcript_for_pipeline(
+        &self,
+        id: TranscriptId,
+    ) -> Result<(Transcript, Account)> {
+        let t = self
+            .backends
+            .index
+            .transcript(id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        let account = self.account(t.account_id).await?;
+        Ok((self.effective_transcript(t, &account), account))
+    }
+
+    /// `queued → processing`; repeating it is fine.
+    pub async fn mark_processing(&self, id: TranscriptId) -> Result<Transcript> {
+        let (mut t, _) = self.transcript_for_pipeline(id).await?;
+        match t.status {
+            TranscriptStatus::Processing => return Ok(t),
+            TranscriptStatus::Queued => {}
+            status => {
+                return Err(EngineError::AlreadyFinished {
+                    status,
+                    action: "starting processing",
+                })
+            }
+        }
+        t.status = TranscriptStatus::Processing;
+        self.backends
+            .index
+            .update_transcript(&t)
+            .await
+            .map_err(conflict_is_concurrent)?;
+        t.revision += 1;
+        Ok(t)
+    }
+
+    /// Stores an intermediate the pipeline produced while processing.
+    pub async fn put_intermediate(
+        &self,
+        id: TranscriptId,
+        name: &str,
+        body: ByteStream,
+    ) -> Result<Artifact> {
+        let (t, account) = self.transcript_for_pipeline(id).await?;
+        Self::ensure_may_store(&account)?;
+        if t.status.is_terminal() {
+            return Err(EngineError::AlreadyFinished {
+                status: t.status,
+                action: "storing an intermediate",
+            });
+        }
+        let now = self.now();
+        let mut a = Artifact::new_live(
+            new_id(now),
+            &account,
+            Some(id),
+            ArtifactKind::Intermediate,
+            now,
+        );
+        a.name = Some(name.to_owned());
+        let a = self.scheduled(a, &account, Some(now));
+        self.store_artifact_stream(a, body).await
+    }
+
+    /// Stores a speech-understanding result, linked to its transcript.
+    pub async fn add_speech_understanding(
+        &self,
+        id: TranscriptId,
+        content: Content,
+    ) -> Result<Artifact> {
+        let (t, account) = self.transcript_for_pipeline(id).await?;
+        self.link_speech_understanding(&t, &account, content).await
+    }
+
+    pub(crate) async fn link_speech_understanding(
+        &self,
+        t: &Transcript,
+        account: &Account,
+        content: Content,
+    ) -> Result<Artifact> {
+        Self::ensure_may_store(account)?;
+        if t.is_redacted_at(self.now()) {
+            return Err(EngineError::ContentDeleted);
+        }
+        let now = self.now();
+        let mut a = Artifact::new_live(
+            new_id(now),
+            account,
+            Some(t.id),
+            ArtifactKind::SpeechUnderstanding,
+            now,
+        );
+        // Created after anchoring: it takes the transcript's deadline at once.
+        a.anchor_at = t.completed_at;
+        a.delete_after = t.delete_after;
+        a.delete_by = t.delete_by;
+        a.due_at = t.delete_after;
+        self.store_artifact(a, content).await
+    }
+
+    /// `completed`, with its result as the final transcript, anchored now (§4).
+    pub async fn complete(
+        &self,
+        id: TranscriptId,
+        result: Content,
+        audio_duration: Option<f64>,
+    ) -> Result<Transcript> {
+        self.finish_transcript(
+            id,
+            TranscriptStatus::Completed,
+            Some(result),
+            audio_duration,
+            None,
+        )
+        .await
+    }
+
+    /// `error`, anchored now. Its (contentless) result still carries the schedule for the
+    /// linked artifacts; a zero-data-retention account gets no result artifact at all.
+    pub async fn fail(&self, id: TranscriptId, error: &str) -> Result<Transcript> {
+        let result = Content::new(serde_json::json!({"status": "error"}).to_string());
+        self.finish_transcript(
+            id,
+            TranscriptStatus::Error,
+            Some(result),
+            None,
+            Some(error.to_owned()),
+        )
+        .await
+    }
+
+    /// Makes the transcript terminal. Each attempt stores its own result first, then
+    /// makes the transcript terminal with a conditional write that names that result:
+    /// of racing attempts exactly one wins, the losers remove what they stored, and no
+    /// reader ever sees a terminal transcript without its result.
+    pub(crate) async fn finish_transcript(
+        &self,
+        id: TranscriptId,
+        status: TranscriptStatus,
+        result: Option<Content>,
+        audio_duration: Option<f64>,
+        error: Option<String>,
+    ) -> Result<Transcript> {
+        let (t, account) = self.transcript_for_pipeline(id).await?;
+        let already_finished = |status| EngineError::AlreadyFinished {
+            status,
+            action: "finishing it",
+        };
+        if t.status.is_terminal() {
+            return Err(already_finished(t.status));
+        }
+        let zdr = account.settings.zero_data_retention;
+        if zdr && status == TranscriptStatus::Completed {
+            return Err(EngineError::ZeroDataRetention);
+        }
+        let now = self.now();
+        // The shortest schedule of every policy version since the transcript was created.
+        let anchors = Anchors {
+            own: now,
+            transcript: Some(now),
+        };
+        let schedule = retroactive_schedule(
+            ArtifactKind::FinalTranscript,
+            anchors,
+            account.settings_from(t.policy_version),
+            &self.platform,
+        )
+        .unwrap_or(Schedule::INDEFINITE);
+        let final_transcript = match result.filter(|_| !zdr) {
+            Some(result) => {
+                let mut a = Artifact::new_live(
+                    new_id(now),
+                    &account,
+                    Some(id),
+                    ArtifactKind::FinalTranscript,
+                    now,
+                );
+                a.anchor_at = Some(now);
+                a.schedule = schedule.kind;
+                a.delete_after = schedule.delete_after;
+                a.delete_by = schedule.delete_by;
+                a.due_at = schedule.delete_after;
+                Some(self.store_artifact(a, result).await?)
+            }
+            None => None,
+        };
+        let mut next = t.clone();
+        next.status = status;
+        next.completed_at = Some(now);
+        next.audio_duration = audio_duration.or(t.audio_duration);
+        next.error = error;
+        next.delete_after = schedule.delete_after;
+        next.delete_by = schedule.delete_by;
+        next.final_artifact_id = final_transcript.as_ref().map(|a| a.id);
+        // Unsettled until every artifact has its deadlines: a crash in between is settled
+        // by the next sweep.
+        next.settled = false;
+        if let Err(e) = self.backends.index.update_transcript(&next).await {
+            if let Some(lost) = &final_transcript {
+                self.abandon(lost).await;
+            }
+            return Err(match e {
+                StorageError::Conflict { .. } => match self.backends.index.transcript(id).await? {
+                    Some(now_stored) if now_stored.status.is_terminal() => {
+                        already_finished(now_stored.status)
+                    }
+                    _ => EngineError::Concurrent,
+                },
+                other => other.into(),
+            });
+        }
+        next.revision += 1;
+        let next = self.settle(next, &account).await?;
+        if schedule.delete_after.is_some() {
+            self.deadlines.notify_one();
+        }
+        tracing::info!(transcript_id = %id, status = %status, "transcript finished");
+        Ok(next)
+    }
+
+    /// From its anchor on, everything of a terminal transcript has its deadlines (§4):
+    /// linked artifacts join the due index with the final transcript's, and any artifact a
+    /// policy version since its creation makes shorter is shortened; then the transcript
+    /// is recorded as settled. Idempotent, so the sweeper can finish what a crash left.
+    pub(crate) async fn settle(&self, mut t: Transcript, account: &Account) -> Result<Transcript> {
+        let now = self.now();
+        for a in self
+            .backends
+            .index
+            .artifacts_for_transcript(t.id)
+            .await?
+            .iter()
+            .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
+            .filter(|a| a.kind != ArtifactKind::FinalTranscript)
+        {
+            if let Some(s) = self.tightened_schedule(a, Some(&t), account) {
+                self.backends
+                    .index
+                    .reschedule(a.id, &s, account.policy_version, now)
+                    .await?;
+            }
+        }
+        t.settled = true;
+        self.backends
+            .index
+            .update_transcript(&t)
+            .await
+            .map_err(conflict_is_concurrent)?;
+        t.revision += 1;
+        Ok(t)
+    }
+
+    /// Settles terminal transcripts a crash left unsettled (made terminal before
+    /// `completed_before`, so a finish in flight is left to itself). Returns (settled,
+    /// failed).
+    pub async fn settle_transcripts(
+        &self,
+        completed_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(u64, u64)> {
+        let (mut settled, mut failed) = (0, 0);
+        for t in self
+            .backends
+            .index
+            .unsettled_transcripts(completed_before, limit)
+            .await?
+        {
+            let account = self.account(t.account_id).await?;
+            match self.settle(t.clone(), &account).await {
+                Ok(_) => {
+                    settled += 1;
+                    tracing::warn!(transcript_id = %t.id, "settled a transcript a crash left unscheduled");
+                }
+                Err(EngineError::Concurrent) => {}
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(transcript_id = %t.id, error = %e, "could not settle a transcript; the next pass retries");
+                }
+            }
+        }
+        Ok((settled, failed))
+    }
+
+    /// The transcript with the content a reader may see now: redacted from `delete_after`
+    /// on, even before a sweep has removed the bytes (§4).
+    pub async fn transcript_content(
+        &self,
+        account: &Account,
+        id: TranscriptId,
+    ) -> Result<TranscriptContent> {
+        let transcript = self.transcript(account, id).await?;
+        let now = self.now();
+        let redacted = transcript.redaction_reason_at(now);
+        let mut view = TranscriptContent {
+            transcript,
+            redacted,
+            result: None,
+            text_inputs: None,
+            audio_url: None,
+        };
+        if redacted.is_some() {
+            return Ok(view);
+        }
+        for artifact in self.backends.index.artifacts_for_transcript(id).await? {
+            if !self.is_servable(&artifact, Some(&view.transcript), account) {
+                continue;
+            }
+            let slot = match artifact.kind {
+                ArtifactKind::FinalTranscript
+                    if view.transcript.status == TranscriptStatus::Completed
+                        && view.transcript.is_final(&artifact) =>
+                {
+                    &mut view.result
+                }
+                ArtifactKind::TextInput => &mut view.text_inputs,
+                ArtifactKind::UrlAudioReference => &mut view.audio_url,
+                _ => continue,
+            };
+            *slot = self.backends.content.get(&artifact.content_key).await?;
+        }
+        Ok(view)
+    }
+
+    /// The audio URL of a URL-based transcript, while it may be served.
+    pub async fn audio_url(&self, account: &Account, t: &Transcript) -> Result<Option<Content>> {
+        if t.account_id != account.id || t.is_redacted_at(self.now()) {
+            return Ok(None);
+        }
+        for artifact in self.backends.index.artifacts_for_transcript(t.id).await? {
+            if artifact.kind == ArtifactKind::UrlAudioReference
+                && self.is_servable(&artifact, Some(t), account)
+            {
+                return Ok(self.backends.content.get(&artifact.content_key).await?);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The proof a customer or auditor asks for: every artifact of the transcript,
+    /// including the upload it was created from, with schedules and tombstones.
+    pub async fn retention_view(
+        &self,
+        account: &Account,
+        id: TranscriptId,
+    ) -> Result<RetentionView> {
+        let transcript = self.transcript(account, id).await?;
+        let mut artifacts = self.backends.index.artifacts_for_transcript(id).await?;
+        if let Some(upload) = transcript.upload_id {
+            if let Some(upload) = self.backends.index.artifact(upload).await? {
+                artifacts.insert(0, upload);
+            }
+        }
+        let artifacts = artifacts
+            .into_iter()
+            .map(|artifact| {
+                let effective = match artifact.state {
+                    ArtifactState::Deleted => artifact.clone(),
+                    _ => self.effective_artifact(artifact.clone(), Some(&transcript), account),
+                };
+                let (delete_after, delete_by) = match effective.schedule {
+                    ScheduleKind::Linked if effective.delete_after.is_none() => {
+                        (transcript.delete_after, transcript.delete_by)
+                    }
+                    _ => (effective.delete_after, effective.delete_by),
+                };
+                ArtifactView {
+                    artifact,
+                    delete_after,
+                    delete_by,
+                }
+            })
+            .collect();
+        Ok(RetentionView {
+            transcript,
+            account: account.clone(),
+            artifacts,
+        })
+    }
+
+    /// `DELETE /v2/transcript/{id}` (§3): deletes every artifact of the transcript and the
+    /// upload it was created from, now; keeps its usage metadata. Idempotent. Refused while
+    /// queued or processing, with nothing changed.
+    pub async fn delete_transcript(
+        &self,
+        account: &Account,
+        id: TranscriptId,
+    ) -> Result<Transcript> {
+        let transcript = self.transcript(account, id).await?;
+        if !transcript.status.is_terminal() {
+            return Err(EngineError::StillProcessing);
+        }
+        let now = self.now();
+        // The transcript reads as deleted from here on, even if a step below fails.
+        let deletion = TranscriptDeletion {
+            at: now,
+            reason: DeletionReason::CustomerRequest,
+        };
+        self.backends
+            .index
+            .mark_transcripts_deleted(&[(id, deletion)])
+            .await?;
+        let mut ids: Vec<ArtifactId> = self
+            .backends
+            .index
+            .artifacts_for_transcript(id)
+            .await?
+            .into_iter()
+            .filter(|a| a.state != ArtifactState::Deleted)
+            .map(|a| a.id)
+            .collect();
+        if let Some(upload) = transcript.upload_id {
+            ids.push(upload);
+        }
+        if !ids.is_empty() {
+            // Due now: should anything below fail, the sweeper finishes it.
+            self.backends
+                .index
+                .request_deletion(&ids, DeletionReason::CustomerRequest, now)
+                .await?;
+            let outcome = self.delete_now(&ids, now).await?;
+            if let Some((artifact_id, error)) = outcome.failed.into_iter().next() {
+                tracing::warn!(%artifact_id, transcript_id = %id, "customer deletion incomplete; the sweeper retries it");
+                return Err(error.into());
+            }
+        }
+        tracing::info!(transcript_id = %id, account_id = %account.id, "transcript deleted at customer request");
+        self.transcript(account, id).await
+    }
+
+    /// Claims and deletes due artifacts right away (customer requests), under a claim of
+    /// its own: what another pass or request holds is left to it.
+    pub(crate) async fn delete_now(
+        &self,
+        ids: &[ArtifactId],
+        now: DateTime<Utc>,
+    ) -> Result<DeletionOutcome> {
+        let claim = self.new_claim(now, "request");
+        let claimed = self.backends.index.claim(ids, &claim).await?;
+        Ok(deletion::delete_claimed(&self.backends, &self.metrics, claimed, &claim).await?)
+    }
+
+    /// Moves transcripts created before `cutoff` and still unfinished to `error` (§4,
+    /// `max_processing`). One that
+    /// cannot be moved (a storage error) is logged and counted, and the pass goes on:
+    /// a full disk must not stop every deletion. Returns (errored, failed).
+    pub async fn error_stuck_transcripts(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<(u64, u64)> {
+        let (mut errored, mut failed) = (0, 0);
+        let mut given_up: std::collections::HashSet<TranscriptId> =
+            std::collections::HashSet::new();
+        loop {
+            let stuck = self.backends.index.stuck_transcripts(cutoff, batch).await?;
+            let mut progressed = false;
+            let stuck: Vec<_> = stuck
+                .into_iter()
+                .filter(|t| !given_up.contains(&t.id))
+                .collect();
+            for t in stuck {
+                match self
+                    .fail(t.id, "transcript exceeded max_processing and was stopped")
+                    .await
+                {
+                    Ok(_) => {
+                        errored += 1;
+                        progressed = true;
+                        tracing::warn!(transcript_id = %t.id, "transcript stuck past max_processing moved to error");
+                    }
+                    // Finished meanwhile, or raced by another sweeper: nothing to do.
+                    Err(EngineError::AlreadyFinished { .. } | EngineError::Concurrent) => {
+                        progressed = true
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        given_up.insert(t.id);
+                        tracing::warn!(transcript_id = %t.id, error = %e, "could not move a stuck transcript to error; the next pass retries");
+                    }
+                }
+            }
+            if !progressed {
+                return Ok((errored, failed));
+            }
+        }
+    }
+}
