@@ -84,7 +84,7 @@ impl TestEngine {
     }
 
     pub fn backends(&self) -> &Backends {
-        &self.app.engine.backends()
+        self.app.engine.backends()
     }
 
     pub async fn account(&self, settings: RetentionSettings) -> Account {
