@@ -35,12 +35,34 @@ pub struct DeletionOutcome {
     pub refused_early: Vec<ArtifactId>,
 }
 
+/// What the caller already read, so the pipeline need not read it again (a customer
+/// deletion holds the transcript and every artifact of it).
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Transcripts of the batch, as they are now.
+    pub transcripts: HashMap<TranscriptId, crate::domain::Transcript>,
+    /// `Some(list)`: the artifacts of `transcripts` that are neither deleted nor in the
+    /// batch (possibly none); `None`: read them here.
+    pub remaining: Option<Vec<Artifact>>,
+}
+
 /// Runs steps 2–7 for `claimed` (held under `claim`).
 pub async fn delete_claimed(
     backends: &Backends,
     metrics: &Metrics,
+    claimed: Vec<Artifact>,
+    claim: &Claim,
+) -> Result<DeletionOutcome, StorageError> {
+    delete_claimed_knowing(backends, metrics, claimed, claim, Known::default()).await
+}
+
+/// [`delete_claimed`] with what the caller already read.
+pub async fn delete_claimed_knowing(
+    backends: &Backends,
+    metrics: &Metrics,
     mut claimed: Vec<Artifact>,
     claim: &Claim,
+    known: Known,
 ) -> Result<DeletionOutcome, StorageError> {
     let now = claim.now;
     let mut outcome = DeletionOutcome::default();
@@ -69,17 +91,18 @@ pub async fn delete_claimed(
         .collect();
     candidates.sort();
     candidates.dedup();
-    let owners: HashMap<TranscriptId, crate::domain::Transcript> = if candidates.is_empty() {
-        HashMap::new()
-    } else {
-        backends
-            .index
-            .transcripts(&candidates)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t))
-            .collect()
-    };
+    let mut owners = known.transcripts;
+    candidates.retain(|t| !owners.contains_key(t));
+    if !candidates.is_empty() {
+        owners.extend(
+            backends
+                .index
+                .transcripts(&candidates)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t)),
+        );
+    }
     let finals: Vec<(ArtifactId, TranscriptId, DeletionReason)> = claimed
         .iter()
         .filter(|a| {
@@ -95,10 +118,15 @@ pub async fn delete_claimed(
     let mut remaining: Vec<Artifact> = Vec::new();
     if !finals.is_empty() {
         let transcript_ids: Vec<TranscriptId> = finals.iter().map(|(_, t, _)| *t).collect();
-        remaining = backends
-            .index
-            .unfinished_artifacts_except(&transcript_ids, &batch)
-            .await?;
+        remaining = match known.remaining {
+            Some(remaining) => remaining,
+            None => {
+                backends
+                    .index
+                    .unfinished_artifacts_except(&transcript_ids, &batch)
+                    .await?
+            }
+        };
         let mut by_reason: HashMap<DeletionReason, Vec<ArtifactId>> = HashMap::new();
         for (final_id, transcript_id, final_reason) in &finals {
             let linked: Vec<ArtifactId> = remaining
@@ -165,10 +193,16 @@ pub async fn delete_claimed(
         !blocked
     });
 
-    // Step 4: the transcripts read as deleted once their final transcripts are gone.
+    // Step 4: the transcripts read as deleted once their final transcripts are gone
+    // (unless the caller marked them already).
     let deletions: Vec<(TranscriptId, TranscriptDeletion)> = gone
         .iter()
         .filter(|a| winners.contains(&a.id))
+        .filter(|a| {
+            a.transcript_id
+                .and_then(|t| owners.get(&t))
+                .is_none_or(|t| t.deletion.is_none())
+        })
         .filter_map(|a| {
             a.transcript_id.map(|t| {
                 (
@@ -210,8 +244,8 @@ pub async fn delete_claimed(
             scopes.push(scope);
         }
     }
-    for scope in &scopes {
-        backends.content.forget_scope(scope).await?;
+    if !scopes.is_empty() {
+        backends.content.forget_scopes(&scopes).await?;
     }
     // Transcripts whose scope another deletion was still working on (a pass holding
     // the final transcript while this one held its linked artifacts, say): checked again

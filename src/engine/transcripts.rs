@@ -537,63 +537,93 @@ impl Engine {
 
     /// `DELETE /v2/transcript/{id}` (§3): deletes every artifact of the transcript and the
     /// upload it was created from, now; keeps its usage metadata. Idempotent. Refused while
-    /// queued or processing, with nothing changed.
+    /// queued or processing, with nothing changed. Returns the transcript as it now reads
+    /// (redacted).
+    ///
+    /// Eight store calls at most: the transcript read, its deletion recorded (so it reads
+    /// as deleted even if a later step fails), its artifacts read, every one of them (and
+    /// the upload) requested and claimed in one conditional write, then the deletion
+    /// pipeline with what is already read: content, keys, tombstones, the index.
     pub async fn delete_transcript(
         &self,
         account: &Account,
         id: TranscriptId,
-    ) -> Result<Transcript> {
-        let transcript = self.transcript(account, id).await?;
+    ) -> Result<TranscriptContent> {
+        let mut transcript = self.transcript(account, id).await?;
         if !transcript.status.is_terminal() {
             return Err(EngineError::StillProcessing);
         }
         let now = self.now();
-        // The transcript reads as deleted from here on, even if a step below fails.
-        let deletion = TranscriptDeletion {
-            at: now,
-            reason: DeletionReason::CustomerRequest,
-        };
-        self.backends
-            .index
-            .mark_transcripts_deleted(&[(id, deletion)])
-            .await?;
-        let mut ids: Vec<ArtifactId> = self
+        let reason = DeletionReason::CustomerRequest;
+        if transcript.deletion.is_none() {
+            let deletion = TranscriptDeletion { at: now, reason };
+            self.backends
+                .index
+                .mark_transcripts_deleted(&[(id, deletion)])
+                .await?;
+            transcript.deletion = Some(deletion);
+        }
+        let live: Vec<Artifact> = self
             .backends
             .index
             .artifacts_for_transcript(id)
             .await?
             .into_iter()
             .filter(|a| a.state != ArtifactState::Deleted)
-            .map(|a| a.id)
             .collect();
-        if let Some(upload) = transcript.upload_id {
-            ids.push(upload);
-        }
+        let mut ids: Vec<ArtifactId> = live.iter().map(|a| a.id).collect();
+        ids.extend(transcript.upload_id);
         if !ids.is_empty() {
             // Due now: should anything below fail, the sweeper finishes it.
-            self.backends
+            let claim = self.new_claim(now, "request");
+            let claimed = self
+                .backends
                 .index
-                .request_deletion(&ids, DeletionReason::CustomerRequest, now)
+                .request_and_claim(&ids, reason, &claim)
                 .await?;
-            let outcome = self.delete_now(&ids, now).await?;
+            let held: std::collections::HashSet<ArtifactId> =
+                claimed.iter().map(|a| a.id).collect();
+            let known = deletion::Known {
+                transcripts: std::collections::HashMap::from([(id, transcript.clone())]),
+                // What another pass holds right now: it finishes those.
+                remaining: Some(live.into_iter().filter(|a| !held.contains(&a.id)).collect()),
+            };
+            let outcome = deletion::delete_claimed_knowing(
+                &self.backends,
+                &self.metrics,
+                claimed,
+                &claim,
+                known,
+            )
+            .await?;
             if let Some((artifact_id, error)) = outcome.failed.into_iter().next() {
                 tracing::warn!(%artifact_id, transcript_id = %id, "customer deletion incomplete; the sweeper retries it");
                 return Err(error.into());
             }
         }
         tracing::info!(transcript_id = %id, account_id = %account.id, "transcript deleted at customer request");
-        self.transcript(account, id).await
+        Ok(TranscriptContent {
+            redacted: transcript.redaction_reason_at(now),
+            transcript,
+            result: None,
+            text_inputs: None,
+            audio_url: None,
+        })
     }
 
-    /// Claims and deletes due artifacts right away (customer requests), under a claim of
-    /// its own: what another pass or request holds is left to it.
+    /// Requests, claims and deletes artifacts right away (customer requests), under a
+    /// claim of its own: what another pass or request holds is left to it.
     pub(crate) async fn delete_now(
         &self,
         ids: &[ArtifactId],
         now: DateTime<Utc>,
     ) -> Result<DeletionOutcome> {
         let claim = self.new_claim(now, "request");
-        let claimed = self.backends.index.claim(ids, &claim).await?;
+        let claimed = self
+            .backends
+            .index
+            .request_and_claim(ids, DeletionReason::CustomerRequest, &claim)
+            .await?;
         Ok(deletion::delete_claimed(&self.backends, &self.metrics, claimed, &claim).await?)
     }
 

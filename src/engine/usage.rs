@@ -9,7 +9,7 @@ use crate::domain::policy::{
 };
 use crate::domain::{
     new_id, Account, AccountId, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
-    DeletionReason, TranscriptId, UsageKind, UsageRecord,
+    TranscriptId, UsageKind, UsageRecord,
 };
 
 /// An LLM Gateway request as the gateway reports it (§6).
@@ -232,10 +232,6 @@ impl Engine {
         let artifact = self.standalone_artifact(account, kind, id).await?;
         if artifact.state != ArtifactState::Deleted {
             let now = self.now();
-            self.backends
-                .index
-                .request_deletion(&[id], DeletionReason::CustomerRequest, now)
-                .await?;
             let outcome = self.delete_now(&[id], now).await?;
             if let Some((artifact_id, error)) = outcome.failed.into_iter().next() {
                 tracing::warn!(%artifact_id, "customer deletion incomplete; the sweeper retries it");

@@ -205,14 +205,9 @@ pub async fn delete_transcript(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_transcript_id(&id)?;
-    state
-        .engine
-        .delete_transcript(&account, id)
-        .await
-        .map_err(transcript_error)?;
     let view = state
         .engine
-        .transcript_content(&account, id)
+        .delete_transcript(&account, id)
         .await
         .map_err(transcript_error)?;
     Ok(Json(render_transcript(&state, &view)))

@@ -99,8 +99,9 @@ pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
     async fn data_key(&self, scope: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `wrapped` for `scope` unless a key exists; returns the key in force.
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
-    /// Destroys the key for good (including copies in the database's journal).
-    async fn destroy_data_key(&self, scope: &str) -> Result<()>;
+    /// Destroys the keys of `scopes` for good (including copies in the database's
+    /// journal), in one write.
+    async fn destroy_data_keys(&self, scopes: &[&str]) -> Result<()>;
     /// The scopes that have a key, in order after `after`, at most `limit`.
     async fn scopes(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
 }
@@ -399,6 +400,10 @@ impl ContentStore for EncryptedContentStore {
     }
 
     async fn forget_scope(&self, scope: &str) -> Result<()> {
-        self.keys.destroy_data_key(scope).await
+        self.keys.destroy_data_keys(&[scope]).await
+    }
+
+    async fn forget_scopes(&self, scopes: &[&str]) -> Result<()> {
+        self.keys.destroy_data_keys(scopes).await
     }
 }

@@ -219,6 +219,18 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     /// Conditionally moves due artifacts to `deleting` under `claim`: only those still due
     /// at `claim.now` and not under another's unexpired claim. Returns the ones claimed.
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>>;
+    /// A deletion request ([`ArtifactIndex::request_deletion`]) and a claim
+    /// ([`ArtifactIndex::claim`]) in one call: every one of `ids` not deleted records the
+    /// request (due now), and those not under another's claim are claimed and returned.
+    async fn request_and_claim(
+        &self,
+        ids: &[ArtifactId],
+        reason: DeletionReason,
+        claim: &Claim,
+    ) -> Result<Vec<Artifact>> {
+        self.request_deletion(ids, reason, claim.now).await?;
+        self.claim(ids, claim).await
+    }
     /// Like `claim`, for artifacts the caller has just read: backends that can apply the
     /// claim without reading the items back (DynamoDB transactions) save a round trip.
     async fn claim_candidates(
@@ -284,6 +296,14 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
     /// readable, once they are all deleted: the encrypted store destroys the scope's data
     /// key (crypto-shredding); stores without per-scope keys do nothing.
     async fn forget_scope(&self, _scope: &str) -> Result<()> {
+        Ok(())
+    }
+    /// [`ContentStore::forget_scope`] for many scopes at once (one write where the store
+    /// allows it).
+    async fn forget_scopes(&self, scopes: &[&str]) -> Result<()> {
+        for scope in scopes {
+            self.forget_scope(scope).await?;
+        }
         Ok(())
     }
     /// The objects whose keys start with `prefix`, in key order after `after`, at most

@@ -943,11 +943,17 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         )
     }
 
-    async fn destroy_data_key(&self, scope: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM data_keys WHERE scope = ?")
-            .bind(scope)
-            .execute(&self.pool)
-            .await?;
+    async fn destroy_data_keys(&self, scopes: &[&str]) -> Result<()> {
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM data_keys WHERE scope IN (");
+        let mut list = query.separated(", ");
+        for scope in scopes {
+            list.push_bind(*scope);
+        }
+        query.push(")");
+        let done = query.build().execute(&self.pool).await?;
         if done.rows_affected() > 0 {
             // The WAL still holds the page as it was; fold it in (zeroed by secure_delete)
             // and truncate it, so no copy of the key survives in the journal.

@@ -347,6 +347,15 @@ impl ArtifactIndex for FaultyIndex {
         self.faults.check("index.count_by_kind_and_state")?;
         self.inner.count_by_kind_and_state().await
     }
+    async fn request_and_claim(
+        &self,
+        ids: &[ArtifactId],
+        reason: DeletionReason,
+        claim: &Claim,
+    ) -> Result<Vec<Artifact>> {
+        self.faults.check("index.request_and_claim")?;
+        self.inner.request_and_claim(ids, reason, claim).await
+    }
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>> {
         self.faults.check("index.claim")?;
         self.inner.claim(ids, claim).await
@@ -411,6 +420,10 @@ impl ContentStore for FaultyContent {
     async fn forget_scope(&self, scope: &str) -> Result<()> {
         self.faults.check("content.forget_scope")?;
         self.inner.forget_scope(scope).await
+    }
+    async fn forget_scopes(&self, scopes: &[&str]) -> Result<()> {
+        self.faults.check("content.forget_scope")?;
+        self.inner.forget_scopes(scopes).await
     }
     async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<ObjectInfo>> {
         self.faults.check("content.list")?;

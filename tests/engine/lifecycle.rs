@@ -150,13 +150,15 @@ async fn s3_customer_deletion_is_idempotent_and_keeps_usage_metadata() {
         .engine()
         .delete_transcript(&account, t.id)
         .await
-        .expect("first");
+        .expect("first")
+        .transcript;
     e.clock.advance(Duration::minutes(3));
     let second = e
         .engine()
         .delete_transcript(&account, t.id)
         .await
-        .expect("second");
+        .expect("second")
+        .transcript;
     assert_eq!(
         first.deletion, second.deletion,
         "the first deletion is what is recorded"
@@ -620,4 +622,47 @@ async fn s6_encryption_each_transcript_and_upload_has_its_own_data_key() {
     ];
     expected.sort();
     assert_eq!(scopes, expected);
+}
+
+#[tokio::test]
+async fn a_customer_deletion_goes_down_once_in_at_most_eight_store_calls() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(24)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let t = e.upload_transcript(&account, &upload).await;
+    e.process(&t).await;
+    e.engine()
+        .add_speech_understanding(t.id, Content::new(r#"{"translation":"x"}"#))
+        .await
+        .expect("speech understanding");
+    let faults = lethe::testing::faults::Faults::new(1);
+    let counted = lethe::startup::App::with_backends(
+        e.config.clone(),
+        std::sync::Arc::new(e.clock.clone()),
+        lethe::testing::faults::faulty(e.backends(), &faults),
+    );
+
+    let view = counted
+        .engine
+        .delete_transcript(&account, t.id)
+        .await
+        .expect("deleted");
+
+    assert!(view.redacted.is_some());
+    assert!(
+        faults.calls() <= 8,
+        "{} store calls for one customer deletion",
+        faults.calls()
+    );
+    for a in e.artifacts_of(&t).await {
+        assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
+    }
+    let upload = e
+        .backends()
+        .index
+        .artifact(upload.id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(upload.state, ArtifactState::Deleted);
 }
