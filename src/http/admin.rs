@@ -6,93 +6,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use uuid::Uuid;
 
-use super::account::{reject_unknown, render_settings, take_ttl};
-use super::auth::Admin;
-use super::error::{ApiError, AppJson, JsonObject};
-use super::transcripts::{rfc3339, take_bool};
+use super::dto::*;
+use super::error::*;
+use super::extract::*;
 use super::AppState;
-use crate::domain::{
-    Account, Artifact, Region, RetentionSettings, SettingsPatch, SweepReport, SweepState,
-};
-use crate::engine::EngineError;
-
-fn account_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no account with this id".into()))
-}
-
-fn account_error(error: EngineError) -> ApiError {
-    match error {
-        EngineError::NotFound => ApiError::NotFound("no account with this id".into()),
-        other => other.into(),
-    }
-}
-
-fn render_account(account: &Account) -> Value {
-    let mut body = render_settings(account);
-    if let Value::Object(obj) = &mut body {
-        obj.insert("id".into(), json!(account.id));
-        obj.insert("name".into(), json!(account.name));
-        obj.insert("policy_version".into(), json!(account.policy_version));
-        obj.insert("created_at".into(), json!(rfc3339(account.created_at)));
-    }
-    body
-}
-
-fn take_region(body: &mut JsonObject) -> Result<Option<Region>, ApiError> {
-    match body.remove("region") {
-        None => Ok(None),
-        Some(Value::String(r)) => Region::parse(&r)
-            .map(Some)
-            .map_err(|e| ApiError::bad_request(e.to_string())),
-        Some(_) => Err(ApiError::bad_request("region must be \"us\" or \"eu\"")),
-    }
-}
-
-pub(super) fn limit(
-    query: &HashMap<String, String>,
-    default: u32,
-    max: u32,
-) -> Result<u32, ApiError> {
-    match query.get("limit") {
-        None => Ok(default),
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "limit must be an integer from 1 to {max}; got {raw:?}"
-                ))
-            }),
-    }
-}
-
-/// The `after` and `limit` of a keyset-paged listing.
-pub(super) fn page_query(
-    query: &HashMap<String, String>,
-    default: u32,
-    max: u32,
-) -> Result<(Option<Uuid>, u32), ApiError> {
-    let after = query
-        .get("after")
-        .map(|raw| {
-            Uuid::parse_str(raw)
-                .map_err(|_| ApiError::bad_request("after must be the next_after of a page"))
-        })
-        .transpose()?;
-    Ok((after, limit(query, default, max)?))
-}
-
-/// The `next_after` of a page: its last id when it is full, else none.
-pub(super) fn next_after(
-    ids: impl DoubleEndedIterator<Item = Uuid> + ExactSizeIterator,
-    limit: u32,
-) -> Option<Uuid> {
-    let len = ids.len();
-    (len == limit as usize).then(|| ids.last()).flatten()
-}
+use crate::domain::{RetentionSettings, SettingsPatch, SweepReport, SweepState};
 
 /// `POST /admin/v1/accounts`: the API key is in this response only.
 #[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", security(("admin_token" = [])),
@@ -137,9 +56,9 @@ pub async fn get_account(
 ) -> Result<Json<Value>, ApiError> {
     let account = state
         .engine
-        .account(account_id(&id)?)
+        .account(Resource::Account.id(&id)?)
         .await
-        .map_err(account_error)?;
+        .or_not_found(Resource::Account)?;
     Ok(Json(render_account(&account)))
 }
 
@@ -155,7 +74,7 @@ pub async fn patch_account(
     Path(id): Path<String>,
     AppJson(mut body): AppJson<JsonObject>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = account_id(&id)?;
+    let id = Resource::Account.id(&id)?;
     let patch = SettingsPatch {
         transcript_ttl: take_ttl(&mut body, "transcript_ttl_seconds", true)?,
         upload_ttl: take_ttl(&mut body, "upload_ttl_seconds", false)?.flatten(),
@@ -179,7 +98,7 @@ pub async fn patch_account(
         .engine
         .update_settings(id, &patch)
         .await
-        .map_err(account_error)?;
+        .or_not_found(Resource::Account)?;
     Ok(Json(render_account(&account)))
 }
 
@@ -194,33 +113,13 @@ pub async fn new_key(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = state
         .engine
-        .new_api_key(account_id(&id)?)
+        .new_api_key(Resource::Account.id(&id)?)
         .await
-        .map_err(account_error)?;
+        .or_not_found(Resource::Account)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "api_key": key.expose() })),
     ))
-}
-
-fn render_sweep(report: &SweepReport) -> Value {
-    let finished = report.state == SweepState::Finished;
-    json!({
-        "id": report.id,
-        "instance": report.instance,
-        "state": report.state,
-        "started_at": rfc3339(report.started_at),
-        "finished_at": finished.then(|| rfc3339(report.finished_at)),
-        "duration_ms": finished.then(|| report.duration().num_milliseconds()),
-        "examined": report.examined,
-        "deleted": report.deleted,
-        "deleted_by_reason": report.deleted_by_reason,
-        "failed": report.failed,
-        "overdue": report.overdue,
-        "stuck_transcripts_errored": report.stuck_transcripts_errored,
-        "rescheduled": report.rescheduled,
-        "truncated": report.truncated,
-    })
 }
 
 /// `POST /admin/v1/sweeps`: starts a pass now, detached from this request (a timeout or a
@@ -288,8 +187,7 @@ pub async fn get_sweep(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let not_found = || ApiError::NotFound("no sweep with this id".into());
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let id = Resource::Sweep.id(&id)?;
     let report = match state.engine.sweep(id).await? {
         Some(report) => report,
         // Started a moment ago in this instance, not recorded yet.
@@ -301,7 +199,7 @@ pub async fn get_sweep(
             finished_at: state.engine.now(),
             ..Default::default()
         },
-        None => return Err(not_found()),
+        None => return Err(ApiError::NotFound(Resource::Sweep)),
     };
     Ok(Json(render_sweep(&report)))
 }
@@ -339,18 +237,6 @@ pub async fn list_reconciliations(
     Ok(Json(json!({ "reconciliations": runs })))
 }
 
-fn render_overdue(a: &Artifact) -> Value {
-    json!({
-        "id": a.id,
-        "account_id": a.account_id,
-        "transcript_id": a.transcript_id,
-        "kind": a.kind,
-        "state": a.state,
-        "delete_after": a.delete_after.map(rfc3339),
-        "delete_by": a.delete_by.map(rfc3339),
-    })
-}
-
 /// `GET /admin/v1/overdue`: artifacts past `delete_by` and not deleted.
 #[utoipa::path(get, path = "/admin/v1/overdue", tag = "admin", security(("admin_token" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
@@ -380,16 +266,16 @@ pub async fn usage(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = account_id(&id)?;
+    let id = Resource::Account.id(&id)?;
     let (after, limit) = page_query(&query, 100, 1000)?;
     let records = state
         .engine
         .usage(id, after, limit)
         .await
-        .map_err(account_error)?;
+        .or_not_found(Resource::Account)?;
     let next_after = next_after(records.iter().map(|u| u.id), limit);
     Ok(Json(json!({
-        "usage": records.iter().map(super::gateway::render_usage).collect::<Vec<_>>(),
+        "usage": records.iter().map(render_usage).collect::<Vec<_>>(),
         "next_after": next_after,
     })))
 }

@@ -2,18 +2,24 @@
 //! refused by name, server-owned fields refused by name, wrong types reported with the
 //! field's path), then checked against its bounds, before anything is stored.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::AppState;
+use crate::domain::{
+    Account, Artifact, Content, DeletionReason, SweepReport, SweepState, Transcript, UsageRecord,
+};
+use crate::engine::{Recorded, RetentionView, TranscriptContent};
 
 /// Longest string option or text input (a prompt, a URL, a header value...).
-const MAX_TEXT: usize = 64 * 1024;
+pub const MAX_TEXT: usize = 64 * 1024;
 /// Most items in a list option or text input.
-const MAX_ITEMS: usize = 1000;
+pub const MAX_ITEMS: usize = 1000;
 /// Longest item of a list (a key term, a language code...).
-const MAX_ITEM: usize = 1024;
+pub const MAX_ITEM: usize = 1024;
 
 /// `boost_param` of AssemblyAI's (legacy) word boost.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
@@ -444,7 +450,7 @@ impl TranscriptRequest {
 }
 
 /// serde's "invalid type: integer `1`, expected a string" as a sentence about the field.
-fn type_error(path: &str, serde: &str) -> String {
+pub fn type_error(path: &str, serde: &str) -> String {
     let expected = |what: &str| match what {
         "a boolean" => "true or false".to_owned(),
         "a sequence" => "a list".to_owned(),
@@ -469,6 +475,241 @@ fn type_error(path: &str, serde: &str) -> String {
         return format!("{path} must be {wanted}; got {got}");
     }
     format!("{path}: {detail}")
+}
+
+// ---- response bodies -------------------------------------------------------------
+
+/// Result fields nulled in a redacted transcript, beyond whatever the pipeline stored.
+pub const RESULT_FIELDS: &[&str] = &["text", "words", "utterances", "confidence"];
+
+pub const DELETED_BY_USER_URL: &str = "http://deleted_by_user";
+
+pub const DELETED_BY_POLICY_URL: &str = "http://deleted_by_retention_policy";
+
+/// Naive ISO-8601 UTC with microseconds, as AssemblyAI's list items are.
+pub fn naive_micros(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The Transcript object (api.md), redacted when its content is deleted or expired.
+pub fn render_transcript(state: &AppState, view: &TranscriptContent) -> Value {
+    let t = &view.transcript;
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(t.id));
+    obj.insert("status".into(), json!(t.status));
+    obj.insert("language_model".into(), json!("assemblyai_default"));
+    obj.insert("acoustic_model".into(), json!("assemblyai_default"));
+    obj.insert(
+        "audio_duration".into(),
+        json!(t.audio_duration.map(|d| d.round() as i64)),
+    );
+    obj.insert("error".into(), json!(t.error));
+    for field in RESULT_FIELDS
+        .iter()
+        .chain(TRANSCRIPT_REQUEST_FIELDS)
+        .filter(|f| **f != "audio_url")
+    {
+        obj.insert((*field).into(), Value::Null);
+    }
+    obj.remove("webhook_auth_header_value");
+    for flag in ["redact_pii", "auto_highlights", "summarization"] {
+        obj.insert(flag.into(), json!(false));
+    }
+    if let Some(reason) = view.redacted {
+        let (text, url) = match reason {
+            DeletionReason::CustomerRequest => ("Deleted by user.", DELETED_BY_USER_URL),
+            _ => ("Deleted by retention policy.", DELETED_BY_POLICY_URL),
+        };
+        obj.insert("text".into(), json!(text));
+        obj.insert("audio_url".into(), json!(url));
+        obj.insert("webhook_url".into(), json!(url));
+        obj.insert("webhook_auth".into(), json!(false));
+        return Value::Object(obj);
+    }
+    obj.insert("webhook_auth".into(), json!(t.webhook_auth));
+    obj.insert(
+        "audio_url".into(),
+        json!(audio_url_of(state, t, view.audio_url.as_ref())),
+    );
+    if let Value::Object(options) = &t.options {
+        obj.extend(options.clone());
+    }
+    if let Some(inputs) = view
+        .text_inputs
+        .as_ref()
+        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
+    {
+        for (field, value) in inputs {
+            if field != "webhook_auth_header_value" {
+                obj.insert(field, value);
+            }
+        }
+    }
+    if let Some(result) = view
+        .result
+        .as_ref()
+        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
+    {
+        for (field, value) in result {
+            if !matches!(
+                field.as_str(),
+                "id" | "status" | "audio_duration" | "error" | "audio_url"
+            ) {
+                obj.insert(field, value);
+            }
+        }
+    }
+    Value::Object(obj)
+}
+
+pub fn audio_url_of(state: &AppState, t: &Transcript, url: Option<&Content>) -> String {
+    match (t.upload_id, url) {
+        (Some(upload), _) => format!("{}/v2/upload/{upload}", state.base_url),
+        (None, Some(url)) => String::from_utf8_lossy(url.expose()).into_owned(),
+        (None, None) => DELETED_BY_POLICY_URL.to_owned(),
+    }
+}
+
+/// One artifact of a retention view: its schedule (a linked artifact shows its
+/// transcript's) and, once deleted, its tombstone fields. No content.
+pub fn render_artifact_retention(
+    artifact: &Artifact,
+    delete_after: Option<DateTime<Utc>>,
+    delete_by: Option<DateTime<Utc>>,
+) -> Value {
+    let deleted = artifact.state == crate::domain::ArtifactState::Deleted;
+    json!({
+        "id": artifact.id,
+        "kind": artifact.kind,
+        "state": if deleted { "deleted" } else { "live" },
+        "created_at": rfc3339(artifact.created_at),
+        "delete_after": delete_after.map(rfc3339),
+        "delete_by": delete_by.map(rfc3339),
+        "deleted_at": artifact.deleted_at.map(rfc3339),
+        "deletion_reason": artifact.deletion_reason,
+        "training_eligible": artifact.training_eligible && !deleted,
+    })
+}
+
+pub fn render_retention(view: &RetentionView) -> Value {
+    let settings = &view.account.settings;
+    let artifacts: Vec<Value> = view
+        .artifacts
+        .iter()
+        .map(|a| render_artifact_retention(&a.artifact, a.delete_after, a.delete_by))
+        .collect();
+    let scheduled_under = view
+        .artifacts
+        .iter()
+        .filter(|a| a.artifact.transcript_id == Some(view.transcript.id))
+        .map(|a| a.artifact.policy_version)
+        .max()
+        .unwrap_or(view.transcript.policy_version);
+    json!({
+        "transcript_id": view.transcript.id,
+        "policy": {
+            "mode": settings.mode(),
+            "transcript_ttl_seconds": settings.effective_transcript_ttl().map(|d| d.num_seconds()),
+            "scheduled_under": format!("v{scheduled_under}"),
+        },
+        "artifacts": artifacts,
+    })
+}
+
+pub fn render_settings(account: &Account) -> Value {
+    let s = &account.settings;
+    let change = account.retention_job.as_ref().map(|job| {
+        json!({
+            "state": "in_progress",
+            "policy_version": job.target_version,
+            "started_at": rfc3339(job.started_at),
+            "artifacts_examined": job.examined,
+            "artifacts_rescheduled": job.rescheduled,
+        })
+    });
+    json!({
+        "transcript_ttl_seconds": s.transcript_ttl.map(|d| d.num_seconds()),
+        "upload_ttl_seconds": s.upload_ttl.num_seconds(),
+        "model_training_opt_out": s.model_training_opt_out,
+        "baa": s.baa,
+        "region": s.region,
+        "zero_data_retention": s.zero_data_retention,
+        "mode": s.mode(),
+        "policy_version": account.policy_version,
+        "retention_change": change,
+    })
+}
+
+pub fn render_account(account: &Account) -> Value {
+    let mut body = render_settings(account);
+    if let Value::Object(obj) = &mut body {
+        obj.insert("id".into(), json!(account.id));
+        obj.insert("name".into(), json!(account.name));
+        obj.insert("policy_version".into(), json!(account.policy_version));
+        obj.insert("created_at".into(), json!(rfc3339(account.created_at)));
+    }
+    body
+}
+
+pub fn render_sweep(report: &SweepReport) -> Value {
+    let finished = report.state == SweepState::Finished;
+    json!({
+        "id": report.id,
+        "instance": report.instance,
+        "state": report.state,
+        "started_at": rfc3339(report.started_at),
+        "finished_at": finished.then(|| rfc3339(report.finished_at)),
+        "duration_ms": finished.then(|| report.duration().num_milliseconds()),
+        "examined": report.examined,
+        "deleted": report.deleted,
+        "deleted_by_reason": report.deleted_by_reason,
+        "failed": report.failed,
+        "overdue": report.overdue,
+        "stuck_transcripts_errored": report.stuck_transcripts_errored,
+        "rescheduled": report.rescheduled,
+        "truncated": report.truncated,
+    })
+}
+
+pub fn render_overdue(a: &Artifact) -> Value {
+    json!({
+        "id": a.id,
+        "account_id": a.account_id,
+        "transcript_id": a.transcript_id,
+        "kind": a.kind,
+        "state": a.state,
+        "delete_after": a.delete_after.map(rfc3339),
+        "delete_by": a.delete_by.map(rfc3339),
+    })
+}
+
+pub fn render_recorded(recorded: &Recorded) -> Value {
+    json!({
+        "usage_id": recorded.usage.id,
+        "stored": recorded.artifact.is_some(),
+        "artifact": recorded.artifact.as_ref().map(|a| render_artifact_retention(a, a.delete_after, a.delete_by)),
+    })
+}
+
+/// One usage record as the operator's billing view shows it.
+pub fn render_usage(u: &UsageRecord) -> Value {
+    json!({
+        "id": u.id,
+        "kind": u.kind,
+        "model": u.model,
+        "provider": u.provider,
+        "transcript_id": u.transcript_id,
+        "started_at": rfc3339(u.started_at),
+        "ended_at": rfc3339(u.ended_at),
+        "duration_seconds": u.duration_seconds(),
+        "content_stored": u.artifact_id.is_some(),
+        "artifact_id": u.artifact_id,
+        "recorded_at": rfc3339(u.recorded_at),
+    })
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
+    #[error("{}", .0.not_found())]
+    NotFound(Resource),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -80,7 +80,7 @@ impl IntoResponse for ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
-            EngineError::NotFound => ApiError::NotFound("the requested resource was not found".into()),
+            EngineError::NotFound => ApiError::NotFound(Resource::Unknown),
             EngineError::StillProcessing => {
                 ApiError::BadRequest("Transcript is still being processed and cannot be deleted yet; retry once it is completed or error".into())
             }
@@ -104,6 +104,64 @@ impl From<StorageError> for ApiError {
             StorageError::Unavailable { .. } => ApiError::Unavailable(error),
             other => ApiError::Internal(other.into()),
         }
+    }
+}
+
+/// What a request named that was not found: each has its own sentence, and "another
+/// account's" reads exactly like "missing".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// A public transcript (AssemblyAI's wording).
+    Transcript,
+    /// A transcript the pipeline names.
+    PipelineTranscript,
+    Upload,
+    Account,
+    /// An account, or a transcript in it (an LLM Gateway request on a transcript).
+    AccountOrTranscript,
+    Sweep,
+    LlmGatewayRequest,
+    StreamingSession,
+    TrainingArtifact,
+    Unknown,
+}
+
+impl Resource {
+    pub fn not_found(self) -> &'static str {
+        match self {
+            Resource::Transcript => "Transcript lookup error, transcript id not found",
+            Resource::PipelineTranscript => "no transcript with this id",
+            Resource::Upload => "no upload with this id",
+            Resource::Account => "no account with this id",
+            Resource::AccountOrTranscript => {
+                "no account with this id, or no transcript with this id in it"
+            }
+            Resource::Sweep => "no sweep with this id",
+            Resource::LlmGatewayRequest => "no LLM Gateway request with this id",
+            Resource::StreamingSession => "no streaming session with this id",
+            Resource::TrainingArtifact => "no training-eligible artifact with this id",
+            Resource::Unknown => "the requested resource was not found",
+        }
+    }
+
+    /// An id from a path: anything that is not one names nothing.
+    pub fn id(self, raw: &str) -> Result<uuid::Uuid, ApiError> {
+        uuid::Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(self))
+    }
+}
+
+/// The engine's `NotFound` as the resource a handler asked for; every other error as it
+/// maps.
+pub trait OrNotFound<T> {
+    fn or_not_found(self, resource: Resource) -> Result<T, ApiError>;
+}
+
+impl<T> OrNotFound<T> for Result<T, EngineError> {
+    fn or_not_found(self, resource: Resource) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            EngineError::NotFound => ApiError::NotFound(resource),
+            other => other.into(),
+        })
     }
 }
 

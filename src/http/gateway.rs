@@ -7,91 +7,20 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use chrono::{DateTime, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::account::reject_unknown;
-use super::auth::{Customer, Internal};
-use super::error::{ApiError, AppJson, JsonObject};
-use super::transcripts::{render_artifact_retention, rfc3339};
+use super::dto::*;
+use super::error::*;
+use super::extract::*;
 use super::AppState;
-use crate::domain::{Account, Artifact, ArtifactKind, Content, UsageRecord};
-use crate::engine::{EngineError, LlmGatewayRequest, Recorded, StreamingSession};
+use crate::domain::{Account, Artifact, ArtifactKind};
+use crate::engine::{EngineError, LlmGatewayRequest, StreamingSession};
 
 // ---- body fields ---------------------------------------------------------------------------
 
-fn take_text(body: &mut JsonObject, field: &str, max: usize) -> Result<String, ApiError> {
-    match body.remove(field) {
-        Some(Value::String(v)) if !v.trim().is_empty() && v.len() <= max => Ok(v),
-        _ => Err(ApiError::bad_request(format!(
-            "{field} is required: a non-empty string of at most {max} characters"
-        ))),
-    }
-}
-
-fn take_id(body: &mut JsonObject, field: &str) -> Result<Option<Uuid>, ApiError> {
-    match body.remove(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(v)) => Uuid::parse_str(&v)
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{field} must be an id"))),
-        Some(_) => Err(ApiError::bad_request(format!("{field} must be an id"))),
-    }
-}
-
-fn take_time(body: &mut JsonObject, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let bad = || ApiError::bad_request(format!("{field} must be an RFC 3339 timestamp"));
-    match body.remove(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(v)) => DateTime::parse_from_rfc3339(&v)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| bad()),
-        Some(_) => Err(bad()),
-    }
-}
-
-/// The content fields present (and not null), as one JSON object; `None` if there are none.
-fn take_content(body: &mut JsonObject, fields: &[&str]) -> Option<Content> {
-    let mut content = Map::new();
-    for field in fields {
-        match body.remove(*field) {
-            None | Some(Value::Null) => {}
-            Some(value) => {
-                content.insert((*field).to_owned(), value);
-            }
-        }
-    }
-    (!content.is_empty()).then(|| Content::new(Value::Object(content).to_string()))
-}
-
 fn account_required(body: &mut JsonObject) -> Result<Uuid, ApiError> {
     take_id(body, "account_id")?.ok_or_else(|| ApiError::bad_request("account_id is required"))
-}
-
-fn render_recorded(recorded: &Recorded) -> Value {
-    json!({
-        "usage_id": recorded.usage.id,
-        "stored": recorded.artifact.is_some(),
-        "artifact": recorded.artifact.as_ref().map(|a| render_artifact_retention(a, a.delete_after, a.delete_by)),
-    })
-}
-
-/// One usage record as the operator's billing view shows it.
-pub fn render_usage(u: &UsageRecord) -> Value {
-    json!({
-        "id": u.id,
-        "kind": u.kind,
-        "model": u.model,
-        "provider": u.provider,
-        "transcript_id": u.transcript_id,
-        "started_at": rfc3339(u.started_at),
-        "ended_at": rfc3339(u.ended_at),
-        "duration_seconds": u.duration_seconds(),
-        "content_stored": u.artifact_id.is_some(),
-        "artifact_id": u.artifact_id,
-        "recorded_at": rfc3339(u.recorded_at),
-    })
 }
 
 // ---- internal: report ------------------------------------------------------------------------
@@ -143,10 +72,10 @@ pub async fn llm_gateway_request(
         .record_llm_request(request)
         .await
         .map_err(|e| match e {
-            EngineError::NotFound if transcript_id.is_some() => ApiError::NotFound(
-                "no account with this id, or no transcript with this id in it".into(),
-            ),
-            EngineError::NotFound => ApiError::NotFound("no account with this id".into()),
+            EngineError::NotFound if transcript_id.is_some() => {
+                ApiError::NotFound(Resource::AccountOrTranscript)
+            }
+            EngineError::NotFound => ApiError::NotFound(Resource::Account),
             other => other.into(),
         })?;
     Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
@@ -201,7 +130,7 @@ pub async fn streaming_session(
         .record_streaming_session(session)
         .await
         .map_err(|e| match e {
-            EngineError::NotFound => ApiError::NotFound("no account with this id".into()),
+            EngineError::NotFound => ApiError::NotFound(Resource::Account),
             other => other.into(),
         })?;
     Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
@@ -217,19 +146,16 @@ async fn show(
     delete: bool,
 ) -> Result<Json<Value>, ApiError> {
     let what = match kind {
-        ArtifactKind::StreamingSession => "no streaming session with this id",
-        _ => "no LLM Gateway request with this id",
+        ArtifactKind::StreamingSession => Resource::StreamingSession,
+        _ => Resource::LlmGatewayRequest,
     };
-    let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound(what.into()))?;
+    let id = what.id(id)?;
     let result: Result<Artifact, EngineError> = if delete {
         state.engine.delete_standalone(account, kind, id).await
     } else {
         state.engine.standalone_artifact(account, kind, id).await
     };
-    let artifact = result.map_err(|e| match e {
-        EngineError::NotFound => ApiError::NotFound(what.into()),
-        other => other.into(),
-    })?;
+    let artifact = result.or_not_found(what)?;
     Ok(Json(render_artifact_retention(
         &artifact,
         artifact.delete_after,

@@ -6,25 +6,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
-use super::auth::Internal;
-use super::error::{ApiError, AppJson, JsonObject};
-use super::uploads::limited_body;
+use super::error::*;
+use super::extract::*;
 use super::AppState;
 use crate::domain::{Content, Transcript};
 use crate::engine::EngineError;
-
-fn transcript_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no transcript with this id".into()))
-}
-
-fn not_found(error: EngineError) -> ApiError {
-    match error {
-        EngineError::NotFound => ApiError::NotFound("no transcript with this id".into()),
-        other => other.into(),
-    }
-}
 
 fn status_body(t: &Transcript) -> Json<Value> {
     Json(json!({ "id": t.id, "status": t.status }))
@@ -42,9 +29,9 @@ pub async fn processing(
 ) -> Result<Json<Value>, ApiError> {
     let t = state
         .engine
-        .mark_processing(transcript_id(&id)?)
+        .mark_processing(Resource::PipelineTranscript.id(&id)?)
         .await
-        .map_err(not_found)?;
+        .or_not_found(Resource::PipelineTranscript)?;
     Ok(status_body(&t))
 }
 
@@ -62,7 +49,7 @@ pub async fn put_intermediate(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = transcript_id(&id)?;
+    let id = Resource::PipelineTranscript.id(&id)?;
     let valid_name = (1..=128).contains(&name.len())
         && name
             .chars()
@@ -80,7 +67,7 @@ pub async fn put_intermediate(
         .put_intermediate(id, &name, stream)
         .await
         .map_err(|e| match e {
-            EngineError::NotFound => not_found(e),
+            EngineError::NotFound => ApiError::NotFound(Resource::PipelineTranscript),
             e => outcome.error(e, limit),
         })?;
     Ok((
@@ -103,7 +90,7 @@ pub async fn complete(
     Path(id): Path<String>,
     AppJson(mut result): AppJson<JsonObject>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = transcript_id(&id)?;
+    let id = Resource::PipelineTranscript.id(&id)?;
     let audio_duration = match result.remove("audio_duration") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(n.as_f64().filter(|d| *d >= 0.0).ok_or_else(|| {
@@ -138,7 +125,7 @@ pub async fn complete(
         .engine
         .complete(id, content, audio_duration)
         .await
-        .map_err(not_found)?;
+        .or_not_found(Resource::PipelineTranscript)?;
     Ok(status_body(&t))
 }
 
@@ -154,7 +141,7 @@ pub async fn error(
     Path(id): Path<String>,
     AppJson(mut body): AppJson<JsonObject>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = transcript_id(&id)?;
+    let id = Resource::PipelineTranscript.id(&id)?;
     let message = match body.remove("error") {
         Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 2000 => m,
         _ => {
@@ -163,7 +150,11 @@ pub async fn error(
             ))
         }
     };
-    let t = state.engine.fail(id, &message).await.map_err(not_found)?;
+    let t = state
+        .engine
+        .fail(id, &message)
+        .await
+        .or_not_found(Resource::PipelineTranscript)?;
     Ok(status_body(&t))
 }
 
@@ -179,13 +170,13 @@ pub async fn speech_understanding(
     Path(id): Path<String>,
     AppJson(result): AppJson<JsonObject>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = transcript_id(&id)?;
+    let id = Resource::PipelineTranscript.id(&id)?;
     let content = Content::new(Value::Object(result).to_string());
     let artifact = state
         .engine
         .add_speech_understanding(id, content)
         .await
-        .map_err(not_found)?;
+        .or_not_found(Resource::PipelineTranscript)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": artifact.id, "kind": artifact.kind })),

@@ -7,9 +7,9 @@
 
 pub mod account;
 pub mod admin;
-pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod extract;
 pub mod gateway;
 pub mod internal;
 pub mod openapi;

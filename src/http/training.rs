@@ -6,13 +6,10 @@ use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use uuid::Uuid;
 
-use super::admin::{next_after, page_query};
-use super::auth::Internal;
-use super::error::ApiError;
-use super::transcripts::rfc3339;
-use super::uploads::octet_stream;
+use super::dto::*;
+use super::error::*;
+use super::extract::*;
 use super::AppState;
 use crate::domain::ArtifactKind;
 use crate::engine::{EngineError, TrainingExport};
@@ -73,8 +70,7 @@ pub async fn content(
     _: Internal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let id = Resource::TrainingArtifact.id(&id)?;
     match state.engine.training_content(id).await {
         Ok(Some(TrainingExport::Audio(stream))) => Ok(octet_stream(stream)),
         Ok(Some(TrainingExport::Redacted {
@@ -91,7 +87,7 @@ pub async fn content(
         Ok(None) => Err(ApiError::Gone(
             "this artifact has been deleted under its retention policy or by the customer".into(),
         )),
-        Err(EngineError::NotFound) => Err(not_found()),
+        Err(EngineError::NotFound) => Err(ApiError::NotFound(Resource::TrainingArtifact)),
         Err(e) => Err(e.into()),
     }
 }
@@ -108,8 +104,7 @@ pub async fn redactions(
     _: Internal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let not_found = || ApiError::NotFound("no training-eligible artifact with this id".into());
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let id = Resource::TrainingArtifact.id(&id)?;
     match state.engine.training_redactions(id).await {
         Ok(Some(ranges)) => Ok(Json(json!({
             "artifact_id": id,
@@ -118,7 +113,7 @@ pub async fn redactions(
         Ok(None) => Err(ApiError::Gone(
             "this artifact has been deleted under its retention policy or by the customer".into(),
         )),
-        Err(EngineError::NotFound) => Err(not_found()),
+        Err(EngineError::NotFound) => Err(ApiError::NotFound(Resource::TrainingArtifact)),
         Err(e) => Err(e.into()),
     }
 }

@@ -3,48 +3,18 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use chrono::NaiveDate;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::auth::Customer;
-use super::dto::{TranscriptRequest, TRANSCRIPT_REQUEST_FIELDS};
-use super::error::{ApiError, JsonObject};
+use super::dto::*;
+use super::error::*;
+use super::extract::*;
 use super::AppState;
-use crate::domain::{Artifact, Content, DeletionReason, Transcript, TranscriptStatus};
-use crate::engine::{AudioSource, EngineError, NewTranscript, RetentionView, TranscriptContent};
+use crate::domain::{Content, DeletionReason, Transcript, TranscriptStatus};
+use crate::engine::{AudioSource, NewTranscript};
 use crate::storage::TranscriptQuery;
-
-/// Result fields nulled in a redacted transcript, beyond whatever the pipeline stored.
-const RESULT_FIELDS: &[&str] = &["text", "words", "utterances", "confidence"];
-
-pub const DELETED_BY_USER_URL: &str = "http://deleted_by_user";
-pub const DELETED_BY_POLICY_URL: &str = "http://deleted_by_retention_policy";
-
-fn transcript_not_found() -> ApiError {
-    ApiError::NotFound("Transcript lookup error, transcript id not found".into())
-}
-
-fn transcript_error(error: EngineError) -> ApiError {
-    match error {
-        EngineError::NotFound => transcript_not_found(),
-        other => other.into(),
-    }
-}
-
-fn parse_transcript_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| transcript_not_found())
-}
-
-/// Naive ISO-8601 UTC with microseconds, as AssemblyAI's list items are.
-pub fn naive_micros(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-}
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 /// The audio source of a request: one of this server's upload URLs, or any http(s) URL.
 fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiError> {
@@ -96,85 +66,6 @@ pub async fn create_transcript(
     Ok(Json(render_transcript(&state, &view)))
 }
 
-/// The Transcript object (api.md), redacted when its content is deleted or expired.
-pub fn render_transcript(state: &AppState, view: &TranscriptContent) -> Value {
-    let t = &view.transcript;
-    let mut obj = Map::new();
-    obj.insert("id".into(), json!(t.id));
-    obj.insert("status".into(), json!(t.status));
-    obj.insert("language_model".into(), json!("assemblyai_default"));
-    obj.insert("acoustic_model".into(), json!("assemblyai_default"));
-    obj.insert(
-        "audio_duration".into(),
-        json!(t.audio_duration.map(|d| d.round() as i64)),
-    );
-    obj.insert("error".into(), json!(t.error));
-    for field in RESULT_FIELDS
-        .iter()
-        .chain(TRANSCRIPT_REQUEST_FIELDS)
-        .filter(|f| **f != "audio_url")
-    {
-        obj.insert((*field).into(), Value::Null);
-    }
-    obj.remove("webhook_auth_header_value");
-    for flag in ["redact_pii", "auto_highlights", "summarization"] {
-        obj.insert(flag.into(), json!(false));
-    }
-    if let Some(reason) = view.redacted {
-        let (text, url) = match reason {
-            DeletionReason::CustomerRequest => ("Deleted by user.", DELETED_BY_USER_URL),
-            _ => ("Deleted by retention policy.", DELETED_BY_POLICY_URL),
-        };
-        obj.insert("text".into(), json!(text));
-        obj.insert("audio_url".into(), json!(url));
-        obj.insert("webhook_url".into(), json!(url));
-        obj.insert("webhook_auth".into(), json!(false));
-        return Value::Object(obj);
-    }
-    obj.insert("webhook_auth".into(), json!(t.webhook_auth));
-    obj.insert(
-        "audio_url".into(),
-        json!(audio_url_of(state, t, view.audio_url.as_ref())),
-    );
-    if let Value::Object(options) = &t.options {
-        obj.extend(options.clone());
-    }
-    if let Some(inputs) = view
-        .text_inputs
-        .as_ref()
-        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
-    {
-        for (field, value) in inputs {
-            if field != "webhook_auth_header_value" {
-                obj.insert(field, value);
-            }
-        }
-    }
-    if let Some(result) = view
-        .result
-        .as_ref()
-        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
-    {
-        for (field, value) in result {
-            if !matches!(
-                field.as_str(),
-                "id" | "status" | "audio_duration" | "error" | "audio_url"
-            ) {
-                obj.insert(field, value);
-            }
-        }
-    }
-    Value::Object(obj)
-}
-
-fn audio_url_of(state: &AppState, t: &Transcript, url: Option<&Content>) -> String {
-    match (t.upload_id, url) {
-        (Some(upload), _) => format!("{}/v2/upload/{upload}", state.base_url),
-        (None, Some(url)) => String::from_utf8_lossy(url.expose()).into_owned(),
-        (None, None) => DELETED_BY_POLICY_URL.to_owned(),
-    }
-}
-
 /// `GET /v2/transcript/{id}`
 #[utoipa::path(get, path = "/v2/transcript/{id}", tag = "public", security(("api_key" = [])),
     params(("id" = String, Path, description = "Transcript id")),
@@ -185,12 +76,12 @@ pub async fn get_transcript(
     Customer(account): Customer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_transcript_id(&id)?;
+    let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .transcript_content(&account, id)
         .await
-        .map_err(transcript_error)?;
+        .or_not_found(Resource::Transcript)?;
     Ok(Json(render_transcript(&state, &view)))
 }
 
@@ -204,12 +95,12 @@ pub async fn delete_transcript(
     Customer(account): Customer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_transcript_id(&id)?;
+    let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .delete_transcript(&account, id)
         .await
-        .map_err(transcript_error)?;
+        .or_not_found(Resource::Transcript)?;
     Ok(Json(render_transcript(&state, &view)))
 }
 
@@ -225,18 +116,7 @@ struct ListParams {
 
 impl ListParams {
     fn parse(query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let limit = match query.get("limit") {
-            None => 10,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=200).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "limit must be an integer from 1 to 200; got {raw:?}"
-                    ))
-                })?,
-        };
+        let limit = limit(query, 10, 200)?;
         let status = match query.get("status") {
             None => None,
             Some(raw) => Some(TranscriptStatus::parse(raw).ok_or_else(|| {
@@ -422,68 +302,11 @@ pub async fn retention(
     Customer(account): Customer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_transcript_id(&id)?;
+    let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .retention_view(&account, id)
         .await
-        .map_err(transcript_error)?;
+        .or_not_found(Resource::Transcript)?;
     Ok(Json(render_retention(&view)))
-}
-
-/// One artifact of a retention view: its schedule (a linked artifact shows its
-/// transcript's) and, once deleted, its tombstone fields. No content.
-pub fn render_artifact_retention(
-    artifact: &Artifact,
-    delete_after: Option<DateTime<Utc>>,
-    delete_by: Option<DateTime<Utc>>,
-) -> Value {
-    let deleted = artifact.state == crate::domain::ArtifactState::Deleted;
-    json!({
-        "id": artifact.id,
-        "kind": artifact.kind,
-        "state": if deleted { "deleted" } else { "live" },
-        "created_at": rfc3339(artifact.created_at),
-        "delete_after": delete_after.map(rfc3339),
-        "delete_by": delete_by.map(rfc3339),
-        "deleted_at": artifact.deleted_at.map(rfc3339),
-        "deletion_reason": artifact.deletion_reason,
-        "training_eligible": artifact.training_eligible && !deleted,
-    })
-}
-
-fn render_retention(view: &RetentionView) -> Value {
-    let settings = &view.account.settings;
-    let artifacts: Vec<Value> = view
-        .artifacts
-        .iter()
-        .map(|a| render_artifact_retention(&a.artifact, a.delete_after, a.delete_by))
-        .collect();
-    let scheduled_under = view
-        .artifacts
-        .iter()
-        .filter(|a| a.artifact.transcript_id == Some(view.transcript.id))
-        .map(|a| a.artifact.policy_version)
-        .max()
-        .unwrap_or(view.transcript.policy_version);
-    json!({
-        "transcript_id": view.transcript.id,
-        "policy": {
-            "mode": settings.mode(),
-            "transcript_ttl_seconds": settings.effective_transcript_ttl().map(|d| d.num_seconds()),
-            "scheduled_under": format!("v{scheduled_under}"),
-        },
-        "artifacts": artifacts,
-    })
-}
-
-/// A JSON object body's field helpers shared by the account and admin handlers.
-pub fn take_bool(body: &mut JsonObject, field: &str) -> Result<Option<bool>, ApiError> {
-    match body.remove(field) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "{field} must be true or false"
-        ))),
-    }
 }

@@ -295,5 +295,5 @@ pub fn artifact<'a>(retention: &'a Value, kind: &str) -> &'a Value {
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
-    lethe::http::transcripts::rfc3339(t)
+    lethe::http::dto::rfc3339(t)
 }
