@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::policy::ScheduleKind;
+use super::kinds::*;
 use super::settings::RetentionSettings;
 
 pub type AccountId = Uuid;
@@ -28,103 +28,6 @@ pub fn new_id(now: DateTime<Utc>) -> Uuid {
         now.timestamp_subsec_nanos(),
     );
     Uuid::new_v7(ts)
-}
-
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-string_enum!(
-    /// The artifact kinds of retention.md §2.
-    ArtifactKind {
-        UploadedAudio => "uploaded_audio",
-        UrlAudioReference => "url_audio_reference",
-        Intermediate => "intermediate",
-        FinalTranscript => "final_transcript",
-        TextInput => "text_input",
-        SpeechUnderstanding => "speech_understanding",
-        LlmGatewayIo => "llm_gateway_io",
-        StreamingSession => "streaming_session",
-    }
-);
-
-impl ArtifactKind {
-    /// Whether an artifact of this kind that belongs to a transcript always goes with its
-    /// final transcript (the final transcript itself included): its schedule is the
-    /// transcript's, from the policy version the transcript was created under (§3).
-    pub fn always_linked(self) -> bool {
-        matches!(
-            self,
-            ArtifactKind::FinalTranscript
-                | ArtifactKind::UrlAudioReference
-                | ArtifactKind::TextInput
-                | ArtifactKind::SpeechUnderstanding
-        )
-    }
-}
-
-string_enum!(
-    /// Where an artifact is in its life. `Deleting` is held under a claim by one sweeper.
-    ArtifactState {
-        Live => "live",
-        Deleting => "deleting",
-        Deleted => "deleted",
-    }
-);
-
-string_enum!(
-    /// Why an artifact was deleted (retention.md §5).
-    DeletionReason {
-        Ttl => "ttl",
-        Window => "window",
-        CustomerRequest => "customer_request",
-        Linked => "linked",
-        Zdr => "zdr",
-    }
-);
-
-string_enum!(
-    /// What a usage record bills: the surfaces whose content may be dropped (§6).
-    UsageKind {
-        LlmGateway => "llm_gateway",
-        Streaming => "streaming",
-    }
-);
-
-string_enum!(
-    TranscriptStatus {
-        Queued => "queued",
-        Processing => "processing",
-        Completed => "completed",
-        Error => "error",
-    }
-);
-
-impl TranscriptStatus {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, TranscriptStatus::Completed | TranscriptStatus::Error)
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -358,7 +261,7 @@ impl Artifact {
             size_bytes: 0,
             // <account>/<scope>/<artifact>: the scope (transcript, or the upload itself)
             // is what a data key encrypts and crypto-shredding forgets.
-            content_key: format!("{}/{}/{}", account.id, transcript_id.unwrap_or(id), id),
+            content_key: content_key(account.id, transcript_id.unwrap_or(id), id),
             // An audio URL may carry credentials or a signature: never training data.
             training_eligible: account.settings.training_eligible()
                 && kind != ArtifactKind::UrlAudioReference,
@@ -457,21 +360,6 @@ impl UsageRecord {
             .num_microseconds()
             .unwrap_or(0) as f64
             / 1e6
-    }
-}
-
-string_enum!(
-    /// Whether a sweep pass is still running (recorded when it starts) or has ended.
-    SweepState {
-        Running => "running",
-        Finished => "finished",
-    }
-);
-
-#[allow(clippy::derivable_impls)] // the variants come from string_enum!
-impl Default for SweepState {
-    fn default() -> Self {
-        SweepState::Finished
     }
 }
 

@@ -5,9 +5,8 @@
 //! one deletion SLA later); or a window (`delete_after`, `delete_by` are its ends).
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::model::ArtifactKind;
+use super::kinds::{ArtifactKind, ScheduleKind};
 use super::settings::{Mode, RetentionSettings};
 
 /// Operator-wide policy knobs (configuration), not per account.
@@ -24,35 +23,6 @@ impl Default for PlatformPolicy {
         Self {
             deletion_sla: Duration::hours(1),
             indefinite_retention: None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScheduleKind {
-    Indefinite,
-    Linked,
-    Point,
-    Window,
-}
-
-impl ScheduleKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScheduleKind::Indefinite => "indefinite",
-            ScheduleKind::Linked => "linked",
-            ScheduleKind::Point => "point",
-            ScheduleKind::Window => "window",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "indefinite" => Some(ScheduleKind::Indefinite),
-            "linked" => Some(ScheduleKind::Linked),
-            "point" => Some(ScheduleKind::Point),
-            "window" => Some(ScheduleKind::Window),
-            _ => None,
         }
     }
 }

@@ -239,7 +239,7 @@ pub async fn delete_claimed_knowing(
             }
             _ => false,
         };
-        let scope = crate::storage::encrypted::scope_of(&a.content_key);
+        let scope = crate::domain::content_scope(&a.content_key);
         if whole_scope && !scopes.contains(&scope) {
             scopes.push(scope);
         }
@@ -252,7 +252,7 @@ pub async fn delete_claimed_knowing(
     // once this batch is finished, below, so that whichever finishes last forgets it.
     let mut recheck: Vec<TranscriptId> = gone
         .iter()
-        .filter(|a| !scopes.contains(&crate::storage::encrypted::scope_of(&a.content_key)))
+        .filter(|a| !scopes.contains(&crate::domain::content_scope(&a.content_key)))
         .filter_map(|a| a.transcript_id)
         .collect();
     recheck.sort();
@@ -296,7 +296,7 @@ async fn forget_emptied_scopes(
         let Some(t) = a.transcript_id else { continue };
         scope_of
             .entry(t)
-            .or_insert_with(|| crate::storage::encrypted::scope_of(&a.content_key).to_owned());
+            .or_insert_with(|| crate::domain::content_scope(&a.content_key).to_owned());
         if a.state != crate::domain::ArtifactState::Deleted {
             live.insert(t);
         }

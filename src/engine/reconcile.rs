@@ -19,13 +19,13 @@
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
 
+use crate::domain::content_scope as scope_of;
 use crate::domain::{
     new_id, Account, Artifact, ArtifactId, ArtifactState, DeletionReason, ReconcileReport,
     Transcript, TranscriptId,
 };
 use crate::engine::deletion;
 use crate::engine::{Engine, EngineError};
-use crate::storage::encrypted::scope_of;
 use crate::storage::StorageError;
 
 /// Page size of every walk.

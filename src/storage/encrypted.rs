@@ -114,10 +114,7 @@ pub struct EncryptedContentStore {
     master: MasterKey,
 }
 
-/// The scope of a content key: everything before its last segment.
-pub fn scope_of(key: &str) -> &str {
-    key.rsplit_once('/').map_or(key, |(scope, _)| scope)
-}
+use crate::domain::content_scope as scope_of;
 
 impl EncryptedContentStore {
     pub fn new(

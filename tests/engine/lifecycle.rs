@@ -582,9 +582,7 @@ async fn s6_encryption_a_backup_of_a_content_file_is_unreadable_after_deletion_e
     );
     // Nor does any copy of the data key survive in the database files.
     let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE scope = ?")
-        .bind(lethe::storage::encrypted::scope_of(
-            &final_transcript.content_key,
-        ))
+        .bind(lethe::domain::content_scope(&final_transcript.content_key))
         .fetch_one(
             &sqlx::SqlitePool::connect(&format!(
                 "sqlite://{}",

@@ -1391,11 +1391,11 @@ impl World {
         let scopes: HashSet<&str> = stored
             .values()
             .filter(|a| a.state != ArtifactState::Deleted)
-            .map(|a| lethe::storage::encrypted::scope_of(&a.content_key))
+            .map(|a| lethe::domain::content_scope(&a.content_key))
             .collect();
         let uncertain_scopes: HashSet<&str> = uncertain_keys
             .iter()
-            .map(|k| lethe::storage::encrypted::scope_of(k))
+            .map(|k| lethe::domain::content_scope(k))
             .collect();
         for scope in content
             .scopes_with_keys(None, 100_000)
@@ -1405,7 +1405,7 @@ impl World {
             if !scopes.contains(scope.as_str()) && !uncertain_scopes.contains(scope.as_str()) {
                 let inside: Vec<_> = stored
                     .values()
-                    .filter(|a| lethe::storage::encrypted::scope_of(&a.content_key) == scope)
+                    .filter(|a| lethe::domain::content_scope(&a.content_key) == scope)
                     .map(|a| (a.kind, a.state, a.deletion_reason, a.deleted_at))
                     .collect();
                 return Err(format!(
