@@ -177,8 +177,14 @@ pub async fn provision(
             .provision(now)
             .await
             .with_context(|| format!("cannot provision the DynamoDB table {table}"))?;
+        let indexes: Vec<&str> = crate::storage::dynamodb::INDEXES
+            .iter()
+            .map(|(name, _, _)| *name)
+            .collect();
         done.push(format!(
-            "DynamoDB table {table}: ready (indexes g1 g2 g3 g4 due acct; TTL on expires_at)"
+            "DynamoDB table {table}: ready (indexes {}; TTL on {}; due-day directory complete)",
+            indexes.join(" "),
+            crate::storage::dynamodb::TTL_ATTRIBUTE
         ));
     }
     if let Some(bucket) = &config.s3_bucket {

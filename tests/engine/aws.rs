@@ -163,8 +163,13 @@ async fn s6_encryption_every_s3_object_is_encrypted_server_side_with_aes256() {
 }
 
 async fn fresh_dynamodb() -> lethe::storage::dynamodb::DynamoIndex {
+    fresh_counted_dynamodb().await.0
+}
+
+async fn fresh_counted_dynamodb() -> (lethe::storage::dynamodb::DynamoIndex, RequestCounter) {
     let config = test_sdk_config().await;
-    let client = lethe::storage::aws::dynamodb_client(&config, &RequestCounter::default());
+    let counter = RequestCounter::default();
+    let client = lethe::storage::aws::dynamodb_client(&config, &counter);
     let index = lethe::storage::dynamodb::DynamoIndex::new(
         client,
         format!("lethe-test-{}", uuid::Uuid::new_v4().simple()),
@@ -182,7 +187,94 @@ async fn fresh_dynamodb() -> lethe::storage::dynamodb::DynamoIndex {
         .provision(conformance::t0())
         .await
         .expect("provisioning twice is fine");
+    (index, counter)
+}
+
+/// Puts an artifact due at `due` (with its account) into the index.
+async fn put_due(
+    index: &lethe::storage::dynamodb::DynamoIndex,
+    due: chrono::DateTime<chrono::Utc>,
+) -> lethe::domain::ArtifactId {
+    use lethe::storage::ArtifactIndex;
+    let account = conformance::sample_account(conformance::t0());
+    let artifact = conformance::due_artifact(&account, None, due);
+    index.insert_artifact(&artifact).await.expect("insert");
+    artifact.id
+}
+
+#[tokio::test]
+async fn a_pass_ten_years_after_the_last_reads_only_the_days_that_hold_entries() {
+    use chrono::Duration;
+    use lethe::storage::ArtifactIndex;
+    let (index, counter) = fresh_counted_dynamodb().await;
+    let t0 = conformance::t0();
+    let soon = put_due(&index, t0 + Duration::days(2)).await;
+    let late = put_due(&index, t0 + Duration::days(3000)).await;
+    let later = t0 + Duration::days(3650);
+    let before = counter.get();
+    let due: Vec<_> = index
+        .due(later, 100)
+        .await
+        .expect("due")
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    let requests = counter.get() - before;
+    assert_eq!(due, vec![soon, late], "both, earliest first");
+    // Two non-empty days × 4 shards, the watermark and the directory (read, moved,
+    // pruned): a day-by-day walk would take 3,650 × 4 queries.
+    assert!(
+        requests <= 20,
+        "{requests} DynamoDB requests for one pass after ten years"
+    );
+    assert_eq!(
+        index.next_due(later).await.expect("next due"),
+        Some(t0 + Duration::days(2)),
+        "the earliest is still due until it is deleted"
+    );
+}
+
+#[tokio::test]
+async fn provision_builds_the_due_day_directory_of_a_table_that_predates_it() {
+    use chrono::Duration;
+    use lethe::storage::ArtifactIndex;
+    let (index, _) = fresh_counted_dynamodb().await;
+    let t0 = conformance::t0();
+    let early = put_due(&index, t0 + Duration::days(5)).await;
+    let far = put_due(&index, t0 + Duration::days(400)).await;
+    // A table provisioned before the directory existed: no directory item at all.
+    let config = test_sdk_config().await;
+    let client = lethe::storage::aws::dynamodb_client(&config, &RequestCounter::default());
+    client
+        .delete_item()
+        .table_name(index.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("DUE_DAYS".into()),
+        )
+        .send()
+        .await
+        .expect("drop the directory");
+    // Without a directory a pass reads day by day and still finds everything.
+    let at = t0 + Duration::days(10);
+    let ids = |v: Vec<lethe::domain::Artifact>| v.iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(index.due(at, 100).await.expect("due")), vec![early]);
     index
+        .provision(at)
+        .await
+        .expect("provision builds the directory");
+    assert_eq!(
+        ids(index
+            .due(t0 + Duration::days(4000), 100)
+            .await
+            .expect("due")),
+        vec![early, far],
+        "the rebuilt directory holds the days of entries written before it existed"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 #!/bin/bash
 # LocalStack init hook: the DynamoDB table and S3 bucket Lethe's AWS profile needs, as
-# `lethe provision` creates them (src/storage/dynamodb.rs INDEXES; a test keeps this
+# `lethe provision` creates them (src/storage/dynamodb/mod.rs INDEXES; a test keeps this
 # script in step with it). Idempotent: re-running is harmless, and so is running
 # `lethe provision` afterwards.
 set -euo pipefail
@@ -24,6 +24,10 @@ if ! awslocal dynamodb describe-table --table-name "$TABLE" >/dev/null 2>&1; the
     --global-secondary-indexes \
       "[$(index g1 g1pk g1sk),$(index g2 g2pk g2sk),$(index g3 g3pk g3sk),$(index g4 g4pk g4sk),$(index due dpk dsk),$(index acct apk ask),$(index train tpk tsk)]"
   awslocal dynamodb wait table-exists --table-name "$TABLE"
+  # A new table has no due entries: its due-day directory starts complete and empty.
+  awslocal dynamodb put-item --table-name "$TABLE" \
+    --item '{"pk":{"S":"META"},"sk":{"S":"DUE_DAYS"},"complete":{"BOOL":true}}' \
+    --condition-expression "attribute_not_exists(pk)" >/dev/null 2>&1 || true
 fi
 awslocal dynamodb update-time-to-live --table-name "$TABLE" \
   --time-to-live-specification "Enabled=true,AttributeName=expires_at" >/dev/null 2>&1 || true

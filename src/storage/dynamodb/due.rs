@@ -75,6 +75,134 @@ impl DynamoIndex {
         Ok(())
     }
 
+    /// Adds `bucket` to the due-day directory unless this instance already has: called
+    /// before an entry is written into that bucket, so a pass that reads the directory
+    /// after the entry exists reads the bucket.
+    pub(super) async fn register_due_day(&self, bucket: NaiveDate) -> Result<()> {
+        let known = self
+            .registered_days
+            .lock()
+            .expect("registered days")
+            .contains(&bucket);
+        if known {
+            return Ok(());
+        }
+        let change = Change {
+            key: due_days_key(),
+            update: "ADD days :d".into(),
+            condition: None,
+            names: HashMap::new(),
+            values: HashMap::from([(":d".into(), AttributeValue::Ss(vec![bucket.to_string()]))]),
+        };
+        self.update(&change).await?;
+        let mut known = self.registered_days.lock().expect("registered days");
+        if known.len() > 4096 {
+            known.clear();
+        }
+        known.insert(bucket);
+        Ok(())
+    }
+
+    /// The day buckets from `low` to `high` that may hold entries, earliest first: the
+    /// directory's days once it is complete, every calendar day before that.
+    pub(super) async fn due_days(&self, low: NaiveDate, high: NaiveDate) -> Result<Vec<NaiveDate>> {
+        let directory = self.get(due_days_key()).await?;
+        let complete = directory
+            .as_ref()
+            .is_some_and(|d| matches!(d.get("complete"), Some(AttributeValue::Bool(true))));
+        if !complete {
+            return Ok(low.iter_days().take_while(|d| *d <= high).collect());
+        }
+        let mut days: Vec<NaiveDate> = match directory.as_ref().and_then(|d| d.get("days")) {
+            Some(AttributeValue::Ss(days)) => days.iter().filter_map(|d| d.parse().ok()).collect(),
+            _ => Vec::new(),
+        };
+        days.retain(|d| (low..=high).contains(d));
+        days.sort();
+        Ok(days)
+    }
+
+    /// Drops directory days behind the watermark: nothing is ever written there again.
+    async fn forget_due_days_before(&self, low: NaiveDate) -> Result<()> {
+        let Some(directory) = self.get(due_days_key()).await? else {
+            return Ok(());
+        };
+        let behind: Vec<String> = match directory.get("days") {
+            Some(AttributeValue::Ss(days)) => days
+                .iter()
+                .filter(|d| d.parse::<NaiveDate>().is_ok_and(|d| d < low))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if behind.is_empty() {
+            return Ok(());
+        }
+        let change = Change {
+            key: due_days_key(),
+            update: "DELETE days :d".into(),
+            condition: None,
+            names: HashMap::new(),
+            values: HashMap::from([(":d".into(), AttributeValue::Ss(behind))]),
+        };
+        self.update(&change).await?;
+        Ok(())
+    }
+
+    /// Makes the due-day directory complete: on a table that predates it, adds the day of
+    /// every entry in the `due` index (one scan of that index, the only scan Lethe makes),
+    /// then marks it complete. Writers add their days before writing meanwhile, so nothing
+    /// written during the scan is left out.
+    pub(super) async fn complete_due_days(&self) -> Result<()> {
+        let directory = self.get(due_days_key()).await?;
+        if directory
+            .as_ref()
+            .is_some_and(|d| matches!(d.get("complete"), Some(AttributeValue::Bool(true))))
+        {
+            return Ok(());
+        }
+        let mut days = std::collections::BTreeSet::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .index_name("due")
+                .projection_expression("dpk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out.items.unwrap_or_default() {
+                let day = opt_s(&item, "dpk").and_then(|p| p.split('#').nth(1).map(str::to_owned));
+                if let Some(day) = day.filter(|d| d.parse::<NaiveDate>().is_ok()) {
+                    days.insert(day);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let mut values = HashMap::from([(":t".into(), b(true))]);
+        let update = if days.is_empty() {
+            "SET complete = :t".to_owned()
+        } else {
+            values.insert(":d".into(), AttributeValue::Ss(days.into_iter().collect()));
+            "SET complete = :t ADD days :d".to_owned()
+        };
+        let change = Change {
+            key: due_days_key(),
+            update,
+            condition: None,
+            names: HashMap::new(),
+            values,
+        };
+        self.update(&change).await?;
+        Ok(())
+    }
+
     /// Due-index entries with `due_at <= until`, day by day from the watermark, earliest
     /// first; `keep` filters what is returned (but not what counts as a non-empty day);
     /// stops at `limit`. Advances the watermark over days found empty.
@@ -89,8 +217,7 @@ impl DynamoIndex {
         let today = day(now);
         let mut found = Vec::new();
         let mut first_non_empty: Option<NaiveDate> = None;
-        let mut bucket = low;
-        'days: while bucket <= today {
+        'days: for bucket in self.due_days(low, today).await? {
             for shard in 0..DUE_SHARDS {
                 let mut start: Option<Item> = None;
                 loop {
@@ -121,10 +248,6 @@ impl DynamoIndex {
                     }
                 }
             }
-            match bucket.succ_opt() {
-                Some(next) => bucket = next,
-                None => break,
-            }
         }
         // Days before the first one that held anything are empty for good: entries are
         // never written behind the writer's today. The watermark stays a skew margin
@@ -139,6 +262,7 @@ impl DynamoIndex {
         .min(day(now - WATERMARK_SKEW));
         if new_low > low {
             self.advance_due_low(low, new_low).await?;
+            self.forget_due_days_before(new_low).await?;
         }
         found.sort_by_key(|item| opt_s(item, "dsk"));
         found.truncate(limit);

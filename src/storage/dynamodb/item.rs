@@ -40,6 +40,10 @@ pub(super) fn meta_key() -> Item {
     HashMap::from([("pk".into(), s("META")), ("sk".into(), s("DUE_LOW"))])
 }
 
+pub(super) fn due_days_key() -> Item {
+    HashMap::from([("pk".into(), s("META")), ("sk".into(), s("DUE_DAYS"))])
+}
+
 pub(super) fn get_s(item: &Item, key: &str) -> Result<String> {
     match item.get(key) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
@@ -203,12 +207,18 @@ pub(super) fn transcript_from_item(item: &Item) -> Result<Transcript> {
     })
 }
 
+/// The day bucket of a due entry: the later of the due day and the day it is written, so
+/// an entry never lands behind the watermark.
+pub(super) fn due_bucket(due_at: DateTime<Utc>, written_at: DateTime<Utc>) -> NaiveDate {
+    day(due_at.max(written_at))
+}
+
 pub(super) fn due_keys(
     id: ArtifactId,
     due_at: DateTime<Utc>,
     written_at: DateTime<Utc>,
 ) -> (AttributeValue, AttributeValue) {
-    let bucket = day(due_at.max(written_at));
+    let bucket = due_bucket(due_at, written_at);
     (
         s(format!("DUE#{bucket}#{}", shard_of(&id))),
         s(format!("{}#{id}", padded(due_at))),

@@ -9,6 +9,7 @@
 //! | transcript | `T#<id>` | `T` | `g1` (`A#<account>`, id): listing; `g2` (`A#<account>#<status>`, id): status filter; `g3` (`A#<account>#D#<day>`, id): `created_on`; `g4` (`U#<shard>`, created): unfinished only (sparse) |
 //! | artifact | `R#<id>` | `R` | `due` (`DUE#<day>#<shard>`, `<due_at>#<id>`): only while something is scheduled and not deleted (sparse); `acct` (`A#<account>`, id): only while not deleted (sparse); `train` (`TRAIN#<shard>`, id): only while eligible for model training, live and with no deletion requested (sparse) |
 //! | due watermark | `META` | `DUE_LOW` | the oldest day bucket that may still hold due artifacts |
+//! | due-day directory | `META` | `DUE_DAYS` | `days`: every day bucket at or past the watermark that may hold entries; `complete` once it covers the whole table |
 //! | counters | `COUNT#<shard>` | `COUNT` | none: `c_<kind>` artifacts created, `d_<kind>` deleted (the tracked-artifact gauges) |
 //!
 //! A transcript item holds the set of its artifacts' ids (`artifact_ids`), added in the
@@ -17,7 +18,12 @@
 //!
 //! The `due` index is keyed by a day bucket and a write shard (`DUE_SHARDS`), so a sweep
 //! reads only what is due, spread over partitions. A bucket is the later of the due day
-//! and the day the entry was written, so an entry never lands behind the watermark.
+//! and the day the entry was written, so an entry never lands behind the watermark. A
+//! writer adds a bucket's day to the due-day directory before it writes the first entry
+//! into it, so a pass reads only the days that may hold something: an instance left down
+//! for months, or a clock moved ten years, costs one query per non-empty day, not one per
+//! calendar day. (`lethe provision` builds the directory on a table that predates it,
+//! with the only scan Lethe does; until then a pass reads every day from the watermark.)
 //!
 //! Every state transition is a conditional write (`TransactWriteItems` of up to 100
 //! actions, falling back to single writes when a transaction is cancelled), so two
@@ -80,6 +86,8 @@ pub struct DynamoIndex {
     client: aws_sdk_dynamodb::Client,
     table: String,
     counters: Arc<CounterBuffer>,
+    /// Due-entry days this instance has already added to the directory.
+    registered_days: Arc<std::sync::Mutex<std::collections::HashSet<NaiveDate>>>,
 }
 
 fn sdk_error<E, R>(error: SdkError<E, R>) -> StorageError
@@ -117,6 +125,7 @@ impl DynamoIndex {
                 pending: std::sync::Mutex::new(HashMap::new()),
                 flushed_at: std::sync::Mutex::new(std::time::Instant::now()),
             }),
+            registered_days: Arc::default(),
         }
     }
 
@@ -228,6 +237,10 @@ impl DynamoIndex {
     /// Puts a new artifact item; with a transcript, adds it to the transcript's set in
     /// the same transaction.
     async fn put_artifact(&self, a: &Artifact) -> Result<()> {
+        if let (Some(due_at), false) = (a.due_at, a.state == ArtifactState::Deleted) {
+            self.register_due_day(due_bucket(due_at, a.created_at))
+                .await?;
+        }
         let item = artifact_item(a, a.created_at);
         let conflict = || StorageError::Conflict {
             key: format!("artifact/{}", a.id),
@@ -834,6 +847,7 @@ impl ArtifactIndex for DynamoIndex {
         let mut removes = Vec::new();
         match (schedule.delete_after, schedule.delete_by) {
             (Some(after), by) => {
+                self.register_due_day(due_bucket(after, now)).await?;
                 let (dpk, dsk) = due_keys(id, after, now);
                 values.insert(":after".into(), n(micros(after)));
                 values.insert(":dpk".into(), dpk);
@@ -882,6 +896,9 @@ impl ArtifactIndex for DynamoIndex {
         reason: DeletionReason,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        if !ids.is_empty() {
+            self.register_due_day(due_bucket(now, now)).await?;
+        }
         let changes: Vec<Change> = ids
             .iter()
             .map(|id| {
@@ -920,8 +937,7 @@ impl ArtifactIndex for DynamoIndex {
         let low = self.due_low(now).await?;
         let keep = not_claimed_by_others(now);
         let mut earliest: Option<DateTime<Utc>> = None;
-        let mut bucket = low;
-        while bucket <= day(horizon) {
+        for bucket in self.due_days(low, day(horizon)).await? {
             for shard in 0..DUE_SHARDS {
                 let values = HashMap::from([(":p".into(), s(format!("DUE#{bucket}#{shard}")))]);
                 let first = self
@@ -938,10 +954,6 @@ impl ArtifactIndex for DynamoIndex {
             }
             if earliest.is_some() {
                 break;
-            }
-            match bucket.succ_opt() {
-                Some(next) => bucket = next,
-                None => break,
             }
         }
         Ok(earliest)

@@ -1,5 +1,6 @@
-//! `lethe provision`: the table with its indexes, the TTL safety net and the due-index
-//! watermark, idempotently; an older table gets the indexes it lacks.
+//! `lethe provision`: the table with its indexes, the TTL safety net, the due-index
+//! watermark and the due-day directory, idempotently; an older table gets the indexes it
+//! lacks and a directory built from its due index.
 
 use super::*;
 
@@ -131,6 +132,7 @@ impl DynamoIndex {
             });
         // The due-index watermark starts today: every entry is written at or after it.
         self.create_due_low(day(now)).await?;
+        self.complete_due_days().await?;
         if !enabled {
             let spec = TimeToLiveSpecification::builder()
                 .enabled(true)
