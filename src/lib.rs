@@ -20,6 +20,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod pii;
+pub mod receipts;
 pub mod startup;
 pub mod storage;
 pub mod sweeper;
