@@ -15,7 +15,8 @@ use lethe::domain::{
     new_id, Account, Artifact, ArtifactKind, Content, RetentionSettings, Transcript,
     TranscriptStatus,
 };
-use lethe::startup::{App, Tokens};
+use lethe::http::Tokens;
+use lethe::startup::App;
 use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
 use lethe::storage::{Backends, ContentStore};

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::domain::PlatformPolicy;
+use crate::tls::TlsProfile;
 
 /// Every setting, in the order the README's table lists them.
 pub const KEYS: &[(&str, &str, &str)] = &[
@@ -40,7 +41,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "public_base_url",
         "base of `upload_url`, `resource_url` and page URLs",
-        "http://<listen>",
+        "http(s)://<listen>",
     ),
     (
         "sweep_schedule",
@@ -131,6 +132,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "master key wrapping per-transcript data keys",
         "a key file in the data dir",
     ),
+    (
+        "log_name",
+        "name of the deletion log: the origin line of its checkpoints and its key's name",
+        "<host of public_base_url>/lethe-deletions",
+    ),
+    (
+        "log_signing_key",
+        "PKCS#8 PEM of the Ed25519 key signing the deletion log (the same on every instance)",
+        "a key file in the data dir",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -188,8 +199,10 @@ pub struct Config {
     pub s3_bucket: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    pub tls_profile: String,
+    pub tls_profile: TlsProfile,
     pub master_key: Option<SecretString>,
+    pub log_name: Option<String>,
+    pub log_signing_key: Option<SecretString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,10 +252,11 @@ impl Config {
 
     fn from_raw(raw: &BTreeMap<&'static str, (String, String)>) -> Result<Self, ConfigError> {
         let get = |key: &str| raw.get(key);
-        let parse = |key: &str, default: &str| -> (String, String) {
+        // The value set, or the default `KEYS` documents (the only place defaults are written).
+        let parse = |key: &str| -> (String, String) {
             match get(key) {
                 Some((v, from)) => (v.clone(), from.clone()),
-                None => (default.to_owned(), env_name(key)),
+                None => (default_of(key).to_owned(), env_name(key)),
             }
         };
         fn invalid(name: String, value: String, reason: impl ToString) -> ConfigError {
@@ -252,21 +266,21 @@ impl Config {
                 reason: reason.to_string(),
             }
         }
-        let number = |key: &str, default: &str| -> Result<u64, ConfigError> {
-            let (v, from) = parse(key, default);
+        let number = |key: &str| -> Result<u64, ConfigError> {
+            let (v, from) = parse(key);
             v.trim()
                 .parse::<u64>()
                 .map_err(|e| invalid(from, v.clone(), e))
         };
-        let duration = |key: &str, default: &str| -> Result<Duration, ConfigError> {
-            let (v, from) = parse(key, default);
+        let duration = |key: &str| -> Result<Duration, ConfigError> {
+            let (v, from) = parse(key);
             parse_duration(&v).map_err(|reason| invalid(from, v.clone(), reason))
         };
         let optional = |key: &str| get(key).map(|(v, _)| v.clone());
 
-        let (listen, from) = parse("listen", "127.0.0.1:8080");
+        let (listen, from) = parse("listen");
         let listen = SocketAddr::from_str(&listen).map_err(|e| invalid(from, listen.clone(), e))?;
-        let (schedule, from) = parse("sweep_schedule", "0 * * * * *");
+        let (schedule, from) = parse("sweep_schedule");
         let sweep_schedule =
             parse_cron(&schedule).map_err(|reason| invalid(from, schedule.clone(), reason))?;
         let indefinite_retention = match get("indefinite_retention") {
@@ -275,30 +289,25 @@ impl Config {
             }
             None => None,
         };
-        let (log_format, from) = parse("log_format", "pretty");
+        let (log_format, from) = parse("log_format");
         let log_format = match log_format.as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
             _ => return Err(invalid(from, log_format, "must be \"pretty\" or \"json\"")),
         };
-        let (tls_profile, from) = parse("tls_profile", "async");
-        if !matches!(tls_profile.as_str(), "async" | "streaming") {
-            return Err(invalid(
-                from,
-                tls_profile,
-                "must be \"async\" or \"streaming\"",
-            ));
-        }
-        let (schedule, from) = parse("reconcile_schedule", "0 30 3 * * *");
+        let (profile, from) = parse("tls_profile");
+        let tls_profile =
+            TlsProfile::from_str(&profile).map_err(|reason| invalid(from, profile, reason))?;
+        let (schedule, from) = parse("reconcile_schedule");
         let reconcile_schedule =
             parse_cron(&schedule).map_err(|reason| invalid(from, schedule.clone(), reason))?;
-        let (repair, from) = parse("reconcile_repair", "true");
+        let (repair, from) = parse("reconcile_repair");
         let reconcile_repair = match repair.as_str() {
             "true" => true,
             "false" => false,
             _ => return Err(invalid(from, repair, "must be true or false")),
         };
-        let batch = number("sweep_batch_size", "500")?;
+        let batch = number("sweep_batch_size")?;
         if !(1..=10_000).contains(&batch) {
             return Err(invalid(
                 env_name("sweep_batch_size"),
@@ -308,7 +317,7 @@ impl Config {
         }
         let config = Config {
             listen,
-            data_dir: PathBuf::from(parse("data_dir", "./lethe-data").0),
+            data_dir: PathBuf::from(parse("data_dir").0),
             database_url: optional("database_url"),
             admin_token: optional("admin_token").map(SecretString::from),
             internal_token: optional("internal_token").map(SecretString::from),
@@ -316,18 +325,18 @@ impl Config {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             sweep_schedule,
             sweep_batch_size: batch as u32,
-            sweep_max_per_pass: number("sweep_max_per_pass", "200000")?.max(1),
-            claim_lease: duration("claim_lease", "5m")?,
-            deletion_sla: duration("deletion_sla", "1h")?,
-            max_processing: duration("max_processing", "24h")?,
+            sweep_max_per_pass: number("sweep_max_per_pass")?.max(1),
+            claim_lease: duration("claim_lease")?,
+            deletion_sla: duration("deletion_sla")?,
+            max_processing: duration("max_processing")?,
             indefinite_retention,
             reconcile_schedule,
             reconcile_repair,
-            reconcile_grace: duration("reconcile_grace", "1h")?,
-            max_upload_bytes: number("max_upload_bytes", "2200000000")?,
-            request_timeout: duration("request_timeout", "60s")?,
-            header_read_timeout: duration("header_read_timeout", "10s")?,
-            body_idle_timeout: duration("body_idle_timeout", "30s")?,
+            reconcile_grace: duration("reconcile_grace")?,
+            max_upload_bytes: number("max_upload_bytes")?,
+            request_timeout: duration("request_timeout")?,
+            header_read_timeout: duration("header_read_timeout")?,
+            body_idle_timeout: duration("body_idle_timeout")?,
             log_format,
             dynamodb_table: optional("dynamodb_table"),
             s3_bucket: optional("s3_bucket"),
@@ -335,6 +344,8 @@ impl Config {
             tls_key: optional("tls_key").map(PathBuf::from),
             tls_profile,
             master_key: optional("master_key").map(SecretString::from),
+            log_name: optional("log_name"),
+            log_signing_key: optional("log_signing_key").map(SecretString::from),
         };
         Ok(config)
     }
@@ -353,23 +364,44 @@ impl Config {
 
     /// How long a streamed body may send nothing before it is stopped.
     pub fn body_idle_timeout(&self) -> std::time::Duration {
-        self.body_idle_timeout
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(30))
+        self.body_idle_timeout.to_std().unwrap_or_default()
     }
 
     /// How long a connection may take to send a whole request head.
     pub fn header_read_timeout(&self) -> std::time::Duration {
-        self.header_read_timeout
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(10))
+        self.header_read_timeout.to_std().unwrap_or_default()
+    }
+
+    /// The deletion log's name: configured, or `<host of the public base URL>/lethe-deletions`.
+    pub fn log_name(&self) -> String {
+        if let Some(name) = &self.log_name {
+            return name.clone();
+        }
+        let base = self.public_base_url();
+        let host = url::Url::parse(&base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "lethe".to_owned());
+        format!("{host}/lethe-deletions")
     }
 
     pub fn public_base_url(&self) -> String {
+        let scheme = match (&self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_)) => "https",
+            _ => "http",
+        };
         self.public_base_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{scheme}://{}", self.listen))
     }
+}
+
+/// The default `KEYS` documents for `key`.
+fn default_of(key: &str) -> &'static str {
+    KEYS.iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, _, default)| *default)
+        .unwrap_or_else(|| panic!("{key} is not in KEYS"))
 }
 
 pub fn env_name(key: &str) -> String {
@@ -497,6 +529,29 @@ mod tests {
         let err =
             Config::load_from(None, env(&[("LETHE_SWEEP_BATCH_SIZE", "0")])).expect_err("bad");
         assert!(err.to_string().contains("LETHE_SWEEP_BATCH_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn with_tls_the_default_public_base_url_is_https() {
+        let c = Config::load_from(
+            None,
+            env(&[("LETHE_TLS_CERT", "c.pem"), ("LETHE_TLS_KEY", "k.pem")]),
+        )
+        .expect("loads");
+        assert_eq!(c.public_base_url(), "https://127.0.0.1:8080");
+        assert_eq!(c.log_name(), "127.0.0.1/lethe-deletions");
+    }
+
+    #[test]
+    fn every_default_in_keys_is_the_one_in_force() {
+        let c = Config::defaults();
+        assert_eq!(
+            default_of("sweep_batch_size"),
+            c.sweep_batch_size.to_string()
+        );
+        assert_eq!(default_of("claim_lease"), "5m");
+        assert_eq!(c.claim_lease, Duration::minutes(5));
+        assert_eq!(c.tls_profile, TlsProfile::Async);
     }
 
     #[test]

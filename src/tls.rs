@@ -37,15 +37,19 @@ pub enum TlsProfile {
     Streaming,
 }
 
-impl TlsProfile {
-    pub fn parse(name: &str) -> anyhow::Result<Self> {
+impl std::str::FromStr for TlsProfile {
+    type Err = &'static str;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
         match name {
             "async" => Ok(TlsProfile::Async),
             "streaming" => Ok(TlsProfile::Streaming),
-            other => bail!("LETHE_TLS_PROFILE must be \"async\" or \"streaming\"; got {other:?}"),
+            _ => Err("must be \"async\" or \"streaming\""),
         }
     }
+}
 
+impl TlsProfile {
     pub fn cipher_suites(self) -> Vec<SupportedCipherSuite> {
         match self {
             TlsProfile::Async => TLS13_SUITES.iter().chain(TLS12_SUITES).copied().collect(),

@@ -18,15 +18,6 @@ pub struct PlatformPolicy {
     pub indefinite_retention: Option<Duration>,
 }
 
-impl Default for PlatformPolicy {
-    fn default() -> Self {
-        Self {
-            deletion_sla: Duration::hours(1),
-            indefinite_retention: None,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     pub kind: ScheduleKind,
@@ -351,7 +342,10 @@ mod tests {
         Duration::hours(hours)
     }
     fn platform() -> PlatformPolicy {
-        PlatformPolicy::default()
+        PlatformPolicy {
+            deletion_sla: Duration::hours(1),
+            indefinite_retention: None,
+        }
     }
     fn ttl_mode(ttl: Duration) -> RetentionSettings {
         RetentionSettings {
@@ -495,7 +489,7 @@ mod tests {
     fn s3_decision_operator_may_replace_indefinite_with_a_platform_default_retention() {
         let platform = PlatformPolicy {
             indefinite_retention: Some(Duration::days(30)),
-            ..PlatformPolicy::default()
+            ..platform()
         };
         let s = schedule_for(FinalTranscript, &default_mode(), anchor(), &platform);
         assert_eq!(s, Schedule::point(anchor() + Duration::days(30), &platform));
@@ -512,7 +506,7 @@ mod tests {
         assert_eq!(s.delete_by, Some(anchor() + h(4)));
         let slow = PlatformPolicy {
             deletion_sla: Duration::minutes(10),
-            ..PlatformPolicy::default()
+            ..platform()
         };
         let s = schedule_for(FinalTranscript, &ttl_mode(h(3)), anchor(), &slow);
         assert_eq!(s.delete_by, Some(anchor() + h(3) + Duration::minutes(10)));

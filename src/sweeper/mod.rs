@@ -41,21 +41,17 @@ pub struct SweeperConfig {
     pub reconcile: ReconcileOptions,
 }
 
-impl Default for SweeperConfig {
-    fn default() -> Self {
+impl From<&crate::config::Config> for SweeperConfig {
+    fn from(config: &crate::config::Config) -> Self {
         Self {
-            schedule: "0 * * * * *"
-                .parse()
-                .expect("valid built-in cron expression"),
-            batch_size: 500,
-            max_per_pass: 200_000,
-            max_processing: Duration::hours(24),
-            reconcile_schedule: "0 30 3 * * *"
-                .parse()
-                .expect("valid built-in cron expression"),
+            schedule: config.sweep_schedule.clone(),
+            batch_size: config.sweep_batch_size,
+            max_per_pass: config.sweep_max_per_pass,
+            max_processing: config.max_processing,
+            reconcile_schedule: config.reconcile_schedule.clone(),
             reconcile: ReconcileOptions {
-                repair: true,
-                ..ReconcileOptions::default()
+                repair: config.reconcile_repair,
+                grace: config.reconcile_grace,
             },
         }
     }

@@ -425,7 +425,7 @@ async fn lethe_creates_its_files_readable_by_the_owner_only() {
 #[test]
 fn token_comparison_hashes_both_sides_so_it_does_not_depend_on_length() {
     let expected = secrecy::SecretString::from("a-long-admin-token-0123456789");
-    assert!(lethe::startup::token_matches(
+    assert!(lethe::http::token_matches(
         &expected,
         "a-long-admin-token-0123456789"
     ));
@@ -435,10 +435,7 @@ fn token_comparison_hashes_both_sides_so_it_does_not_depend_on_length() {
         "a-long-admin-token-012345678",
         "a-long-admin-token-01234567890",
     ] {
-        assert!(
-            !lethe::startup::token_matches(&expected, wrong),
-            "{wrong:?}"
-        );
+        assert!(!lethe::http::token_matches(&expected, wrong), "{wrong:?}");
     }
 }
 

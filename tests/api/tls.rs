@@ -3,7 +3,8 @@
 
 use lethe::clock::SystemClock;
 use lethe::config::Config;
-use lethe::startup::{App, Tokens};
+use lethe::http::Tokens;
+use lethe::startup::App;
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,7 +71,7 @@ async fn serve(cert: &Path, key: &Path, profile: &str) -> TlsServer {
     config.data_dir = dir.path().to_owned();
     config.tls_cert = Some(cert.to_owned());
     config.tls_key = Some(key.to_owned());
-    config.tls_profile = profile.to_owned();
+    config.tls_profile = profile.parse().expect("a profile");
     let app = App::build(config, Arc::new(SystemClock))
         .await
         .expect("app");

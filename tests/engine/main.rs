@@ -13,11 +13,12 @@ mod sweeper;
 fn the_readme_documents_every_setting_and_nothing_else() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");
-    for (key, _, _) in lethe::config::KEYS {
+    for (key, meaning, default) in lethe::config::KEYS {
         let variable = lethe::config::env_name(key);
+        let row = format!("| `{variable}` | `{key}` | {meaning} | {default} |");
         assert!(
-            readme.contains(&format!("| `{variable}` | `{key}` |")),
-            "README lacks {variable}"
+            readme.lines().any(|line| line == row),
+            "README lacks the row, or it drifted from the code:\n{row}"
         );
     }
     // Rows of the configuration table: | `LETHE_X` | `x` | meaning | default |

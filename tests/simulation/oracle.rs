@@ -72,7 +72,7 @@ pub struct Window {
     pub known_since: Option<Time>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Oracle {
     pub platform: PlatformPolicy,
     pub accounts: Vec<OAccount>,
@@ -95,7 +95,11 @@ impl Oracle {
     pub fn new(platform: PlatformPolicy) -> Self {
         Self {
             platform,
-            ..Default::default()
+            accounts: Vec::new(),
+            transcripts: Vec::new(),
+            transcript_index: HashMap::new(),
+            artifacts: HashMap::new(),
+            standalone: Vec::new(),
         }
     }
 
