@@ -1,4 +1,5 @@
-//! The command line: `serve`, `sweep --once`, `migrate`, `account create`, `provision`.
+//! The command line: `serve`, `sweep --once`, `reconcile`, `migrate`, `account create`,
+//! `provision`, `openapi`, `receipt verify`.
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -9,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{Region, RetentionSettings};
-use crate::startup::{shutdown_signal, App, Tokens};
+use crate::http::Tokens;
+use crate::startup::{shutdown_signal, App};
 use crate::storage::Backends;
 
 #[derive(Debug, Parser)]
@@ -60,6 +62,27 @@ pub enum Command {
     Provision,
     /// Print the OpenAPI document of the HTTP API (as checked in under docs/).
     Openapi,
+    /// Deletion receipts: verify one offline.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Verify a receipt (`GET /v2/transcript/{id}/receipt`) with only the log's public key
+    /// (`GET /v2/retention/public-key`); exits 0 and prints what it proves, or exits 1
+    /// with the reason it does not hold.
+    ///
+    /// Example: `lethe receipt verify receipt.json --public-key lethe-log.pem`
+    Verify {
+        /// The receipt, as served (JSON).
+        receipt: PathBuf,
+        /// The deletion log's public key (PEM).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,9 +107,20 @@ pub struct CreateAccount {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Openapi = cli.command {
-        println!("{}", crate::http::openapi_json());
-        return Ok(());
+    match &cli.command {
+        Command::Openapi => {
+            println!("{}", crate::http::openapi_json());
+            return Ok(());
+        }
+        // Offline: no configuration, no data dir, no database.
+        Command::Receipt {
+            command:
+                ReceiptCommand::Verify {
+                    receipt,
+                    public_key,
+                },
+        } => return verify_receipt(receipt, public_key),
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     crate::telemetry::init(config.log_format);
@@ -147,7 +181,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("(the API key is shown only now; Lethe keeps only its hash)");
             Ok(())
         }
-        Command::Openapi => unreachable!("handled before loading the configuration"),
+        Command::Openapi | Command::Receipt { .. } => {
+            unreachable!("handled before loading the configuration")
+        }
         Command::Provision => {
             let now = crate::clock::Clock::now(&SystemClock);
             for line in crate::startup::provision(&config, now).await? {
@@ -180,11 +216,38 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         trigger.cancel();
     });
     let data_dir = app.config.data_dir.display().to_string();
+    let scheme = match (&app.config.tls_cert, &app.config.tls_key) {
+        (Some(_), Some(_)) => "https",
+        _ => "http",
+    };
     println!(
-        "lethe: listening on http://{} (public base URL {})",
+        "lethe: listening on {scheme}://{} (public base URL {})",
         listener.local_addr()?,
         app.config.public_base_url()
     );
     println!("lethe: embedded profile in {data_dir}; admin and internal tokens in {data_dir}/admin_token and {data_dir}/internal_token unless set by LETHE_ADMIN_TOKEN / LETHE_INTERNAL_TOKEN");
     app.run(listener, tokens, shutdown).await
+}
+
+/// `lethe receipt verify`: reads both files, checks everything, prints what is proven.
+fn verify_receipt(receipt: &std::path::Path, public_key: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(receipt)
+        .with_context(|| format!("cannot read the receipt {}", receipt.display()))?;
+    let pem = std::fs::read_to_string(public_key)
+        .with_context(|| format!("cannot read the public key {}", public_key.display()))?;
+    let key = crate::receipts::public_key_from_pem(&pem).with_context(|| {
+        format!(
+            "{} is not an Ed25519 public key (PEM)",
+            public_key.display()
+        )
+    })?;
+    let parsed: crate::receipts::Receipt = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Lethe receipt", receipt.display()))?;
+    let verified = crate::receipts::verify(&parsed, &key)
+        .with_context(|| format!("the receipt {} does NOT verify", receipt.display()))?;
+    println!("receipt verified");
+    for line in verified.describe() {
+        println!("{line}");
+    }
+    Ok(())
 }

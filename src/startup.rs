@@ -10,8 +10,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::Engine;
-use crate::http::AppState;
+use crate::engine::{Engine, LogSigner};
+use crate::http::{AppState, Tokens};
 use crate::storage::aws::RequestCounter;
 use crate::storage::dynamodb::DynamoIndex;
 use crate::storage::encrypted::{DataKeyStore, EncryptedContentStore, MasterKey};
@@ -197,11 +197,26 @@ pub async fn provision(
     Ok(done)
 }
 
-/// The bearer tokens of the admin and internal APIs.
-#[derive(Clone, Debug)]
-pub struct Tokens {
-    pub admin: SecretString,
-    pub internal: SecretString,
+/// The deletion log's signer: `LETHE_LOG_SIGNING_KEY`, or a key kept in the data dir
+/// (created at 0600 on first start).
+pub fn log_signer(config: &Config) -> anyhow::Result<LogSigner> {
+    let key = match &config.log_signing_key {
+        Some(pem) => crate::receipts::signing_key_from_pem(pem.expose_secret())
+            .context("LETHE_LOG_SIGNING_KEY is not a PKCS#8 PEM Ed25519 private key")?,
+        None => {
+            let path = config.data_dir.join("deletion_log_key.pem");
+            crate::receipts::load_or_create_signing_key(&path).with_context(|| {
+                format!(
+                    "cannot read or create the deletion log key {}",
+                    path.display()
+                )
+            })?
+        }
+    };
+    Ok(LogSigner {
+        name: config.log_name(),
+        key,
+    })
 }
 
 impl Tokens {
@@ -277,7 +292,20 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let backends = Backends::from_config(&config).await?;
-        Ok(Self::with_backends(config, clock, backends))
+        let signer = log_signer(&config)?;
+        let app = Self::assemble(config, clock, backends, signer);
+        let logged = app
+            .engine
+            .log_earlier_tombstones()
+            .await
+            .context("cannot add earlier tombstones to the deletion log")?;
+        if logged > 0 {
+            tracing::info!(
+                tombstones = logged,
+                "added tombstones recorded before the deletion log existed to it"
+            );
+        }
+        Ok(app)
     }
 
     /// The HTTP state over this app.
@@ -292,27 +320,27 @@ impl App {
         }
     }
 
+    /// An app over given backends (tests, benchmarks). Panics if the deletion log's key
+    /// cannot be read or created; [`App::build`] reports that as an error.
     pub fn with_backends(config: Config, clock: Arc<dyn Clock>, backends: Backends) -> App {
+        let signer = log_signer(&config).expect("the deletion log's signing key");
+        Self::assemble(config, clock, backends, signer)
+    }
+
+    fn assemble(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        backends: Backends,
+        signer: LogSigner,
+    ) -> App {
         let engine = Engine::new(
             backends,
             clock,
             config.platform_policy(),
             config.claim_lease,
+            signer,
         );
-        let sweeper = Arc::new(Sweeper::new(
-            engine.clone(),
-            SweeperConfig {
-                schedule: config.sweep_schedule.clone(),
-                batch_size: config.sweep_batch_size,
-                max_per_pass: config.sweep_max_per_pass,
-                max_processing: config.max_processing,
-                reconcile_schedule: config.reconcile_schedule.clone(),
-                reconcile: crate::engine::reconcile::ReconcileOptions {
-                    repair: config.reconcile_repair,
-                    grace: config.reconcile_grace,
-                },
-            },
-        ));
+        let sweeper = Arc::new(Sweeper::new(engine.clone(), SweeperConfig::from(&config)));
         App {
             config: Arc::new(config),
             engine,
@@ -330,10 +358,11 @@ impl App {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let tls = match (&self.config.tls_cert, &self.config.tls_key) {
-            (Some(cert), Some(key)) => {
-                let profile = crate::tls::TlsProfile::parse(&self.config.tls_profile)?;
-                Some(crate::tls::server_config(cert, key, profile)?)
-            }
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(
+                cert,
+                key,
+                self.config.tls_profile,
+            )?),
             (None, None) => None,
             _ => bail!(
                 "set both LETHE_TLS_CERT and LETHE_TLS_KEY for TLS, or neither for plain HTTP"
@@ -397,18 +426,6 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-}
-
-/// Whether two secrets are equal, in time independent of where they differ and of their
-/// lengths: their SHA-256 digests (always 32 bytes) are compared, every byte.
-pub fn token_matches(expected: &SecretString, presented: &str) -> bool {
-    use sha2::{Digest, Sha256};
-    let a = Sha256::digest(expected.expose_secret().as_bytes());
-    let b = Sha256::digest(presented.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// Creates `dir` (and its parents) readable by the owner only, and tightens it if it

@@ -1,4 +1,4 @@
-//! The retention rules of `shared/spec/retention.md`, as pure data and functions.
+//! The retention rules of `docs/retention.md`, as pure data and functions.
 //!
 //! Nothing in here performs I/O or reads the time: every function that needs "now" or an
 //! anchor takes it as an argument, so the whole rule set is testable as plain values.

@@ -43,9 +43,17 @@ pub struct Account {
     pub history: Vec<PolicyRecord>,
     /// The retention change still being carried to the existing artifacts, if any.
     pub retention_job: Option<RetentionJob>,
+    /// The account's active legal holds, read with the account (placed and released
+    /// through their own calls, never written with the account).
+    pub holds: Vec<LegalHold>,
 }
 
 impl Account {
+    /// Whether an active hold of this account covers the transcript.
+    pub fn holds_transcript(&self, transcript: TranscriptId) -> bool {
+        self.holds.iter().any(|h| h.covers(self.id, &[transcript]))
+    }
+
     /// A new account's first policy version.
     pub fn new(
         id: AccountId,
@@ -62,6 +70,7 @@ impl Account {
                 since: now,
             }],
             settings,
+            holds: Vec::new(),
             policy_version: 1,
             created_at: now,
             retention_job: None,
@@ -335,6 +344,34 @@ impl Tombstone {
         }
     }
 }
+
+/// A legal hold: while active (not released), nothing of the account — or of the one
+/// transcript, with its upload — is deleted by any path. Holds are never deleted: with
+/// their creation and release times they are the audit trail of themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LegalHold {
+    pub id: uuid::Uuid,
+    pub account_id: AccountId,
+    pub transcript_id: Option<TranscriptId>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+impl LegalHold {
+    /// Whether this hold covers an artifact of `account` belonging to `transcripts` (its
+    /// own transcript, or for an upload every transcript made from it).
+    pub fn covers(&self, account: AccountId, transcripts: &[TranscriptId]) -> bool {
+        self.released_at.is_none()
+            && self.account_id == account
+            && self
+                .transcript_id
+                .is_none_or(|held| transcripts.contains(&held))
+    }
+}
+
+/// The claim owner of artifacts parked by a legal hold.
+pub const HOLD_OWNER: &str = "legal-hold";
 
 /// Usage metadata of one LLM Gateway request or streaming session (§2, §6): not content,
 /// kept for billing in every mode, also when zero data retention drops the content.

@@ -1,6 +1,7 @@
 //! Accounts, API keys and retention settings (§1): a settings change is recorded with its
 //! retention job in one write; [`super::retention`] carries it to existing artifacts.
 
+use super::retention::RetentionImpact;
 use super::*;
 use crate::domain::{new_id, Account, AccountId, ApiKey, RetentionSettings, SettingsPatch};
 use crate::storage::StorageError;
@@ -57,11 +58,9 @@ impl Engine {
     /// so nothing is served past the new deadline meanwhile.
     pub async fn update_settings(&self, id: AccountId, patch: &SettingsPatch) -> Result<Account> {
         let current = self.account(id).await?;
-        let settings = current.settings.patched(patch)?;
-        if settings == current.settings {
+        let Some(next) = self.changed_account(&current, patch)? else {
             return Ok(current);
-        }
-        let next = current.with_settings(settings, self.now());
+        };
         match self
             .backends
             .accounts
@@ -76,5 +75,28 @@ impl Engine {
             self.deadlines.notify_one();
         }
         Ok(next)
+    }
+
+    /// A dry run of [`Engine::update_settings`]: the same validation (refused alike), then
+    /// the account as the change would leave it and what the change would do to its
+    /// existing artifacts ([`RetentionImpact`]); nothing is written, no job recorded.
+    pub async fn preview_settings(
+        &self,
+        id: AccountId,
+        patch: &SettingsPatch,
+    ) -> Result<(Account, RetentionImpact)> {
+        let current = self.account(id).await?;
+        let next = self
+            .changed_account(&current, patch)?
+            .unwrap_or_else(|| current.clone());
+        let impact = self.retention_impact(&current, &next).await?;
+        Ok((next, impact))
+    }
+
+    /// `current` with `patch` applied as its next policy version; `None` when the patch
+    /// changes nothing. Refused as a whole when the result is invalid (§1).
+    fn changed_account(&self, current: &Account, patch: &SettingsPatch) -> Result<Option<Account>> {
+        let settings = current.settings.patched(patch)?;
+        Ok((settings != current.settings).then(|| current.with_settings(settings, self.now())))
     }
 }

@@ -33,6 +33,58 @@ pub struct DeletionOutcome {
     pub failed: Vec<(ArtifactId, StorageError)>,
     /// Claimed artifacts that were not yet deletable at `now` (never deleted early).
     pub refused_early: Vec<ArtifactId>,
+    /// Claimed artifacts a legal hold covers: parked, not deleted.
+    pub held: Vec<ArtifactId>,
+}
+
+/// How long a parked (held) artifact stays out of the due index before a pass looks at it
+/// again; a release ends the parking at once.
+pub const HOLD_RECHECK: chrono::Duration = chrono::Duration::hours(1);
+
+/// The claimed artifacts an active legal hold covers (one query for the batch's accounts;
+/// an upload is covered by a hold on any transcript made from it).
+async fn held_artifacts(
+    backends: &Backends,
+    claimed: &[Artifact],
+    known: Option<Vec<crate::domain::LegalHold>>,
+) -> Result<HashSet<ArtifactId>, StorageError> {
+    let mut accounts: Vec<_> = claimed.iter().map(|a| a.account_id).collect();
+    accounts.sort();
+    accounts.dedup();
+    if accounts.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let holds = match known {
+        Some(holds) => holds,
+        None => backends.accounts.active_holds(&accounts).await?,
+    };
+    if holds.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut held = HashSet::new();
+    for artifact in claimed {
+        if !holds.iter().any(|h| h.account_id == artifact.account_id) {
+            continue;
+        }
+        let mut transcripts: Vec<TranscriptId> = artifact.transcript_id.into_iter().collect();
+        if artifact.kind == ArtifactKind::UploadedAudio && artifact.transcript_id.is_none() {
+            transcripts.extend(
+                backends
+                    .index
+                    .transcripts_for_upload(artifact.id)
+                    .await?
+                    .iter()
+                    .map(|t| t.id),
+            );
+        }
+        if holds
+            .iter()
+            .any(|h| h.covers(artifact.account_id, &transcripts))
+        {
+            held.insert(artifact.id);
+        }
+    }
+    Ok(held)
 }
 
 /// What the caller already read, so the pipeline need not read it again (a customer
@@ -44,6 +96,9 @@ pub struct Known {
     /// `Some(list)`: the artifacts of `transcripts` that are neither deleted nor in the
     /// batch (possibly none); `None`: read them here.
     pub remaining: Option<Vec<Artifact>>,
+    /// `Some(holds)`: the active legal holds of every account in the batch (read with the
+    /// account); `None`: read them here.
+    pub holds: Option<Vec<crate::domain::LegalHold>>,
 }
 
 /// Runs steps 2–7 for `claimed` (held under `claim`).
@@ -76,6 +131,21 @@ pub async fn delete_claimed_knowing(
         }
         ok
     });
+
+    // Legal holds: nothing a hold covers is deleted, whichever path claimed it (a pass, a
+    // customer request, the cascade, a repair). Held artifacts are parked — live again,
+    // out of the due index until HOLD_RECHECK — and a release makes them due at once.
+    let held = held_artifacts(backends, &claimed, known.holds).await?;
+    if !held.is_empty() {
+        let ids: Vec<ArtifactId> = held.iter().copied().collect();
+        backends.index.park(&ids, claim, now + HOLD_RECHECK).await?;
+        tracing::info!(
+            artifacts = ids.len(),
+            "deletion deferred: a legal hold applies"
+        );
+        claimed.retain(|a| !held.contains(&a.id));
+        outcome.held = ids;
+    }
 
     // Step 2: cascade from final transcripts to their linked artifacts, for the whole
     // batch at once (one read, one request, one claim), not per transcript.

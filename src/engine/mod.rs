@@ -9,11 +9,14 @@
 //!
 //! One `impl Engine` block per resource: [`accounts`], [`retention`] (the retroactive rule
 //! and its jobs), [`uploads`], [`transcripts`], [`usage`] (LLM Gateway and streaming),
-//! [`training`] (the export); [`deletion`] is the one deletion pipeline and
-//! [`reconcile`] the independent check.
+//! [`training`] (the export); [`deletion`] is the one deletion pipeline,
+//! [`log`] the signed deletion log (receipts, consistency proofs) and [`reconcile`] the
+//! independent check.
 
 pub mod accounts;
 pub mod deletion;
+pub mod holds;
+pub mod log;
 pub mod operations;
 pub mod reconcile;
 pub mod retention;
@@ -22,6 +25,7 @@ pub mod transcripts;
 pub mod uploads;
 pub mod usage;
 
+pub use log::{ConsistencyProof, LogSigner};
 pub use operations::DueBatch;
 pub use retention::JobProgress;
 pub use training::TrainingExport;
@@ -67,6 +71,12 @@ pub enum EngineError {
     Invalid(String),
     #[error("the account changed concurrently; retry the request")]
     Concurrent,
+    #[error(
+        "a legal hold applies to this transcript; it cannot be deleted until the hold is released"
+    )]
+    Held,
+    #[error("nothing of this transcript has been deleted yet, so there is no receipt; ask again once it is deleted")]
+    NothingDeleted,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -88,6 +98,9 @@ pub struct Engine {
     /// schedule, a shortening, a deletion request): whoever schedules passes listens.
     deadlines: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// Signs the deletion log's checkpoints.
+    signer: LogSigner,
+    leaves: Arc<log::LeafCache>,
 }
 
 impl Engine {
@@ -96,6 +109,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         platform: PlatformPolicy,
         claim_lease: Duration,
+        signer: LogSigner,
     ) -> Self {
         Self {
             backends,
@@ -105,6 +119,8 @@ impl Engine {
             instance: format!("lethe-{}", uuid::Uuid::new_v4().simple()),
             deadlines: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new()),
+            signer,
+            leaves: Arc::default(),
         }
     }
 

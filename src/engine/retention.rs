@@ -3,7 +3,10 @@
 //! [`Engine::effective_transcript`]); retention jobs write it to the stored schedules in
 //! bounded, resumable batches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::SecondsFormat;
+use serde::{Serialize, Serializer};
 
 use super::*;
 use crate::domain::policy::{retroactive_schedule, Anchors};
@@ -12,6 +15,9 @@ use crate::domain::{
     TranscriptId,
 };
 use crate::storage::StorageError;
+
+/// Live artifacts read per page by a dry run's walk.
+const IMPACT_PAGE: u32 = 500;
 
 /// What carrying retention changes to existing artifacts did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,6 +28,48 @@ pub struct JobProgress {
     pub rescheduled: u64,
     /// Retention jobs that reached their end.
     pub finished: u64,
+}
+
+/// What a settings change would do to an account's existing artifacts (a dry run): which
+/// live artifacts the retroactive rule would give an earlier `delete_after` than the one
+/// they have now (reads included, so a change still being carried counts as had).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionImpact {
+    /// Live artifacts of the account walked.
+    pub artifacts_examined: u64,
+    /// By artifact kind, every kind among the artifacts examined.
+    pub by_kind: BTreeMap<&'static str, KindImpact>,
+    #[serde(flatten)]
+    pub total: KindImpact,
+}
+
+/// The shortenings of one artifact kind (or of all) in a [`RetentionImpact`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KindImpact {
+    /// Artifacts whose `delete_after` would become earlier (or appear).
+    pub shortened: u64,
+    /// Of those, the ones the next pass would delete: new `delete_after` at or before now.
+    pub due_immediately: u64,
+    /// The earliest new `delete_after` among the shortened; `None` when none is.
+    #[serde(serialize_with = "rfc3339")]
+    pub earliest_new_delete_after: Option<DateTime<Utc>>,
+}
+
+impl KindImpact {
+    fn add(&mut self, delete_after: DateTime<Utc>, now: DateTime<Utc>) {
+        self.shortened += 1;
+        self.due_immediately += u64::from(delete_after <= now);
+        self.earliest_new_delete_after = Some(
+            self.earliest_new_delete_after
+                .map_or(delete_after, |t| t.min(delete_after)),
+        );
+    }
+}
+
+/// Instants as the API writes them everywhere: RFC 3339, UTC, microseconds.
+fn rfc3339<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+        .serialize(s)
 }
 
 impl Engine {
@@ -83,24 +131,10 @@ impl Engine {
         account: &Account,
         page: &[Artifact],
     ) -> Result<u64> {
-        let mut transcript_ids: Vec<TranscriptId> =
-            page.iter().filter_map(|a| a.transcript_id).collect();
-        transcript_ids.sort();
-        transcript_ids.dedup();
-        let transcripts: HashMap<TranscriptId, Transcript> = self
-            .backends
-            .index
-            .transcripts(&transcript_ids)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t))
-            .collect();
+        let transcripts = self.transcripts_of_page(page).await?;
         let now = self.now();
         let mut rescheduled = 0;
-        for artifact in page
-            .iter()
-            .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
-        {
+        for artifact in reschedulable(page) {
             let transcript = artifact.transcript_id.and_then(|t| transcripts.get(&t));
             let Some(schedule) = self.tightened_schedule(artifact, transcript, account) else {
                 continue;
@@ -123,6 +157,69 @@ impl Engine {
             self.deadlines.notify_one();
         }
         Ok(rescheduled)
+    }
+
+    /// **(decision §1)** What making `next` the account's settings would do to `current`'s
+    /// existing artifacts, changing nothing: walks its live artifacts by id, a bounded page
+    /// at a time, as a retention job does, and asks of each what the job would ask
+    /// ([`Engine::tightened_schedule`] under `next`); an artifact counts when the answer
+    /// begins deletion earlier than the schedule it is read with now (under `current`).
+    pub(crate) async fn retention_impact(
+        &self,
+        current: &Account,
+        next: &Account,
+    ) -> Result<RetentionImpact> {
+        let now = self.now();
+        let mut impact = RetentionImpact::default();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .backends
+                .index
+                .live_artifacts_for_account(current.id, cursor, IMPACT_PAGE)
+                .await?;
+            impact.artifacts_examined += page.len() as u64;
+            let transcripts = self.transcripts_of_page(&page).await?;
+            for artifact in reschedulable(&page) {
+                let kind = impact.by_kind.entry(artifact.kind.as_str()).or_default();
+                let transcript = artifact.transcript_id.and_then(|t| transcripts.get(&t));
+                let Some(proposed) = self.tightened_schedule(artifact, transcript, next) else {
+                    continue;
+                };
+                let now_read = self.effective_artifact(artifact.clone(), transcript, current);
+                let shortened = match (now_read.delete_after, proposed.delete_after) {
+                    (None, Some(after)) => Some(after),
+                    (Some(had), Some(after)) if after < had => Some(after),
+                    _ => None,
+                };
+                if let Some(after) = shortened {
+                    kind.add(after, now);
+                    impact.total.add(after, now);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == IMPACT_PAGE as usize => cursor = Some(last.id),
+                _ => return Ok(impact),
+            }
+        }
+    }
+
+    /// The transcripts a page of artifacts belongs to, by id.
+    async fn transcripts_of_page(
+        &self,
+        page: &[Artifact],
+    ) -> Result<HashMap<TranscriptId, Transcript>> {
+        let mut ids: Vec<TranscriptId> = page.iter().filter_map(|a| a.transcript_id).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(self
+            .backends
+            .index
+            .transcripts(&ids)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect())
     }
 
     /// The schedule `artifact` must keep under every policy version since it was
@@ -216,4 +313,10 @@ impl Engine {
         }
         Err(EngineError::Concurrent)
     }
+}
+
+/// The artifacts of a page a retention change may reschedule: live, no deletion pending.
+fn reschedulable(page: &[Artifact]) -> impl Iterator<Item = &Artifact> {
+    page.iter()
+        .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
 }

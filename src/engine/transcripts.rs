@@ -57,6 +57,8 @@ pub struct RetentionView {
     pub transcript: Transcript,
     pub account: Account,
     pub artifacts: Vec<ArtifactView>,
+    /// Whether an active legal hold covers the transcript.
+    pub legal_hold: bool,
 }
 
 impl Engine {
@@ -529,6 +531,7 @@ impl Engine {
             })
             .collect();
         Ok(RetentionView {
+            legal_hold: account.holds_transcript(transcript.id),
             transcript,
             account: account.clone(),
             artifacts,
@@ -552,6 +555,9 @@ impl Engine {
         let mut transcript = self.transcript(account, id).await?;
         if !transcript.status.is_terminal() {
             return Err(EngineError::StillProcessing);
+        }
+        if account.holds_transcript(id) {
+            return Err(EngineError::Held);
         }
         let now = self.now();
         let reason = DeletionReason::CustomerRequest;
@@ -587,6 +593,7 @@ impl Engine {
                 transcripts: std::collections::HashMap::from([(id, transcript.clone())]),
                 // What another pass holds right now: it finishes those.
                 remaining: Some(live.into_iter().filter(|a| !held.contains(&a.id)).collect()),
+                holds: Some(account.holds.clone()),
             };
             let outcome = deletion::delete_claimed_knowing(
                 &self.backends,

@@ -1,8 +1,9 @@
 //! `GET|PUT /v2/account/retention`: the customer's view of their retention settings.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::collections::HashMap;
 
 use super::dto::*;
 use super::error::*;
@@ -18,16 +19,21 @@ pub async fn get_retention(Customer(account): Customer) -> Json<Value> {
 }
 
 /// `PUT /v2/account/retention`: customer-settable fields only; invalid → nothing changes.
+/// With `?dry_run=true` nothing changes either way: the body is validated alike and the
+/// answer is what the change would do to the existing artifacts.
 #[utoipa::path(put, path = "/v2/account/retention", tag = "public", security(("api_key" = [])),
+    params(("dry_run" = Option<bool>, Query, description = "true: validate and report what the change would do (settings, mode, existing artifacts it would shorten) without changing anything")),
     request_body = super::openapi::AccountRetentionUpdate,
-    responses((status = 200, description = "The settings now in force", body = super::openapi::AccountRetention),
-        (status = 400, description = "An invalid value or unknown field; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+    responses((status = 200, description = "The settings now in force; with dry_run=true, what the change would do, nothing changed", body = super::openapi::AccountRetentionUpdated),
+        (status = 400, description = "An invalid value or unknown field, or a dry_run other than true or false; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
         (status = 403, description = "baa, region or zero_data_retention, which only the operator sets", body = super::openapi::ErrorBody)))]
 pub async fn put_retention(
     State(state): State<AppState>,
     Customer(account): Customer,
+    Query(query): Query<HashMap<String, String>>,
     AppJson(mut body): AppJson<JsonObject>,
 ) -> Result<Json<Value>, ApiError> {
+    let dry_run = query_bool(&query, "dry_run")?;
     for operator_field in ["baa", "region", "zero_data_retention"] {
         if body.contains_key(operator_field) {
             return Err(ApiError::Forbidden(format!(
@@ -49,6 +55,15 @@ pub async fn put_retention(
             "model_training_opt_out",
         ],
     )?;
+    if dry_run {
+        let (next, impact) = state.engine.preview_settings(account.id, &patch).await?;
+        return Ok(Json(json!({
+            "dry_run": true,
+            "settings": render_settings(&next),
+            "mode": next.settings.mode(),
+            "impact": impact,
+        })));
+    }
     let account = state.engine.update_settings(account.id, &patch).await?;
     Ok(Json(render_settings(&account)))
 }

@@ -62,18 +62,23 @@ pub async fn get_account(
     Ok(Json(render_account(&account)))
 }
 
-/// `PATCH /admin/v1/accounts/{id}`
+/// `PATCH /admin/v1/accounts/{id}`. With `?dry_run=true` nothing changes either way: the
+/// body is validated alike and the answer is what the change would do to the existing
+/// artifacts.
 #[utoipa::path(patch, path = "/admin/v1/accounts/{id}", tag = "admin", security(("admin_token" = [])),
-    params(("id" = String, Path, description = "Account id")),
+    params(("id" = String, Path, description = "Account id"),
+        ("dry_run" = Option<bool>, Query, description = "true: validate and report what the change would do (settings, mode, existing artifacts it would shorten) without changing anything")),
     request_body = super::openapi::AccountPatch,
-    responses((status = 200, description = "The account after the change", body = super::openapi::AccountBody),
-        (status = 400, description = "Invalid settings; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody), (status = 409, description = "Changed concurrently", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The account after the change; with dry_run=true, what the change would do, nothing changed", body = super::openapi::AccountPatched),
+        (status = 400, description = "Invalid settings, or a dry_run other than true or false; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody), (status = 409, description = "Changed concurrently", body = super::openapi::ErrorBody)))]
 pub async fn patch_account(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     AppJson(mut body): AppJson<JsonObject>,
 ) -> Result<Json<Value>, ApiError> {
+    let dry_run = query_bool(&query, "dry_run")?;
     let id = Resource::Account.id(&id)?;
     let patch = SettingsPatch {
         transcript_ttl: take_ttl(&mut body, "transcript_ttl_seconds", true)?,
@@ -94,6 +99,19 @@ pub async fn patch_account(
             "model_training_opt_out",
         ],
     )?;
+    if dry_run {
+        let (next, impact) = state
+            .engine
+            .preview_settings(id, &patch)
+            .await
+            .or_not_found(Resource::Account)?;
+        return Ok(Json(json!({
+            "dry_run": true,
+            "settings": render_account(&next),
+            "mode": next.settings.mode(),
+            "impact": impact,
+        })));
+    }
     let account = state
         .engine
         .update_settings(id, &patch)

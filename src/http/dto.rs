@@ -611,6 +611,7 @@ pub fn render_retention(view: &RetentionView) -> Value {
         .unwrap_or(view.transcript.policy_version);
     json!({
         "transcript_id": view.transcript.id,
+        "legal_hold": view.legal_hold,
         "policy": {
             "mode": settings.mode(),
             "transcript_ttl_seconds": settings.effective_transcript_ttl().map(|d| d.num_seconds()),

@@ -92,7 +92,9 @@ impl From<EngineError> for ApiError {
             }
             EngineError::InvalidSettings(e) => ApiError::BadRequest(e.to_string()),
             EngineError::Invalid(message) => ApiError::BadRequest(message),
-            EngineError::Concurrent => ApiError::Conflict(error.to_string()),
+            EngineError::Concurrent | EngineError::NothingDeleted | EngineError::Held => {
+                ApiError::Conflict(error.to_string())
+            }
             EngineError::Storage(e) => e.into(),
         }
     }
@@ -120,6 +122,7 @@ pub enum Resource {
     /// An account, or a transcript in it (an LLM Gateway request on a transcript).
     AccountOrTranscript,
     Sweep,
+    Hold,
     LlmGatewayRequest,
     StreamingSession,
     TrainingArtifact,
@@ -137,6 +140,7 @@ impl Resource {
                 "no account with this id, or no transcript with this id in it"
             }
             Resource::Sweep => "no sweep with this id",
+            Resource::Hold => "no legal hold with this id",
             Resource::LlmGatewayRequest => "no LLM Gateway request with this id",
             Resource::StreamingSession => "no streaming session with this id",
             Resource::TrainingArtifact => "no training-eligible artifact with this id",

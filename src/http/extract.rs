@@ -19,12 +19,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::{ApiError, JsonObject};
+use super::tokens::token_matches;
 use super::AppState;
 use crate::domain::settings::ttl_from_seconds;
 use crate::domain::{Account, ApiKey};
 use crate::domain::{Content, Region};
 use crate::engine::EngineError;
-use crate::startup::token_matches;
 use crate::storage::ByteStream;
 
 /// The authenticated customer account.
@@ -158,6 +158,17 @@ pub fn take_region(body: &mut JsonObject) -> Result<Option<Region>, ApiError> {
             .map(Some)
             .map_err(|e| ApiError::bad_request(e.to_string())),
         Some(_) => Err(ApiError::bad_request("region must be \"us\" or \"eu\"")),
+    }
+}
+
+/// A `true`/`false` query parameter (absent: false); anything else is a 400 naming it.
+pub fn query_bool(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{name} must be true or false; got {other:?}"
+        ))),
     }
 }
 

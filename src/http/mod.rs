@@ -11,14 +11,18 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+pub mod holds;
 pub mod internal;
 pub mod openapi;
+pub mod receipts;
 pub mod server;
+pub mod tokens;
 pub mod training;
 pub mod transcripts;
 pub mod uploads;
 
 pub use openapi::document_json as openapi_json;
+pub use tokens::{token_matches, Tokens};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -36,7 +40,6 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::startup::Tokens;
 use crate::sweeper::Sweeper;
 use error::error_body;
 
@@ -75,6 +78,12 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
             transcripts::delete_transcript
         ))
         .routes(routes!(transcripts::retention))
+        .routes(routes!(receipts::receipt))
+        .routes(routes!(receipts::public_key))
+        .routes(routes!(receipts::checkpoint))
+        .routes(routes!(receipts::consistency))
+        .routes(routes!(holds::create_hold, holds::list_holds))
+        .routes(routes!(holds::release_hold))
         .routes(routes!(account::get_retention, account::put_retention))
         .routes(routes!(admin::create_account))
         .routes(routes!(admin::get_account, admin::patch_account))

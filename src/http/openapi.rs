@@ -144,6 +144,9 @@ pub struct ArtifactRetention {
 #[derive(Serialize, ToSchema)]
 pub struct RetentionViewBody {
     pub transcript_id: String,
+    /// Whether an active legal hold covers the transcript: nothing of it is deleted until
+    /// the hold is released.
+    pub legal_hold: bool,
     pub policy: RetentionPolicy,
     pub artifacts: Vec<ArtifactRetention>,
 }
@@ -323,6 +326,73 @@ pub struct AccountBody {
     pub created_at: String,
     #[serde(flatten)]
     pub settings: AccountRetention,
+}
+
+/// The answer of `PUT /v2/account/retention`: the settings now in force, or with
+/// `dry_run=true` what the change would do.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AccountRetentionUpdated {
+    Applied(AccountRetention),
+    DryRun(RetentionDryRun),
+}
+
+/// The answer of `PATCH /admin/v1/accounts/{id}`: the account after the change, or with
+/// `dry_run=true` what the change would do.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AccountPatched {
+    Applied(AccountBody),
+    DryRun(AccountDryRun),
+}
+
+/// A dry run of `PUT /v2/account/retention`: nothing was changed.
+#[derive(Serialize, ToSchema)]
+pub struct RetentionDryRun {
+    /// Always true.
+    pub dry_run: bool,
+    /// The settings that would be in force, as the change itself would answer them.
+    pub settings: AccountRetention,
+    /// The mode they would derive: `ttl`, `baa`, `default` or `zdr`.
+    pub mode: String,
+    pub impact: RetentionImpact,
+}
+
+/// A dry run of `PATCH /admin/v1/accounts/{id}`: nothing was changed.
+#[derive(Serialize, ToSchema)]
+pub struct AccountDryRun {
+    /// Always true.
+    pub dry_run: bool,
+    /// The account as the change would leave it, as the change itself would answer it.
+    pub settings: AccountBody,
+    /// The mode it would derive: `ttl`, `baa`, `default` or `zdr`.
+    pub mode: String,
+    pub impact: RetentionImpact,
+}
+
+/// What a retention change would do to the account's existing artifacts. Retention only
+/// ever gets shorter retroactively, so a change that only lengthens shortens nothing.
+#[derive(Serialize, ToSchema)]
+pub struct RetentionImpact {
+    /// Live artifacts of the account examined.
+    pub artifacts_examined: u64,
+    /// By artifact kind (retention.md §2), every kind among the artifacts examined.
+    pub by_kind: std::collections::BTreeMap<String, KindImpact>,
+    /// Live artifacts whose `delete_after` would become earlier than it is now (or a
+    /// deadline where they have none).
+    pub shortened: u64,
+    /// Of those, the ones whose new `delete_after` has passed: the next pass deletes them.
+    pub due_immediately: u64,
+    /// The earliest new `delete_after` among those shortened; null when none is.
+    pub earliest_new_delete_after: Option<String>,
+}
+
+/// What a retention change would do to the existing artifacts of one kind.
+#[derive(Serialize, ToSchema)]
+pub struct KindImpact {
+    pub shortened: u64,
+    pub due_immediately: u64,
+    pub earliest_new_delete_after: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -59,5 +59,16 @@ pub fn account(
         created_at,
         history,
         retention_job,
+        holds: Vec::new(),
+    })
+}
+
+/// A deletion-log leaf hash read back from a database column.
+pub fn leaf_hash_from(backend: &'static str, bytes: Vec<u8>) -> Result<[u8; 32]> {
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        corrupt(
+            backend,
+            format!("a deletion-log leaf hash has {} bytes, not 32", bytes.len()),
+        )
     })
 }

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::{
     new_id, Account, ApiKey, Artifact, ArtifactKind, ArtifactState, Content, DeletionReason,
-    RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone, Transcript,
+    PlatformPolicy, RetentionSettings, Schedule, ScheduleKind, SweepReport, Tombstone, Transcript,
     TranscriptDeletion, TranscriptStatus, UsageKind, UsageRecord,
 };
 
@@ -130,6 +130,62 @@ pub async fn accounts(store: &dyn AccountStore) {
     );
     let dup = store.add_api_key(account.id, &second.hash(), t0()).await;
     assert!(matches!(dup, Err(StorageError::Conflict { .. })), "{dup:?}");
+
+    // Legal holds: active until released, released once, listed by id.
+    let hold = |minute: i64, transcript: Option<uuid::Uuid>| crate::domain::LegalHold {
+        id: new_id(t0() + Duration::minutes(minute)),
+        account_id: account.id,
+        transcript_id: transcript,
+        reason: format!("matter {minute}"),
+        created_at: t0() + Duration::minutes(minute),
+        released_at: None,
+    };
+    let whole = hold(1, None);
+    let one = hold(2, Some(new_id(t0())));
+    store.create_hold(&whole).await.unwrap();
+    store.create_hold(&one).await.unwrap();
+    assert_eq!(
+        store
+            .active_holds(&[account.id, new_id(t0())])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let released = store
+        .release_hold(whole.id, t0() + Duration::hours(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.released_at, Some(t0() + Duration::hours(1)));
+    let again = store
+        .release_hold(whole.id, t0() + Duration::hours(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.released_at,
+        Some(t0() + Duration::hours(1)),
+        "first release kept"
+    );
+    assert_eq!(store.release_hold(new_id(t0()), t0()).await.unwrap(), None);
+    assert_eq!(
+        store.active_holds(&[account.id]).await.unwrap(),
+        vec![one.clone()]
+    );
+    assert_eq!(
+        store.holds(Some(account.id), true, None, 10).await.unwrap(),
+        vec![released, one.clone()]
+    );
+    assert_eq!(
+        store.holds(None, false, None, 10).await.unwrap(),
+        vec![one.clone()]
+    );
+    assert!(store
+        .holds(Some(account.id), true, Some(one.id), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn transcripts(index: &dyn ArtifactIndex) {
@@ -356,6 +412,46 @@ pub async fn artifacts(index: &dyn ArtifactIndex) {
     };
     assert_eq!(index.claim(&[late.id], &expired).await.unwrap().len(), 1);
 
+    // Parking (a legal hold): live again, out of the due index until `until`, only for
+    // the claim that holds it; unparking makes it due at once.
+    let later = now + Duration::minutes(6);
+    index
+        .park(&[late.id], &mine, later + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        index.artifact(late.id).await.unwrap().unwrap().state,
+        ArtifactState::Deleting,
+        "only the claim holding an artifact parks it"
+    );
+    index
+        .park(&[late.id], &expired, later + Duration::hours(1))
+        .await
+        .unwrap();
+    let parked = index.artifact(late.id).await.unwrap().unwrap();
+    assert_eq!(parked.state, ArtifactState::Live);
+    assert_eq!(
+        parked.claimed_by.as_deref(),
+        Some(crate::domain::HOLD_OWNER)
+    );
+    assert!(
+        !index
+            .due(later, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.id == late.id),
+        "parked artifacts are not due"
+    );
+    index.unpark(&[late.id]).await.unwrap();
+    assert!(index
+        .due(later, 10)
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a.id == late.id));
+    assert_eq!(index.claim(&[late.id], &expired).await.unwrap().len(), 1);
+
     // Finishing is idempotent and leaves the artifact out of every due listing.
     let tomb = Tombstone::for_artifact(&claimed[0], now, "a");
     index.finish(std::slice::from_ref(&tomb)).await.unwrap();
@@ -409,7 +505,13 @@ pub async fn artifacts(index: &dyn ArtifactIndex) {
     // Rescheduling applies only to live artifacts with nothing pending.
     let other = due_artifact(&account, None, t0() + Duration::days(3));
     index.insert_artifact(&other).await.unwrap();
-    let sooner = Schedule::point(t0() + Duration::hours(2), &Default::default());
+    let sooner = Schedule::point(
+        t0() + Duration::hours(2),
+        &PlatformPolicy {
+            deletion_sla: Duration::hours(1),
+            indefinite_retention: None,
+        },
+    );
     assert!(index.reschedule(other.id, &sooner, 2, t0()).await.unwrap());
     let rescheduled = index.artifact(other.id).await.unwrap().unwrap();
     assert_eq!(
@@ -527,8 +629,49 @@ pub async fn audit(log: &dyn AuditLog) {
     log.record_tombstones(&[again]).await.unwrap();
     assert_eq!(
         log.tombstone(artifact.id).await.unwrap(),
-        Some(tomb),
+        Some(tomb.clone()),
         "one tombstone per artifact"
+    );
+
+    // The deletion log: one leaf per tombstone, in recording order, never for a redo.
+    let leaves = log.log_leaves(0, 100).await.unwrap();
+    assert_eq!(
+        leaves,
+        vec![crate::receipts::tombstone_leaf_hash(&tomb)],
+        "the first tombstone is leaf 0; its redo appended nothing"
+    );
+    let more: Vec<Tombstone> = (1..=3)
+        .map(|i| {
+            let a = due_artifact(&account, None, t0() + Duration::minutes(i));
+            Tombstone::for_artifact(&a, t0() + Duration::minutes(i + 1), "sweeper-a")
+        })
+        .collect();
+    log.record_tombstones(&more).await.unwrap();
+    log.record_tombstones(&more[1..]).await.unwrap();
+    let leaves = log.log_leaves(0, 100).await.unwrap();
+    assert_eq!(leaves.len(), 4);
+    assert_eq!(
+        log.log_leaves(2, 100).await.unwrap(),
+        leaves[2..].to_vec(),
+        "read from an index"
+    );
+    let ids: Vec<_> = more.iter().rev().map(|t| t.artifact_id).collect();
+    let logged = log.logged_tombstones(&ids).await.unwrap();
+    assert_eq!(
+        logged.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![1, 2, 3],
+        "by leaf index"
+    );
+    for (index, t) in &logged {
+        assert_eq!(
+            leaves[*index as usize],
+            crate::receipts::tombstone_leaf_hash(t)
+        );
+    }
+    assert_eq!(
+        log.log_unlogged_tombstones(100).await.unwrap(),
+        0,
+        "nothing recorded outside the log"
     );
 
     for i in 0..3 {

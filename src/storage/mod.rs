@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
-    DeletionReason, ReconcileReport, RetentionJob, Schedule, SweepReport, Tombstone, Transcript,
-    TranscriptDeletion, TranscriptId, TranscriptStatus, UsageRecord,
+    DeletionReason, LegalHold, ReconcileReport, RetentionJob, Schedule, SweepReport, Tombstone,
+    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageRecord,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -108,6 +108,42 @@ pub trait AccountStore: std::fmt::Debug + Send + Sync + 'static {
         key: &ApiKeyHash,
         now: DateTime<Utc>,
     ) -> Result<()>;
+    /// Records a new legal hold.
+    async fn create_hold(&self, hold: &LegalHold) -> Result<()>;
+    /// Releases the hold at `at` (a released hold stays released, with its first release
+    /// time); the hold as it is now, `None` if there is no such hold.
+    async fn release_hold(&self, id: uuid::Uuid, at: DateTime<Utc>) -> Result<Option<LegalHold>>;
+    /// Holds by id after `after`, at most `limit`: of one account or all, released ones
+    /// included or not.
+    async fn holds(
+        &self,
+        account: Option<AccountId>,
+        include_released: bool,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LegalHold>>;
+    /// The active holds of these accounts (one query, whatever the number of accounts).
+    async fn active_holds(&self, accounts: &[AccountId]) -> Result<Vec<LegalHold>>;
+}
+
+/// Reads the accounts' active legal holds into them (one query for all).
+pub(crate) async fn attach_holds(
+    store: &dyn AccountStore,
+    mut accounts: Vec<Account>,
+) -> Result<Vec<Account>> {
+    if accounts.is_empty() {
+        return Ok(accounts);
+    }
+    let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
+    let holds = store.active_holds(&ids).await?;
+    for account in &mut accounts {
+        account.holds = holds
+            .iter()
+            .filter(|h| h.account_id == account.id)
+            .cloned()
+            .collect();
+    }
+    Ok(accounts)
 }
 
 #[async_trait]
@@ -186,6 +222,13 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         policy_version: i64,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Parks claimed artifacts a legal hold covers: live again and out of the due index
+    /// (under the hold's claim, [`crate::domain::HOLD_OWNER`]) until `until`, when a pass
+    /// looks at them again; only those `claim` still holds.
+    async fn park(&self, ids: &[ArtifactId], claim: &Claim, until: DateTime<Utc>) -> Result<()>;
+    /// Ends the parking of these artifacts (a hold was released): due again at once if
+    /// their time has come. Artifacts not parked are left alone.
+    async fn unpark(&self, ids: &[ArtifactId]) -> Result<()>;
     /// Asks for the artifacts to be deleted now with `reason` (customer request, cascade):
     /// makes them due at `now`; already deleted ones are left alone. Idempotent; the first
     /// reason recorded wins.
@@ -330,8 +373,20 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     /// Writes tombstones; one per artifact ever, so a repeated write is a no-op. Returns
     /// the tombstones on record, in order: the given one, or for an artifact that already
     /// had one (a deletion redone after a crash), the first.
+    ///
+    /// In the same transaction, each newly recorded tombstone is appended to the deletion
+    /// log as one leaf ([`crate::receipts::tombstone_leaf_hash`]), at the next index: leaf
+    /// indexes are dense, in recording order, and a leaf is never rewritten.
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>>;
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>>;
+    /// The deletion log's leaf hashes from leaf `from` on, at most `limit`, in order.
+    async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>>;
+    /// These artifacts' tombstones that are in the deletion log, with their leaf index, by
+    /// leaf index.
+    async fn logged_tombstones(&self, artifacts: &[ArtifactId]) -> Result<Vec<(u64, Tombstone)>>;
+    /// Appends leaves for tombstones recorded before the log existed, oldest first, at most
+    /// `limit`; returns how many it appended.
+    async fn log_unlogged_tombstones(&self, limit: u32) -> Result<u64>;
     /// An account's tombstones by artifact id after `after`, at most `limit`.
     async fn tombstones(
         &self,

@@ -7,11 +7,12 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
+use super::codec::leaf_hash_from;
 use super::{AccountStore, AuditLog, Result, StorageError};
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, ReconcileReport,
-    Region, RetentionJob, RetentionSettings, SweepReport, SweepState, Tombstone, UsageKind,
-    UsageRecord,
+    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, LegalHold,
+    ReconcileReport, Region, RetentionJob, RetentionSettings, SweepReport, SweepState, Tombstone,
+    UsageKind, UsageRecord,
 };
 
 const BACKEND: &str = "postgresql";
@@ -122,23 +123,31 @@ impl AccountStore for PostgresStore {
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<Account>> {
-        sqlx::query("SELECT * FROM accounts WHERE id = $1")
+        let account = sqlx::query("SELECT * FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
             .map(account_from_row)
-            .transpose()
+            .transpose()?;
+        match account {
+            Some(a) => Ok(super::attach_holds(self, vec![a]).await?.pop()),
+            None => Ok(None),
+        }
     }
 
     async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>> {
-        sqlx::query("SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1")
+        let account = sqlx::query("SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1")
             .bind(&key.0)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
             .map(account_from_row)
-            .transpose()
+            .transpose()?;
+        match account {
+            Some(a) => Ok(super::attach_holds(self, vec![a]).await?.pop()),
+            None => Ok(None),
+        }
     }
 
     async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()> {
@@ -180,7 +189,11 @@ impl AccountStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(account_from_row).collect()
+        let accounts = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        super::attach_holds(self, accounts).await
     }
 
     async fn save_retention_job(
@@ -209,7 +222,11 @@ impl AccountStore for PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(account_from_row).collect()
+        let accounts = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        super::attach_holds(self, accounts).await
     }
 
     async fn add_api_key(
@@ -226,6 +243,114 @@ impl AccountStore for PostgresStore {
             .await?;
         Ok(())
     }
+
+    async fn create_hold(&self, hold: &LegalHold) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO legal_holds (id, account_id, transcript_id, reason, created_at, released_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(hold.id)
+        .bind(hold.account_id)
+        .bind(hold.transcript_id)
+        .bind(&hold.reason)
+        .bind(hold.created_at)
+        .bind(hold.released_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_hold(&self, id: uuid::Uuid, at: DateTime<Utc>) -> Result<Option<LegalHold>> {
+        sqlx::query(
+            "UPDATE legal_holds SET released_at = $1 WHERE id = $2 AND released_at IS NULL",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("SELECT * FROM legal_holds WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(hold_from_row)
+            .transpose()
+    }
+
+    async fn holds(
+        &self,
+        account: Option<AccountId>,
+        include_released: bool,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LegalHold>> {
+        let rows = sqlx::query(
+            "SELECT * FROM legal_holds
+             WHERE ($1::uuid IS NULL OR account_id = $1) AND ($2 OR released_at IS NULL)
+               AND ($3::uuid IS NULL OR id > $3)
+             ORDER BY id LIMIT $4",
+        )
+        .bind(account)
+        .bind(include_released)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+
+    async fn active_holds(&self, accounts: &[AccountId]) -> Result<Vec<LegalHold>> {
+        let rows = sqlx::query(
+            "SELECT * FROM legal_holds WHERE released_at IS NULL AND account_id = ANY($1)",
+        )
+        .bind(accounts)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+}
+
+fn hold_from_row(row: &PgRow) -> Result<LegalHold> {
+    Ok(LegalHold {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        transcript_id: row.try_get("transcript_id")?,
+        reason: row.try_get("reason")?,
+        created_at: row.try_get("created_at")?,
+        released_at: row.try_get("released_at")?,
+    })
+}
+
+/// Appends one deletion-log leaf per tombstone at the next indexes. The head row's lock,
+/// held to commit, makes indexes dense and ordered across instances.
+async fn append_leaves(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tombstones: &[Tombstone],
+) -> Result<()> {
+    if tombstones.is_empty() {
+        return Ok(());
+    }
+    let size: i64 =
+        sqlx::query_scalar("UPDATE deletion_log_head SET size = size + $1 RETURNING size")
+            .bind(tombstones.len() as i64)
+            .fetch_one(&mut **tx)
+            .await?;
+    let first = size - tombstones.len() as i64;
+    for (chunk_start, chunk) in (0..)
+        .step_by(TOMBSTONE_ROWS)
+        .zip(tombstones.chunks(TOMBSTONE_ROWS))
+    {
+        let mut builder = sqlx::QueryBuilder::new(
+            "INSERT INTO deletion_log (leaf_index, artifact_id, leaf_hash) ",
+        );
+        builder.push_values(chunk.iter().enumerate(), |mut row, (offset, t)| {
+            row.push_bind(first + chunk_start + offset as i64)
+                .push_bind(t.artifact_id)
+                .push_bind(crate::receipts::tombstone_leaf_hash(t).to_vec());
+        });
+        builder.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 fn tombstone_from_row(row: &PgRow) -> Result<Tombstone> {
@@ -334,6 +459,7 @@ impl AuditLog for PostgresStore {
         // Multi-row inserts of TOMBSTONE_ROWS rows (11 parameters each, well under the
         // protocol's 65,535), all in one transaction.
         let mut tx = self.pool.begin().await?;
+        let mut inserted = std::collections::HashSet::new();
         for chunk in tombstones.chunks(TOMBSTONE_ROWS) {
             let mut builder = sqlx::QueryBuilder::new(
                 "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes, anchor_at,
@@ -352,9 +478,17 @@ impl AuditLog for PostgresStore {
                     .push_bind(t.reason.as_str())
                     .push_bind(&t.deleted_by);
             });
-            builder.push(" ON CONFLICT (artifact_id) DO NOTHING");
-            builder.build().execute(&mut *tx).await?;
+            builder.push(" ON CONFLICT (artifact_id) DO NOTHING RETURNING artifact_id");
+            for row in builder.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<ArtifactId, _>("artifact_id")?);
+            }
         }
+        let new: Vec<Tombstone> = tombstones
+            .iter()
+            .filter(|t| inserted.remove(&t.artifact_id))
+            .cloned()
+            .collect();
+        append_leaves(&mut tx, &new).await?;
         // What is on record now: these, or the first ones of a deletion redone.
         let ids: Vec<ArtifactId> = tombstones.iter().map(|t| t.artifact_id).collect();
         let rows = sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ANY($1)")
@@ -370,6 +504,59 @@ impl AuditLog for PostgresStore {
             .iter()
             .map(|t| stored.remove(&t.artifact_id).unwrap_or_else(|| t.clone()))
             .collect())
+    }
+
+    async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>> {
+        let rows = sqlx::query(
+            "SELECT leaf_hash FROM deletion_log WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2",
+        )
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| leaf_hash_from(BACKEND, row.try_get("leaf_hash")?))
+            .collect()
+    }
+
+    async fn logged_tombstones(&self, artifacts: &[ArtifactId]) -> Result<Vec<(u64, Tombstone)>> {
+        let rows = sqlx::query(
+            "SELECT t.*, l.leaf_index FROM tombstones t JOIN deletion_log l ON l.artifact_id = t.artifact_id
+             WHERE t.artifact_id = ANY($1) ORDER BY l.leaf_index",
+        )
+        .bind(artifacts)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64, _>("leaf_index")? as u64,
+                    tombstone_from_row(row)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn log_unlogged_tombstones(&self, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // The head's lock first: another instance backfilling or appending waits.
+        sqlx::query("SELECT size FROM deletion_log_head FOR UPDATE")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT t.* FROM tombstones t LEFT JOIN deletion_log l ON l.artifact_id = t.artifact_id
+             WHERE l.artifact_id IS NULL ORDER BY t.deleted_at, t.artifact_id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let unlogged = rows
+            .iter()
+            .map(tombstone_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        append_leaves(&mut tx, &unlogged).await?;
+        tx.commit().await?;
+        Ok(unlogged.len() as u64)
     }
 
     async fn tombstones(

@@ -18,9 +18,9 @@ use uuid::Uuid;
 use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
-    DeletionReason, ReconcileReport, Region, RetentionJob, RetentionSettings, Schedule,
+    DeletionReason, LegalHold, ReconcileReport, Region, RetentionJob, RetentionSettings, Schedule,
     ScheduleKind, SweepReport, SweepState, Tombstone, Transcript, TranscriptDeletion, TranscriptId,
-    TranscriptStatus, UsageKind, UsageRecord,
+    TranscriptStatus, UsageKind, UsageRecord, HOLD_OWNER,
 };
 
 const BACKEND: &str = "sqlite";
@@ -74,7 +74,7 @@ fn corrupt(what: String) -> StorageError {
     }
 }
 
-use super::codec::{from_micros, micros};
+use super::codec::{from_micros, leaf_hash_from, micros};
 
 fn opt_micros(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(micros)
@@ -235,6 +235,31 @@ fn artifact_from_row(row: &SqliteRow) -> Result<Artifact> {
     })
 }
 
+/// Appends one deletion-log leaf per tombstone, at the next indexes. The caller's
+/// transaction already holds SQLite's write lock, so no other writer interleaves.
+async fn append_leaves(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tombstones: &[Tombstone],
+) -> Result<()> {
+    if tombstones.is_empty() {
+        return Ok(());
+    }
+    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM deletion_log")
+        .fetch_one(&mut **tx)
+        .await?;
+    for (offset, t) in tombstones.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO deletion_log (leaf_index, artifact_id, leaf_hash) VALUES (?, ?, ?)",
+        )
+        .bind(next + offset as i64)
+        .bind(t.artifact_id.to_string())
+        .bind(crate::receipts::tombstone_leaf_hash(t).to_vec())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn tombstone_from_row(row: &SqliteRow) -> Result<Tombstone> {
     Ok(Tombstone {
         artifact_id: uuid_col(row, "artifact_id")?,
@@ -323,17 +348,21 @@ impl AccountStore for SqliteStore {
     }
 
     async fn account(&self, id: AccountId) -> Result<Option<Account>> {
-        sqlx::query("SELECT * FROM accounts WHERE id = ?")
+        let account = sqlx::query("SELECT * FROM accounts WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
             .map(account_from_row)
-            .transpose()
+            .transpose()?;
+        match account {
+            Some(a) => Ok(super::attach_holds(self, vec![a]).await?.pop()),
+            None => Ok(None),
+        }
     }
 
     async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>> {
-        sqlx::query(
+        let account = sqlx::query(
             "SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?",
         )
         .bind(&key.0)
@@ -341,7 +370,11 @@ impl AccountStore for SqliteStore {
         .await?
         .as_ref()
         .map(account_from_row)
-        .transpose()
+        .transpose()?;
+        match account {
+            Some(a) => Ok(super::attach_holds(self, vec![a]).await?.pop()),
+            None => Ok(None),
+        }
     }
 
     async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()> {
@@ -384,7 +417,11 @@ impl AccountStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(account_from_row).collect()
+        let accounts = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        super::attach_holds(self, accounts).await
     }
 
     async fn save_retention_job(
@@ -411,7 +448,11 @@ impl AccountStore for SqliteStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(account_from_row).collect()
+        let accounts = rows
+            .iter()
+            .map(account_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        super::attach_holds(self, accounts).await
     }
 
     async fn add_api_key(
@@ -428,6 +469,85 @@ impl AccountStore for SqliteStore {
             .await?;
         Ok(())
     }
+
+    async fn create_hold(&self, hold: &LegalHold) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO legal_holds (id, account_id, transcript_id, reason, created_at, released_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(hold.id.to_string())
+        .bind(hold.account_id.to_string())
+        .bind(hold.transcript_id.map(|t| t.to_string()))
+        .bind(&hold.reason)
+        .bind(micros(hold.created_at))
+        .bind(opt_micros(hold.released_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_hold(&self, id: Uuid, at: DateTime<Utc>) -> Result<Option<LegalHold>> {
+        sqlx::query("UPDATE legal_holds SET released_at = ? WHERE id = ? AND released_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("SELECT * FROM legal_holds WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(hold_from_row)
+            .transpose()
+    }
+
+    async fn holds(
+        &self,
+        account: Option<AccountId>,
+        include_released: bool,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<LegalHold>> {
+        let rows = sqlx::query(
+            "SELECT * FROM legal_holds
+             WHERE (?1 IS NULL OR account_id = ?1) AND (?2 OR released_at IS NULL) AND id > ?3
+             ORDER BY id LIMIT ?4",
+        )
+        .bind(account.map(|a| a.to_string()))
+        .bind(include_released)
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+
+    async fn active_holds(&self, accounts: &[AccountId]) -> Result<Vec<LegalHold>> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT * FROM legal_holds WHERE released_at IS NULL AND account_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for account in accounts {
+            ids.push_bind(account.to_string());
+        }
+        query.push(")");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(hold_from_row).collect()
+    }
+}
+
+fn hold_from_row(row: &SqliteRow) -> Result<LegalHold> {
+    Ok(LegalHold {
+        id: uuid_col(row, "id")?,
+        account_id: uuid_col(row, "account_id")?,
+        transcript_id: opt_uuid_col(row, "transcript_id")?,
+        reason: row.try_get("reason")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        released_at: ts_col(row, "released_at")?,
+    })
 }
 
 async fn insert_artifact_row<'e>(
@@ -888,6 +1008,40 @@ impl ArtifactIndex for SqliteStore {
         Ok(claimed)
     }
 
+    async fn park(&self, ids: &[ArtifactId], claim: &Claim, until: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE artifacts SET state = 'live', claimed_by = ?, claimed_until = ?
+                 WHERE id = ? AND claimed_by = ? AND state = 'deleting'",
+            )
+            .bind(HOLD_OWNER)
+            .bind(micros(until))
+            .bind(id.to_string())
+            .bind(&claim.owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn unpark(&self, ids: &[ArtifactId]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE artifacts SET claimed_by = NULL, claimed_until = NULL
+                 WHERE id = ? AND claimed_by = ? AND state = 'live'",
+            )
+            .bind(id.to_string())
+            .bind(HOLD_OWNER)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn finish(&self, tombstones: &[Tombstone]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for t in tombstones {
@@ -1012,6 +1166,7 @@ impl AuditLog for SqliteStore {
     async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
         let mut tx = self.pool.begin().await?;
         let mut on_record = Vec::with_capacity(tombstones.len());
+        let mut new = Vec::new();
         for t in tombstones {
             let inserted = sqlx::query(
                 "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes,
@@ -1034,6 +1189,7 @@ impl AuditLog for SqliteStore {
             .await?;
             if inserted.rows_affected() == 1 {
                 on_record.push(t.clone());
+                new.push(t.clone());
             } else {
                 let row = sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ?")
                     .bind(t.artifact_id.to_string())
@@ -1042,8 +1198,68 @@ impl AuditLog for SqliteStore {
                 on_record.push(tombstone_from_row(&row)?);
             }
         }
+        append_leaves(&mut tx, &new).await?;
         tx.commit().await?;
         Ok(on_record)
+    }
+
+    async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>> {
+        let rows = sqlx::query(
+            "SELECT leaf_hash FROM deletion_log WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+        )
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| leaf_hash_from("sqlite", row.try_get("leaf_hash")?))
+            .collect()
+    }
+
+    async fn logged_tombstones(&self, artifacts: &[ArtifactId]) -> Result<Vec<(u64, Tombstone)>> {
+        if artifacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT t.*, l.leaf_index FROM tombstones t JOIN deletion_log l ON l.artifact_id = t.artifact_id
+             WHERE t.artifact_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for id in artifacts {
+            ids.push_bind(id.to_string());
+        }
+        query.push(") ORDER BY l.leaf_index");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64, _>("leaf_index")? as u64,
+                    tombstone_from_row(row)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn log_unlogged_tombstones(&self, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // A write first, so this transaction holds the write lock before it reads.
+        sqlx::query("DELETE FROM deletion_log WHERE 0")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT t.* FROM tombstones t LEFT JOIN deletion_log l ON l.artifact_id = t.artifact_id
+             WHERE l.artifact_id IS NULL ORDER BY t.deleted_at, t.artifact_id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let unlogged = rows
+            .iter()
+            .map(tombstone_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        append_leaves(&mut tx, &unlogged).await?;
+        tx.commit().await?;
+        Ok(unlogged.len() as u64)
     }
 
     async fn tombstones(

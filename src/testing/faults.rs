@@ -207,6 +207,34 @@ impl AccountStore for FaultyAccounts {
         self.faults.check("accounts.add_api_key")?;
         self.inner.add_api_key(account, key, now).await
     }
+    async fn create_hold(&self, hold: &crate::domain::LegalHold) -> Result<()> {
+        self.faults.check("accounts.create_hold")?;
+        self.inner.create_hold(hold).await
+    }
+    async fn release_hold(
+        &self,
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::LegalHold>> {
+        self.faults.check("accounts.release_hold")?;
+        self.inner.release_hold(id, at).await
+    }
+    async fn holds(
+        &self,
+        account: Option<AccountId>,
+        include_released: bool,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::LegalHold>> {
+        self.faults.check("accounts.holds")?;
+        self.inner
+            .holds(account, include_released, after, limit)
+            .await
+    }
+    async fn active_holds(&self, accounts: &[AccountId]) -> Result<Vec<crate::domain::LegalHold>> {
+        self.faults.check("accounts.active_holds")?;
+        self.inner.active_holds(accounts).await
+    }
 }
 
 #[derive(Debug)]
@@ -387,6 +415,14 @@ impl ArtifactIndex for FaultyIndex {
         self.faults.check("index.finish")?;
         self.inner.finish(tombstones).await
     }
+    async fn park(&self, ids: &[ArtifactId], claim: &Claim, until: DateTime<Utc>) -> Result<()> {
+        self.faults.check("index.park")?;
+        self.inner.park(ids, claim, until).await
+    }
+    async fn unpark(&self, ids: &[ArtifactId]) -> Result<()> {
+        self.faults.check("index.unpark")?;
+        self.inner.unpark(ids).await
+    }
 }
 
 #[derive(Debug)]
@@ -465,6 +501,18 @@ impl AuditLog for FaultyAudit {
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
         self.faults.check("audit.tombstone")?;
         self.inner.tombstone(artifact).await
+    }
+    async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>> {
+        self.faults.check("audit.log_leaves")?;
+        self.inner.log_leaves(from, limit).await
+    }
+    async fn logged_tombstones(&self, artifacts: &[ArtifactId]) -> Result<Vec<(u64, Tombstone)>> {
+        self.faults.check("audit.logged_tombstones")?;
+        self.inner.logged_tombstones(artifacts).await
+    }
+    async fn log_unlogged_tombstones(&self, limit: u32) -> Result<u64> {
+        self.faults.check("audit.log_unlogged_tombstones")?;
+        self.inner.log_unlogged_tombstones(limit).await
     }
     async fn tombstones(
         &self,

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use lethe::clock::ManualClock;
 use lethe::config::Config;
-use lethe::startup::{App, Tokens};
+use lethe::http::Tokens;
+use lethe::startup::App;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};

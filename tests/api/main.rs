@@ -4,14 +4,17 @@
 mod account;
 mod admin;
 mod cli;
+mod dry_run;
 mod guarantees;
 mod helpers;
+mod holds;
 mod hostile;
 mod internal;
 mod isolation;
 mod logs;
 mod matrix;
 mod policies;
+mod receipts;
 mod sdk;
 mod tls;
 mod transcripts;

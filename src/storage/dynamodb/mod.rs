@@ -52,7 +52,7 @@ mod provision;
 use super::{ArtifactIndex, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     AccountId, Artifact, ArtifactId, ArtifactKind, ArtifactState, DeletionReason, Schedule,
-    ScheduleKind, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
+    ScheduleKind, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, HOLD_OWNER,
 };
 use counters::*;
 use due::*;
@@ -1031,6 +1031,45 @@ impl ArtifactIndex for DynamoIndex {
                 && a.state == ArtifactState::Deleting
         });
         Ok(claimed)
+    }
+
+    async fn park(&self, ids: &[ArtifactId], claim: &Claim, until: DateTime<Utc>) -> Result<()> {
+        let changes: Vec<Change> = ids
+            .iter()
+            .map(|id| Change {
+                key: artifact_key(*id),
+                update: "SET #state = :live, claimed_by = :hold, claimed_until = :until".into(),
+                condition: Some("claimed_by = :owner AND #state = :deleting".into()),
+                names: HashMap::from([("#state".into(), "state".into())]),
+                values: HashMap::from([
+                    (":live".into(), s("live")),
+                    (":deleting".into(), s("deleting")),
+                    (":hold".into(), s(HOLD_OWNER)),
+                    (":owner".into(), s(&claim.owner)),
+                    (":until".into(), n(micros(until))),
+                ]),
+            })
+            .collect();
+        self.apply_all(&changes).await?;
+        Ok(())
+    }
+
+    async fn unpark(&self, ids: &[ArtifactId]) -> Result<()> {
+        let changes: Vec<Change> = ids
+            .iter()
+            .map(|id| Change {
+                key: artifact_key(*id),
+                update: "REMOVE claimed_by, claimed_until".into(),
+                condition: Some("claimed_by = :hold AND #state = :live".into()),
+                names: HashMap::from([("#state".into(), "state".into())]),
+                values: HashMap::from([
+                    (":live".into(), s("live")),
+                    (":hold".into(), s(HOLD_OWNER)),
+                ]),
+            })
+            .collect();
+        self.apply_all(&changes).await?;
+        Ok(())
     }
 
     async fn claim_candidates(
