@@ -62,11 +62,20 @@ pub struct UploadResponse {
 /// retention policy.`, `audio_url`/`webhook_url` the matching sentinel URL, `id`,
 /// `status` and `audio_duration` kept, every result and echoed field null.
 #[derive(Serialize, ToSchema)]
+#[schema(as = Transcript)]
 pub struct TranscriptObject {
-    pub id: String,
-    /// `queued`, `processing`, `completed` or `error`.
-    pub status: String,
+    pub id: uuid::Uuid,
+    pub status: TranscriptStatusDoc,
     pub audio_url: String,
+    /// The speech model requested, or null.
+    #[schema(required = true)]
+    pub speech_model: Option<String>,
+    /// Requested language-confidence threshold, 0 to 1, or null.
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    pub language_confidence_threshold: Option<f64>,
+    /// Confidence of the detected language, 0 to 1, or null.
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    pub language_confidence: Option<f64>,
     pub text: Option<String>,
     pub words: Option<Vec<serde_json::Value>>,
     pub utterances: Option<Vec<serde_json::Value>>,
@@ -90,22 +99,60 @@ pub struct PageDetails {
     pub result_count: u32,
     pub current_url: String,
     /// The page of older transcripts, or null.
+    #[schema(required = true)]
     pub prev_url: Option<String>,
     /// The page of newer transcripts, or null.
+    #[schema(required = true)]
     pub next_url: Option<String>,
+}
+
+/// The status of a transcript.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = TranscriptStatus)]
+pub enum TranscriptStatusDoc {
+    Queued,
+    Processing,
+    Completed,
+    Error,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TranscriptListItem {
-    pub id: String,
+    pub id: uuid::Uuid,
     pub resource_url: String,
-    pub status: String,
+    pub status: TranscriptStatusDoc,
     /// Naive ISO-8601 UTC with microseconds.
     pub created: String,
+    #[schema(required = true)]
     pub completed: Option<String>,
     /// `http://deleted_by_user` or `http://deleted_by_retention_policy` once deleted.
     pub audio_url: String,
+    #[schema(required = true)]
     pub error: Option<String>,
+}
+
+/// The query of `GET /v2/transcript`, as AssemblyAI's.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler parses it with its own messages
+pub struct ListTranscriptParams {
+    /// Maximum amount of transcripts to retrieve
+    #[param(minimum = 1, maximum = 200, default = 10)]
+    pub limit: Option<i64>,
+    /// Filter by transcript status
+    #[param(inline)]
+    pub status: Option<TranscriptStatusDoc>,
+    /// Only get transcripts created on this date
+    pub created_on: Option<chrono::NaiveDate>,
+    /// Get transcripts that were created before this transcript ID
+    pub before_id: Option<uuid::Uuid>,
+    /// Get transcripts that were created after this transcript ID
+    pub after_id: Option<uuid::Uuid>,
+    /// Only get throttled transcripts, overrides the status filter (Lethe never throttles:
+    /// `true` lists none)
+    #[param(default = false)]
+    pub throttled_only: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]

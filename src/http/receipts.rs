@@ -17,8 +17,8 @@ use crate::receipts::Receipt;
 /// `GET /v2/transcript/{id}/receipt`: each deleted artifact's tombstone with its inclusion
 /// proof in a signed checkpoint of the deletion log; `lethe receipt verify` checks it
 /// offline with the log's public key.
-#[utoipa::path(get, path = "/v2/transcript/{id}/receipt", tag = "public", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Transcript id")),
+#[utoipa::path(get, path = "/v2/transcript/{transcript_id}/receipt", tag = "public", security(("api_key" = [])),
+    params(("transcript_id" = String, Path, description = "ID of the transcript")),
     responses((status = 200, description = "The signed deletion receipt", body = Receipt),
         (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
         (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody),

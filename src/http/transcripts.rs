@@ -39,7 +39,12 @@ fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiErr
     request_body = super::dto::TranscriptRequest,
     responses((status = 200, description = "The queued transcript", body = super::openapi::TranscriptObject),
         (status = 400, description = "Malformed JSON, wrong types or missing audio_url; nothing stored", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "audio_url is another account's upload", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody)))]
+        (status = 403, description = "audio_url is another account's upload", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
 pub async fn create_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -67,10 +72,15 @@ pub async fn create_transcript(
 }
 
 /// `GET /v2/transcript/{id}`
-#[utoipa::path(get, path = "/v2/transcript/{id}", tag = "public", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Transcript id")),
+#[utoipa::path(get, path = "/v2/transcript/{transcript_id}", tag = "public", security(("api_key" = [])),
+    params(("transcript_id" = String, Path, description = "ID of the transcript")),
     responses((status = 200, description = "The transcript; redacted once deleted or past delete_after", body = super::openapi::TranscriptObject),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody),
+        (status = 400, description = "Bad request", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
 pub async fn get_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -86,10 +96,14 @@ pub async fn get_transcript(
 }
 
 /// `DELETE /v2/transcript/{id}`
-#[utoipa::path(delete, path = "/v2/transcript/{id}", tag = "public", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Transcript id")),
+#[utoipa::path(delete, path = "/v2/transcript/{transcript_id}", tag = "public", security(("api_key" = [])),
+    params(("transcript_id" = String, Path, description = "ID of the transcript")),
     responses((status = 200, description = "The redacted transcript; idempotent", body = super::openapi::TranscriptObject),
-        (status = 400, description = "Still queued or processing; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Still queued or processing; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
 pub async fn delete_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -211,15 +225,14 @@ impl ListParams {
 /// `GET /v2/transcript`: newest first, keyset paging; `prev_url` is the older page and
 /// `next_url` the newer one, each `null` when there is no such page.
 #[utoipa::path(get, path = "/v2/transcript", tag = "public", security(("api_key" = [])),
-    params(
-        ("limit" = Option<u32>, Query, description = "1 to 200, default 10"),
-        ("status" = Option<String>, Query, description = "queued, processing, completed or error"),
-        ("created_on" = Option<String>, Query, description = "YYYY-MM-DD"),
-        ("before_id" = Option<String>, Query, description = "Only transcripts older than this id"),
-        ("after_id" = Option<String>, Query, description = "Only transcripts newer than this id"),
-    ),
+    params(super::openapi::ListTranscriptParams),
     responses((status = 200, description = "Newest first, keyset-paginated; deleted transcripts included", body = super::openapi::TranscriptList),
-        (status = 400, description = "A bad parameter, or a before_id/after_id pair that bounds nothing", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "A bad parameter, or a before_id/after_id pair that bounds nothing", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
 pub async fn list_transcripts(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -227,12 +240,18 @@ pub async fn list_transcripts(
 ) -> Result<Json<Value>, ApiError> {
     let params = ListParams::parse(&query)?;
     let lethe = &state.engine;
-    let page = lethe
-        .list_transcripts(
-            &account,
-            &params.query(params.before_id, params.after_id, params.limit),
-        )
-        .await?;
+    // Lethe never throttles a transcript: `throttled_only=true` lists none.
+    let page = match query_bool(&query, "throttled_only")? {
+        true => Vec::new(),
+        false => {
+            lethe
+                .list_transcripts(
+                    &account,
+                    &params.query(params.before_id, params.after_id, params.limit),
+                )
+                .await?
+        }
+    };
     // Each link carries its own cursor only, so following it never re-applies a bound
     // that no longer fits; a link is null when there is no such page.
     let (prev_url, next_url) = match (page.first(), page.last()) {
@@ -293,8 +312,8 @@ async fn list_item(
 }
 
 /// `GET /v2/transcript/{id}/retention`: every artifact's schedule and tombstone.
-#[utoipa::path(get, path = "/v2/transcript/{id}/retention", tag = "public", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Transcript id")),
+#[utoipa::path(get, path = "/v2/transcript/{transcript_id}/retention", tag = "public", security(("api_key" = [])),
+    params(("transcript_id" = String, Path, description = "ID of the transcript")),
     responses((status = 200, description = "Each artifact's schedule and tombstone", body = super::openapi::RetentionViewBody),
         (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
 pub async fn retention(

@@ -17,7 +17,13 @@ use crate::engine::EngineError;
 #[utoipa::path(post, path = "/v2/upload", tag = "public", security(("api_key" = [])),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The audio bytes, streamed"),
     responses((status = 200, description = "Where the upload can be referenced", body = super::openapi::UploadResponse),
-        (status = 400, description = "Empty body", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody), (status = 413, description = "Larger than LETHE_MAX_UPLOAD_BYTES; nothing stored", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Empty body", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody), (status = 413, description = "Larger than LETHE_MAX_UPLOAD_BYTES; nothing stored", body = super::openapi::ErrorBody),
+        (status = 403, description = "Cannot access uploaded file", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     Customer(account): Customer,

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod cli;
+mod contract;
 mod dry_run;
 mod guarantees;
 mod helpers;
