@@ -1334,10 +1334,68 @@ impl World {
         }
         self.stats.deletions = deleted;
 
-        // 5. After a clean pass: no content without a live artifact, no live artifact
+        // 5. The deletion log: every deleted artifact's tombstone is exactly one leaf, with
+        //    the tombstone's hash, and the log holds nothing but tombstones.
+        self.check_log(&stored).await?;
+
+        // 6. After a clean pass: no content without a live artifact, no live artifact
         //    without its content, data keys exactly for scopes with something live.
         if self.last_clean_pass == Some(now) {
             self.check_content(&stored).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_log(&self, stored: &HashMap<ArtifactId, lethe::domain::Artifact>) -> Check {
+        let audit = &self.base.audit;
+        let deleted: Vec<ArtifactId> = stored
+            .values()
+            .filter(|a| a.state == ArtifactState::Deleted)
+            .map(|a| a.id)
+            .collect();
+        let logged = audit
+            .logged_tombstones(&deleted)
+            .await
+            .map_err(|e| e.to_string())?;
+        let leaves = audit
+            .log_leaves(0, u32::MAX)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut seen = HashSet::new();
+        for (index, tomb) in &logged {
+            if !seen.insert(tomb.artifact_id) {
+                return Err(format!("[log] {} is in the log twice", tomb.artifact_id));
+            }
+            let leaf = leaves.get(*index as usize).ok_or_else(|| {
+                format!(
+                    "[log] leaf {index} of {} is past the log's end",
+                    tomb.artifact_id
+                )
+            })?;
+            if *leaf != lethe::receipts::tombstone_leaf_hash(tomb) {
+                return Err(format!(
+                    "[log] leaf {index} does not hold the tombstone of {}",
+                    tomb.artifact_id
+                ));
+            }
+        }
+        if let Some(missing) = deleted.iter().find(|id| !seen.contains(id)) {
+            return Err(format!("[log] deleted artifact {missing} has no leaf"));
+        }
+        // Tombstones of artifacts outside `stored` (uncertain writes) are leaves too.
+        let mut tombstones = 0usize;
+        for account in &self.oracle.accounts {
+            tombstones += audit
+                .tombstones(account.id, None, u32::MAX)
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
+        }
+        if leaves.len() != tombstones {
+            return Err(format!(
+                "[log] {} leaves for {tombstones} tombstones",
+                leaves.len()
+            ));
         }
         Ok(())
     }
