@@ -44,3 +44,71 @@ async fn the_official_assemblyai_python_sdk_creates_completes_lists_fetches_and_
     );
     assert!(stdout.contains("assemblyai sdk roundtrip ok"), "{stdout}");
 }
+
+/// `tests/sdk/js` with its `node_modules` (`scripts/test` runs `npm ci` there).
+fn js_sdk_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/js"))
+}
+
+#[tokio::test]
+async fn the_official_assemblyai_javascript_sdk_lists_gets_and_deletes_unchanged() {
+    let dir = js_sdk_dir();
+    assert!(
+        dir.join("node_modules/assemblyai/package.json").exists(),
+        "the AssemblyAI JavaScript SDK is not installed in {}: run scripts/test (it runs `npm ci` there), \
+         or `npm ci --prefix tests/sdk/js`",
+        dir.display()
+    );
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let t = app
+            .create_transcript(
+                &key,
+                serde_json::json!({"audio_url": "https://example.com/js.mp3"}),
+            )
+            .await;
+        let id = t["id"].as_str().expect("id").to_owned();
+        let response = app
+            .internal(
+                reqwest::Method::POST,
+                &format!("/internal/v1/transcripts/{id}/processing"),
+            )
+            .send()
+            .await
+            .expect("request");
+        expect_json(response, reqwest::StatusCode::OK).await;
+        let response = app
+            .internal(
+                reqwest::Method::POST,
+                &format!("/internal/v1/transcripts/{id}/complete"),
+            )
+            .json(&serde_json::json!({"text": "hello from javascript", "audio_duration": 2}))
+            .send()
+            .await
+            .expect("request");
+        expect_json(response, reqwest::StatusCode::OK).await;
+        ids.push(id);
+        app.advance(chrono::Duration::seconds(1));
+    }
+    let output = tokio::process::Command::new("node")
+        .arg(dir.join("roundtrip.mjs"))
+        .arg(&app.base)
+        .arg(&key)
+        .args(&ids)
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("node runs (Node.js 18+ is needed)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "JS SDK roundtrip failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("assemblyai js sdk roundtrip ok"),
+        "{stdout}"
+    );
+}
