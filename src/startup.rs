@@ -197,6 +197,23 @@ pub async fn provision(
     Ok(done)
 }
 
+/// The webhook delivery loop: a round every few seconds and whenever a delivery is added,
+/// apart from the sweeper so a slow receiver never delays a deletion.
+async fn deliver_webhooks(engine: Engine, shutdown: CancellationToken) {
+    let added = engine.webhooks_due();
+    loop {
+        if let Err(error) = engine.deliver_webhooks().await {
+            tracing::warn!(error = %error, "webhook delivery round failed; the next one retries");
+        }
+        let wake_at = crate::engine::webhooks::next_round(engine.now());
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = added.notified() => {}
+            _ = engine.clock().sleep_until(wake_at) => {}
+        }
+    }
+}
+
 /// The deletion log's signer: `LETHE_LOG_SIGNING_KEY`, or a key kept in the data dir
 /// (created at 0600 on first start).
 pub fn log_signer(config: &Config) -> anyhow::Result<LogSigner> {
@@ -370,6 +387,10 @@ impl App {
         };
         let tracker = TaskTracker::new();
         tracker.spawn(self.sweeper.clone().run(shutdown.child_token()));
+        tracker.spawn(deliver_webhooks(
+            self.engine.clone(),
+            shutdown.child_token(),
+        ));
         tracker.close();
         let router = crate::http::router(self.http_state(tokens));
         let header_read = self.config.header_read_timeout();

@@ -79,6 +79,18 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where a webhook delivery is: `pending` until the receiver answers 2xx
+    /// (`delivered`), the attempts run out (`failed`) or its target is gone with the
+    /// transcript (`abandoned`).
+    DeliveryState {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+        Abandoned => "abandoned",
+    }
+);
+
+string_enum!(
     /// What a usage record bills: the surfaces whose content may be dropped (§6).
     UsageKind {
         LlmGateway => "llm_gateway",

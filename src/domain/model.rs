@@ -370,6 +370,28 @@ impl LegalHold {
     }
 }
 
+/// One webhook call in the outbox: AssemblyAI's completion webhook of a transcript
+/// (`{"transcript_id", "status"}`). The target URL and auth header are content: they are
+/// never stored here but read from the transcript's text inputs when delivering, so they
+/// go with the transcript.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WebhookDelivery {
+    pub id: uuid::Uuid,
+    pub account_id: AccountId,
+    pub transcript_id: TranscriptId,
+    /// The status announced: `completed` or `error`.
+    pub status: TranscriptStatus,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// The receiver's last HTTP status, if it answered.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed (never the URL or a header).
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
 /// The claim owner of artifacts parked by a legal hold.
 pub const HOLD_OWNER: &str = "legal-hold";
 

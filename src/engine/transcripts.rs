@@ -380,15 +380,17 @@ impl Engine {
 
     /// From its anchor on, everything of a terminal transcript has its deadlines (§4):
     /// linked artifacts join the due index with the final transcript's, and any artifact a
-    /// policy version since its creation makes shorter is shortened; then the transcript
-    /// is recorded as settled. Idempotent, so the sweeper can finish what a crash left.
+    /// policy version since its creation makes shorter is shortened; its completion webhook
+    /// is in the outbox; then the transcript is recorded as settled. Idempotent, so the sweeper can finish what a crash left.
     pub(crate) async fn settle(&self, mut t: Transcript, account: &Account) -> Result<Transcript> {
         let now = self.now();
-        for a in self
-            .backends
-            .index
-            .artifacts_for_transcript(t.id)
-            .await?
+        let artifacts = self.backends.index.artifacts_for_transcript(t.id).await?;
+        // The completion webhook joins the outbox before the transcript is settled.
+        let text_inputs = artifacts
+            .iter()
+            .find(|a| a.kind == ArtifactKind::TextInput && a.state == ArtifactState::Live);
+        self.enqueue_completion_webhook(&t, text_inputs).await?;
+        for a in artifacts
             .iter()
             .filter(|a| a.state == ArtifactState::Live && a.pending_reason.is_none())
             .filter(|a| a.kind != ArtifactKind::FinalTranscript)

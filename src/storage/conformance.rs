@@ -674,6 +674,46 @@ pub async fn audit(log: &dyn AuditLog) {
         "nothing recorded outside the log"
     );
 
+    // The webhook outbox: one delivery per transcript; a claim hides it until it expires.
+    let delivery = crate::domain::WebhookDelivery {
+        id: new_id(t0()),
+        account_id: account.id,
+        transcript_id: new_id(t0()),
+        status: TranscriptStatus::Completed,
+        state: crate::domain::DeliveryState::Pending,
+        attempts: 0,
+        next_attempt_at: t0(),
+        last_status: None,
+        last_error: None,
+        created_at: t0(),
+        delivered_at: None,
+    };
+    assert!(log.enqueue_webhook(&delivery).await.unwrap());
+    let again = crate::domain::WebhookDelivery {
+        id: new_id(t0()),
+        ..delivery.clone()
+    };
+    assert!(!log.enqueue_webhook(&again).await.unwrap(), "one per transcript");
+    let lease = t0() + Duration::minutes(2);
+    let claimed = log.claim_webhooks(t0(), lease, 10).await.unwrap();
+    assert_eq!(claimed, vec![delivery.clone()]);
+    assert!(log.claim_webhooks(t0(), lease, 10).await.unwrap().is_empty());
+    let sent = crate::domain::WebhookDelivery {
+        state: crate::domain::DeliveryState::Delivered,
+        attempts: 1,
+        last_status: Some(204),
+        delivered_at: Some(t0() + Duration::seconds(1)),
+        next_attempt_at: lease,
+        ..delivery.clone()
+    };
+    log.update_webhook(&sent).await.unwrap();
+    assert!(log
+        .claim_webhooks(t0() + Duration::hours(1), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(log.webhook_deliveries(None, 10).await.unwrap(), vec![sent]);
+
     for i in 0..3 {
         let report = SweepReport {
             id: new_id(t0() + Duration::minutes(i)),

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content,
     DeletionReason, LegalHold, ReconcileReport, RetentionJob, Schedule, SweepReport, Tombstone,
-    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageRecord,
+    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageRecord, WebhookDelivery,
 };
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -404,6 +404,26 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     async fn record_reconciliation(&self, report: &ReconcileReport) -> Result<()>;
     /// The most recent reconciliation runs, newest first.
     async fn recent_reconciliations(&self, limit: u32) -> Result<Vec<ReconcileReport>>;
+    /// Adds a delivery to the webhook outbox unless its transcript has one (idempotent, so
+    /// settling a transcript again after a crash adds nothing); true if added.
+    async fn enqueue_webhook(&self, delivery: &WebhookDelivery) -> Result<bool>;
+    /// Claims up to `limit` pending deliveries due at `now`: each is held until `until`
+    /// (its next attempt time), so no other instance sends it meanwhile; returned as they
+    /// were before the claim.
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
+    /// Records the outcome of an attempt: the delivery's state, attempts and times.
+    async fn update_webhook(&self, delivery: &WebhookDelivery) -> Result<()>;
+    /// Deliveries by id after `after`, at most `limit`.
+    async fn webhook_deliveries(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>>;
     /// Records usage metadata for billing (§2); one row per id, a repeat is a no-op.
     async fn record_usage(&self, usage: &UsageRecord) -> Result<()>;
     /// An account's usage records with ids after `after`, oldest first.

@@ -10,9 +10,9 @@ use sqlx::Row;
 use super::codec::leaf_hash_from;
 use super::{AccountStore, AuditLog, Result, StorageError};
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, LegalHold,
-    ReconcileReport, Region, RetentionJob, RetentionSettings, SweepReport, SweepState, Tombstone,
-    UsageKind, UsageRecord,
+    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, DeliveryState,
+    LegalHold, ReconcileReport, Region, RetentionJob, RetentionSettings, SweepReport, SweepState,
+    Tombstone, TranscriptStatus, UsageKind, UsageRecord, WebhookDelivery,
 };
 
 const BACKEND: &str = "postgresql";
@@ -310,6 +310,29 @@ impl AccountStore for PostgresStore {
     }
 }
 
+fn webhook_from_row(row: &PgRow) -> Result<WebhookDelivery> {
+    let text = |col: &str| -> Result<String> { Ok(row.try_get::<String, _>(col)?) };
+    let status = text("status")?;
+    let state = text("state")?;
+    Ok(WebhookDelivery {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        transcript_id: row.try_get("transcript_id")?,
+        status: TranscriptStatus::parse(&status)
+            .ok_or_else(|| super::codec::corrupt(BACKEND, format!("webhook status {status:?}")))?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| super::codec::corrupt(BACKEND, format!("webhook state {state:?}")))?,
+        attempts: row.try_get::<i32, _>("attempts")? as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_status: row
+            .try_get::<Option<i32>, _>("last_status")?
+            .map(|s| s as u16),
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        delivered_at: row.try_get("delivered_at")?,
+    })
+}
+
 fn hold_from_row(row: &PgRow) -> Result<LegalHold> {
     Ok(LegalHold {
         id: row.try_get("id")?,
@@ -504,6 +527,83 @@ impl AuditLog for PostgresStore {
             .iter()
             .map(|t| stored.remove(&t.artifact_id).unwrap_or_else(|| t.clone()))
             .collect())
+    }
+
+    async fn enqueue_webhook(&self, d: &WebhookDelivery) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, account_id, transcript_id, status, state, attempts,
+                next_attempt_at, last_status, last_error, created_at, delivered_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (transcript_id) DO NOTHING",
+        )
+        .bind(d.id)
+        .bind(d.account_id)
+        .bind(d.transcript_id)
+        .bind(d.status.as_str())
+        .bind(d.state.as_str())
+        .bind(d.attempts as i32)
+        .bind(d.next_attempt_at)
+        .bind(d.last_status.map(i32::from))
+        .bind(&d.last_error)
+        .bind(d.created_at)
+        .bind(d.delivered_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        // One statement: rows another instance is claiming are skipped, not waited for.
+        let rows = sqlx::query(
+            "WITH due AS (
+                SELECT * FROM webhook_deliveries
+                WHERE state = 'pending' AND next_attempt_at <= $1
+                ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+             UPDATE webhook_deliveries w SET next_attempt_at = $3 FROM due WHERE w.id = due.id
+             RETURNING due.*",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn update_webhook(&self, d: &WebhookDelivery) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3,
+                last_status = $4, last_error = $5, delivered_at = $6 WHERE id = $7",
+        )
+        .bind(d.state.as_str())
+        .bind(d.attempts as i32)
+        .bind(d.next_attempt_at)
+        .bind(d.last_status.map(i32::from))
+        .bind(&d.last_error)
+        .bind(d.delivered_at)
+        .bind(d.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(webhook_from_row).collect()
     }
 
     async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>> {

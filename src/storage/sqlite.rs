@@ -18,9 +18,10 @@ use uuid::Uuid;
 use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
-    DeletionReason, LegalHold, ReconcileReport, Region, RetentionJob, RetentionSettings, Schedule,
-    ScheduleKind, SweepReport, SweepState, Tombstone, Transcript, TranscriptDeletion, TranscriptId,
-    TranscriptStatus, UsageKind, UsageRecord, HOLD_OWNER,
+    DeletionReason, DeliveryState, LegalHold, ReconcileReport, Region, RetentionJob,
+    RetentionSettings, Schedule, ScheduleKind, SweepReport, SweepState, Tombstone, Transcript,
+    TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind, UsageRecord, WebhookDelivery,
+    HOLD_OWNER,
 };
 
 const BACKEND: &str = "sqlite";
@@ -537,6 +538,24 @@ impl AccountStore for SqliteStore {
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(hold_from_row).collect()
     }
+}
+
+fn webhook_from_row(row: &SqliteRow) -> Result<WebhookDelivery> {
+    Ok(WebhookDelivery {
+        id: uuid_col(row, "id")?,
+        account_id: uuid_col(row, "account_id")?,
+        transcript_id: uuid_col(row, "transcript_id")?,
+        status: enum_col(row, "status", TranscriptStatus::parse)?,
+        state: enum_col(row, "state", DeliveryState::parse)?,
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        next_attempt_at: from_micros(row.try_get("next_attempt_at")?),
+        last_status: row
+            .try_get::<Option<i64>, _>("last_status")?
+            .map(|s| s as u16),
+        last_error: row.try_get("last_error")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        delivered_at: ts_col(row, "delivered_at")?,
+    })
 }
 
 fn hold_from_row(row: &SqliteRow) -> Result<LegalHold> {
@@ -1201,6 +1220,92 @@ impl AuditLog for SqliteStore {
         append_leaves(&mut tx, &new).await?;
         tx.commit().await?;
         Ok(on_record)
+    }
+
+    async fn enqueue_webhook(&self, d: &WebhookDelivery) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, account_id, transcript_id, status, state, attempts,
+                next_attempt_at, last_status, last_error, created_at, delivered_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transcript_id) DO NOTHING",
+        )
+        .bind(d.id.to_string())
+        .bind(d.account_id.to_string())
+        .bind(d.transcript_id.to_string())
+        .bind(d.status.as_str())
+        .bind(d.state.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(micros(d.next_attempt_at))
+        .bind(d.last_status.map(i64::from))
+        .bind(&d.last_error)
+        .bind(micros(d.created_at))
+        .bind(opt_micros(d.delivered_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let mut tx = self.pool.begin().await?;
+        // A write first, so the read and the claim are one transaction under the lock.
+        sqlx::query("DELETE FROM webhook_deliveries WHERE 0")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries INDEXED BY webhook_deliveries_due
+             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed = rows
+            .iter()
+            .map(webhook_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        for d in &claimed {
+            sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")
+                .bind(micros(until))
+                .bind(d.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn update_webhook(&self, d: &WebhookDelivery) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?,
+                last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?",
+        )
+        .bind(d.state.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(micros(d.next_attempt_at))
+        .bind(d.last_status.map(i64::from))
+        .bind(&d.last_error)
+        .bind(opt_micros(d.delivered_at))
+        .bind(d.id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        let rows = sqlx::query("SELECT * FROM webhook_deliveries WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after.map(|a| a.to_string()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
     }
 
     async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>> {

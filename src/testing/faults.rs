@@ -559,4 +559,29 @@ impl AuditLog for FaultyAudit {
         self.faults.check("audit.usage")?;
         self.inner.usage(account, after, limit).await
     }
+    async fn enqueue_webhook(&self, delivery: &crate::domain::WebhookDelivery) -> Result<bool> {
+        self.faults.check("audit.enqueue_webhook")?;
+        self.inner.enqueue_webhook(delivery).await
+    }
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::WebhookDelivery>> {
+        self.faults.check("audit.claim_webhooks")?;
+        self.inner.claim_webhooks(now, until, limit).await
+    }
+    async fn update_webhook(&self, delivery: &crate::domain::WebhookDelivery) -> Result<()> {
+        self.faults.check("audit.update_webhook")?;
+        self.inner.update_webhook(delivery).await
+    }
+    async fn webhook_deliveries(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::WebhookDelivery>> {
+        self.faults.check("audit.webhook_deliveries")?;
+        self.inner.webhook_deliveries(after, limit).await
+    }
 }

@@ -1,0 +1,224 @@
+//! AssemblyAI's completion webhook through a durable outbox. When a transcript reaches
+//! `completed` or `error`, the transcript is written unsettled in the same write; settling
+//! it (at once, or by the next pass after a crash) adds one outbox row, idempotently, before
+//! recording it settled — so no completion is lost and none is announced twice. A delivery
+//! loop POSTs `{"transcript_id", "status"}` with the customer's auth header, retrying with
+//! backoff ([`MAX_ATTEMPTS`] in all), never blocking a sweep. The URL and header are
+//! content: they are read from the transcript's text inputs when sending, so a deleted
+//! transcript's delivery is abandoned, and they appear in no row, log line or listing.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::domain::{DeliveryState, TranscriptId, WebhookDelivery};
+
+/// Attempts before a delivery is `failed`: about 11 hours of backoff.
+pub const MAX_ATTEMPTS: u32 = 12;
+/// Deliveries one round sends at most.
+const ROUND: u32 = 50;
+/// How long a claimed delivery is held while it is being sent.
+const SEND_LEASE: Duration = Duration::minutes(2);
+/// The time limit of one call to a receiver.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The wait after the `attempts`-th failed attempt: 10 s, doubling, at most an hour.
+pub fn backoff(attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(9);
+    Duration::seconds(10 * (1i64 << doublings)).min(Duration::hours(1))
+}
+
+/// What one delivery round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryRound {
+    pub delivered: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub abandoned: u64,
+}
+
+/// Where a webhook goes: the transcript's `webhook_url` and optional auth header.
+struct Target {
+    url: String,
+    header: Option<(String, String)>,
+}
+
+impl Engine {
+    /// Adds the completion webhook of a terminal transcript to the outbox, if it asked for
+    /// one (its text inputs hold a `webhook_url`). Idempotent.
+    pub(crate) async fn enqueue_completion_webhook(
+        &self,
+        t: &Transcript,
+        text_inputs: Option<&crate::domain::Artifact>,
+    ) -> Result<()> {
+        let Some(inputs) = text_inputs else {
+            return Ok(());
+        };
+        if !t.status.is_terminal() {
+            return Ok(());
+        }
+        let Some(content) = self.backends.content.get(&inputs.content_key).await? else {
+            return Ok(());
+        };
+        if target_of(&content).is_none() {
+            return Ok(());
+        }
+        let now = self.now();
+        let added = self
+            .backends
+            .audit
+            .enqueue_webhook(&WebhookDelivery {
+                id: crate::domain::new_id(now),
+                account_id: t.account_id,
+                transcript_id: t.id,
+                status: t.status,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                last_status: None,
+                last_error: None,
+                created_at: now,
+                delivered_at: None,
+            })
+            .await?;
+        if added {
+            self.webhooks_due.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Notified when a delivery is added, so the delivery loop sends it at once.
+    pub fn webhooks_due(&self) -> Arc<Notify> {
+        self.webhooks_due.clone()
+    }
+
+    /// One delivery round: claims what is due now and sends it.
+    pub async fn deliver_webhooks(&self) -> Result<DeliveryRound> {
+        let now = self.now();
+        let claimed = self
+            .backends
+            .audit
+            .claim_webhooks(now, now + SEND_LEASE, ROUND)
+            .await?;
+        let mut round = DeliveryRound::default();
+        for mut d in claimed {
+            d.attempts += 1;
+            match self.webhook_target(d.account_id, d.transcript_id).await? {
+                None => {
+                    d.state = DeliveryState::Abandoned;
+                    d.last_error = Some(
+                        "the transcript, with its webhook URL, was deleted before delivery".into(),
+                    );
+                    round.abandoned += 1;
+                }
+                Some(target) => match self.send(&target, &d).await {
+                    Ok(status) if (200..300).contains(&status) => {
+                        d.state = DeliveryState::Delivered;
+                        d.last_status = Some(status);
+                        d.last_error = None;
+                        d.delivered_at = Some(self.now());
+                        round.delivered += 1;
+                    }
+                    outcome => {
+                        let (status, error) = match outcome {
+                            Ok(status) => (Some(status), format!("the receiver answered {status}")),
+                            Err(error) => (None, error),
+                        };
+                        d.last_status = status;
+                        d.last_error = Some(error);
+                        if d.attempts >= MAX_ATTEMPTS {
+                            d.state = DeliveryState::Failed;
+                            round.failed += 1;
+                        } else {
+                            d.next_attempt_at = now + backoff(d.attempts);
+                            round.retrying += 1;
+                        }
+                    }
+                },
+            }
+            tracing::info!(delivery_id = %d.id, transcript_id = %d.transcript_id, state = %d.state, attempts = d.attempts, "webhook attempt");
+            self.backends.audit.update_webhook(&d).await?;
+        }
+        Ok(round)
+    }
+
+    /// The outbox, by id after `after`.
+    pub async fn webhook_deliveries(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>> {
+        Ok(self.backends.audit.webhook_deliveries(after, limit).await?)
+    }
+
+    /// The webhook URL and header of a transcript while its text inputs may be read.
+    async fn webhook_target(
+        &self,
+        account: crate::domain::AccountId,
+        id: TranscriptId,
+    ) -> Result<Option<Target>> {
+        let Some(account) = self.backends.accounts.account(account).await? else {
+            return Ok(None);
+        };
+        match self.transcript_content(&account, id).await {
+            Ok(view) => Ok(view.text_inputs.as_ref().and_then(target_of)),
+            Err(EngineError::NotFound) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// One POST; the HTTP status, or why there was none (never naming the URL).
+    async fn send(&self, target: &Target, d: &WebhookDelivery) -> Result<u16, String> {
+        let mut request =
+            self.http
+                .post(&target.url)
+                .timeout(SEND_TIMEOUT)
+                .json(&serde_json::json!({
+                    "transcript_id": d.transcript_id,
+                    "status": d.status,
+                }));
+        if let Some((name, value)) = &target.header {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        match request.send().await {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(error) => Err(describe(&error)),
+        }
+    }
+}
+
+/// Why a call failed, without the URL (it is content).
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        format!("no answer within {} s", SEND_TIMEOUT.as_secs())
+    } else if error.is_connect() {
+        "could not connect to the receiver".into()
+    } else if error.is_builder() {
+        "the webhook URL or header cannot be sent".into()
+    } else {
+        "the call to the receiver failed".into()
+    }
+}
+
+/// The webhook target in a transcript's text inputs.
+fn target_of(inputs: &Content) -> Option<Target> {
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(inputs.expose()).ok()?;
+    let url = fields.get("webhook_url")?.as_str()?.to_owned();
+    let header = match (
+        fields
+            .get("webhook_auth_header_name")
+            .and_then(|v| v.as_str()),
+        fields
+            .get("webhook_auth_header_value")
+            .and_then(|v| v.as_str()),
+    ) {
+        (Some(name), Some(value)) => Some((name.to_owned(), value.to_owned())),
+        _ => None,
+    };
+    Some(Target { url, header })
+}
+
+/// When the next delivery round is due at the latest (the loop also wakes on new ones).
+pub fn next_round(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::seconds(5)
+}

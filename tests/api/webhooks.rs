@@ -1,0 +1,195 @@
+//! AssemblyAI's completion webhook through the durable outbox: retried with backoff until
+//! the receiver takes it, delivered exactly once, across a restart too; never sent once the
+//! transcript (and with it the URL) is deleted; no URL or secret in the operators' view.
+
+use crate::helpers::*;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// A receiver that fails its first `failures` calls with 500, then answers 200; it records
+/// every call's auth header and body.
+struct Receiver {
+    url: String,
+    calls: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+}
+
+async fn receiver(failures: usize) -> Receiver {
+    let calls: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let mut calls = seen.lock().expect("calls");
+                let auth = headers
+                    .get("x-hook-auth")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                calls.push((auth, body.0));
+                if calls.len() <= failures {
+                    AxumStatus::INTERNAL_SERVER_ERROR
+                } else {
+                    AxumStatus::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/hook?token=HOOK-URL-SECRET",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+    Receiver { url, calls }
+}
+
+/// A completed transcript that asked for a webhook at `url`.
+async fn transcript_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
+    let t = app
+        .create_transcript(
+            key,
+            json!({
+                "audio_url": "https://example.com/a.mp3",
+                "webhook_url": url,
+                "webhook_auth_header_name": "X-Hook-Auth",
+                "webhook_auth_header_value": "HOOK-HEADER-SECRET",
+            }),
+        )
+        .await;
+    let id = t["id"].as_str().expect("id").to_owned();
+    let response = app
+        .internal(
+            Method::POST,
+            &format!("/internal/v1/transcripts/{id}/processing"),
+        )
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await;
+    app.complete(&id).await;
+    id
+}
+
+async fn deliveries(app: &TestApp) -> Value {
+    let response = app
+        .admin(Method::GET, "/admin/v1/webhooks/deliveries")
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await
+}
+
+#[tokio::test]
+async fn a_receiver_that_fails_three_times_then_succeeds_gets_exactly_one_delivery_marked_delivered(
+) {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let hook = receiver(3).await;
+    let id = transcript_with_webhook(&app, &key, &hook.url).await;
+    let engine = &app.app.engine;
+
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        engine.deliver_webhooks().await.expect("a round");
+        let list = deliveries(&app).await;
+        let d = &list["deliveries"][0];
+        if d["state"] == "delivered" {
+            break;
+        }
+        let next: chrono::DateTime<chrono::Utc> = d["next_attempt_at"]
+            .as_str()
+            .expect("next")
+            .parse()
+            .expect("time");
+        waits.push((next - app.app.engine.now()).num_seconds());
+        // Not before its time: a round now sends nothing.
+        engine.deliver_webhooks().await.expect("a round");
+        app.clock.advance(next - app.app.engine.now());
+    }
+    assert_eq!(waits, [10, 20, 40], "backoff doubles from 10 s");
+    let list = deliveries(&app).await;
+    let all = list["deliveries"].as_array().expect("deliveries");
+    assert_eq!(all.len(), 1, "one delivery for one completion: {list}");
+    assert_eq!(all[0]["state"], "delivered");
+    assert_eq!(all[0]["attempts"], 4);
+    assert_eq!(all[0]["last_status"], 200);
+    assert_eq!(all[0]["transcript_id"], id.as_str());
+
+    // Later rounds send nothing more.
+    app.clock.advance(chrono::Duration::hours(2));
+    engine.deliver_webhooks().await.expect("a round");
+    let calls = hook.calls.lock().expect("calls").clone();
+    assert_eq!(calls.len(), 4, "three failures and one success");
+    for (auth, body) in &calls {
+        assert_eq!(
+            auth.as_deref(),
+            Some("HOOK-HEADER-SECRET"),
+            "the customer's header"
+        );
+        assert_eq!(body, &json!({"transcript_id": id, "status": "completed"}));
+    }
+    // The operators' view names no URL and no secret.
+    let text = list.to_string();
+    assert!(
+        !text.contains("HOOK-URL-SECRET")
+            && !text.contains("HOOK-HEADER-SECRET")
+            && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_delivery_survives_a_restart_and_is_sent_once() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let hook = receiver(0).await;
+    transcript_with_webhook(&app, &key, &hook.url).await;
+    assert_eq!(deliveries(&app).await["deliveries"][0]["state"], "pending");
+
+    // Another process over the same data dir (a restart): it sends the delivery.
+    let restarted = lethe::startup::App::build(
+        (*app.app.config).clone(),
+        std::sync::Arc::new(app.clock.clone()),
+    )
+    .await
+    .expect("restarted");
+    let round = restarted.engine.deliver_webhooks().await.expect("a round");
+    assert_eq!(round.delivered, 1);
+    // Neither the old process nor the new one sends it again.
+    app.clock.advance(chrono::Duration::hours(1));
+    app.app.engine.deliver_webhooks().await.expect("a round");
+    restarted.engine.deliver_webhooks().await.expect("a round");
+    assert_eq!(hook.calls.lock().expect("calls").len(), 1);
+    assert_eq!(
+        deliveries(&app).await["deliveries"][0]["state"],
+        "delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_is_never_sent_once_its_transcript_is_deleted() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let hook = receiver(0).await;
+    let id = transcript_with_webhook(&app, &key, &hook.url).await;
+    let response = app.delete_transcript(&key, &id).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let round = app.app.engine.deliver_webhooks().await.expect("a round");
+    assert_eq!(round.abandoned, 1);
+    assert!(hook.calls.lock().expect("calls").is_empty());
+    let d = &deliveries(&app).await["deliveries"][0];
+    assert_eq!(d["state"], "abandoned");
+}
+
+#[tokio::test]
+async fn a_transcript_without_a_webhook_url_adds_nothing_to_the_outbox() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    app.completed_transcript(&key).await;
+    assert_eq!(deliveries(&app).await["deliveries"], json!([]));
+}
