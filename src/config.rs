@@ -344,7 +344,17 @@ impl Config {
             tls_key: optional("tls_key").map(PathBuf::from),
             tls_profile,
             master_key: optional("master_key").map(SecretString::from),
-            log_name: optional("log_name"),
+            log_name: match get("log_name") {
+                // A signed note's key name: no whitespace, no `+`, not empty.
+                Some((v, from)) if v.is_empty() || v.contains('+') || v.chars().any(char::is_whitespace) => {
+                    return Err(invalid(
+                        from.clone(),
+                        v.clone(),
+                        "must be a non-empty name without spaces or '+', e.g. example.com/lethe-deletions",
+                    ))
+                }
+                other => other.map(|(v, _)| v.clone()),
+            },
             log_signing_key: optional("log_signing_key").map(SecretString::from),
         };
         Ok(config)
@@ -540,6 +550,17 @@ mod tests {
         .expect("loads");
         assert_eq!(c.public_base_url(), "https://127.0.0.1:8080");
         assert_eq!(c.log_name(), "127.0.0.1/lethe-deletions");
+    }
+
+    #[test]
+    fn a_log_name_that_would_break_the_signed_checkpoint_is_refused() {
+        for bad in ["two words", "a+b", "line\nbreak"] {
+            let err = Config::load_from(None, env(&[("LETHE_LOG_NAME", bad)])).expect_err(bad);
+            assert!(err.to_string().contains("LETHE_LOG_NAME"), "{err}");
+        }
+        let c = Config::load_from(None, env(&[("LETHE_LOG_NAME", "example.com/log")]))
+            .expect("a good name");
+        assert_eq!(c.log_name(), "example.com/log");
     }
 
     #[test]

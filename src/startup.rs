@@ -356,6 +356,7 @@ impl App {
             config.platform_policy(),
             config.claim_lease,
             signer,
+            &config.public_base_url(),
         );
         let sweeper = Arc::new(Sweeper::new(engine.clone(), SweeperConfig::from(&config)));
         App {

@@ -79,6 +79,16 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a webhook announces: AssemblyAI's completion webhook of a transcript
+    /// (`{"transcript_id", "status"}`), or Lethe's deletion event to an account's
+    /// deletion webhook.
+    WebhookEvent {
+        TranscriptStatus => "transcript.status",
+        TranscriptDeleted => "transcript.deleted",
+    }
+);
+
+string_enum!(
     /// Where a webhook delivery is: `pending` until the receiver answers 2xx
     /// (`delivered`), the attempts run out (`failed`) or its target is gone with the
     /// transcript (`abandoned`).

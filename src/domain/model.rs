@@ -46,6 +46,22 @@ pub struct Account {
     /// The account's active legal holds, read with the account (placed and released
     /// through their own calls, never written with the account).
     pub holds: Vec<LegalHold>,
+    /// Where `transcript.deleted` events go (set through its own call).
+    pub deletion_webhook: Option<DeletionWebhook>,
+}
+
+/// An account's deletion webhook: its URL and the secret events are signed with. Neither
+/// appears in a debug print, a log line or an export.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeletionWebhook {
+    pub url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for DeletionWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeletionWebhook { .. }")
+    }
 }
 
 impl Account {
@@ -71,6 +87,7 @@ impl Account {
             }],
             settings,
             holds: Vec::new(),
+            deletion_webhook: None,
             policy_version: 1,
             created_at: now,
             retention_job: None,
@@ -370,17 +387,18 @@ impl LegalHold {
     }
 }
 
-/// One webhook call in the outbox: AssemblyAI's completion webhook of a transcript
-/// (`{"transcript_id", "status"}`). The target URL and auth header are content: they are
-/// never stored here but read from the transcript's text inputs when delivering, so they
-/// go with the transcript.
+/// One webhook call in the outbox. The target is never stored here: a completion
+/// webhook's URL and auth header are content, read from the transcript's text inputs when
+/// delivering (so they go with the transcript); a deletion event goes to the account's
+/// deletion webhook as it is when delivering.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WebhookDelivery {
     pub id: uuid::Uuid,
     pub account_id: AccountId,
     pub transcript_id: TranscriptId,
-    /// The status announced: `completed` or `error`.
-    pub status: TranscriptStatus,
+    pub event: WebhookEvent,
+    /// The JSON body sent (ids, status or reason and times; never content).
+    pub payload: serde_json::Value,
     pub state: DeliveryState,
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,

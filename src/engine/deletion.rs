@@ -41,6 +41,62 @@ pub struct DeletionOutcome {
 /// again; a release ends the parking at once.
 pub const HOLD_RECHECK: chrono::Duration = chrono::Duration::hours(1);
 
+/// The `transcript.deleted` events of the transcripts this batch deletes (their winning
+/// final transcripts), for accounts with a deletion webhook.
+async fn deletion_events(
+    backends: &Backends,
+    gone: &[Artifact],
+    winners: &HashSet<ArtifactId>,
+    known: Option<&crate::domain::Account>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::domain::WebhookDelivery>, StorageError> {
+    let finals: Vec<&Artifact> = gone.iter().filter(|a| winners.contains(&a.id)).collect();
+    let mut hooked: HashMap<crate::domain::AccountId, bool> = HashMap::new();
+    let mut events = Vec::new();
+    for a in finals {
+        let Some(transcript) = a.transcript_id else {
+            continue;
+        };
+        let wants = match hooked.get(&a.account_id) {
+            Some(wants) => *wants,
+            None => {
+                let wants = match known.filter(|k| k.id == a.account_id) {
+                    Some(account) => account.deletion_webhook.is_some(),
+                    None => backends
+                        .accounts
+                        .account(a.account_id)
+                        .await?
+                        .is_some_and(|account| account.deletion_webhook.is_some()),
+                };
+                hooked.insert(a.account_id, wants);
+                wants
+            }
+        };
+        if wants {
+            events.push(crate::domain::WebhookDelivery {
+                id: crate::domain::new_id(now),
+                account_id: a.account_id,
+                transcript_id: transcript,
+                event: crate::domain::WebhookEvent::TranscriptDeleted,
+                payload: serde_json::json!({
+                    "event": "transcript.deleted",
+                    "transcript_id": transcript,
+                    "reason": a.reason_for_deletion().as_str(),
+                    "deleted_at": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                }),
+                state: crate::domain::DeliveryState::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                last_status: None,
+                last_error: None,
+                created_at: now,
+                delivered_at: None,
+            });
+        }
+    }
+    Ok(events)
+}
+
 /// The claimed artifacts an active legal hold covers (one query for the batch's accounts;
 /// an upload is covered by a hold on any transcript made from it).
 async fn held_artifacts(
@@ -96,9 +152,9 @@ pub struct Known {
     /// `Some(list)`: the artifacts of `transcripts` that are neither deleted nor in the
     /// batch (possibly none); `None`: read them here.
     pub remaining: Option<Vec<Artifact>>,
-    /// `Some(holds)`: the active legal holds of every account in the batch (read with the
-    /// account); `None`: read them here.
-    pub holds: Option<Vec<crate::domain::LegalHold>>,
+    /// The account of the whole batch, as the caller read it (its active legal holds and
+    /// deletion webhook); `None`: read what is needed here.
+    pub account: Option<crate::domain::Account>,
 }
 
 /// Runs steps 2–7 for `claimed` (held under `claim`).
@@ -135,7 +191,12 @@ pub async fn delete_claimed_knowing(
     // Legal holds: nothing a hold covers is deleted, whichever path claimed it (a pass, a
     // customer request, the cascade, a repair). Held artifacts are parked — live again,
     // out of the due index until HOLD_RECHECK — and a release makes them due at once.
-    let held = held_artifacts(backends, &claimed, known.holds).await?;
+    let held = held_artifacts(
+        backends,
+        &claimed,
+        known.account.as_ref().map(|a| a.holds.clone()),
+    )
+    .await?;
     if !held.is_empty() {
         let ids: Vec<ArtifactId> = held.iter().copied().collect();
         backends.index.park(&ids, claim, now + HOLD_RECHECK).await?;
@@ -328,15 +389,21 @@ pub async fn delete_claimed_knowing(
     recheck.sort();
     recheck.dedup();
 
-    // Steps 6 and 7: tombstones, then the index.
+    // Steps 6 and 7: tombstones (with the deletion events of accounts that asked for
+    // them, in the same transaction), then the index.
     let mut tombstones: Vec<Tombstone> = gone
         .iter()
         .map(|a| Tombstone::for_artifact(a, now, &claim.owner))
         .collect();
     if !tombstones.is_empty() {
+        let events =
+            deletion_events(backends, &gone, &winners, known.account.as_ref(), now).await?;
         // A deletion redone after a crash keeps its first tombstone, and the index says
         // the same.
-        tombstones = backends.audit.record_tombstones(&tombstones).await?;
+        tombstones = backends
+            .audit
+            .record_tombstones(&tombstones, &events)
+            .await?;
         backends.index.finish(&tombstones).await?;
     }
     for t in &tombstones {

@@ -19,9 +19,12 @@ impl Engine {
         reason: &str,
     ) -> Result<LegalHold> {
         let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > HOLD_REASON_MAX {
+        if reason.is_empty()
+            || reason.chars().count() > HOLD_REASON_MAX
+            || reason.chars().any(|c| c.is_control() && c != '\n')
+        {
             return Err(EngineError::Invalid(format!(
-                "reason is required: a non-empty text of at most {HOLD_REASON_MAX} characters"
+                "reason is required: a non-empty text of at most {HOLD_REASON_MAX} characters, without control characters"
             )));
         }
         let account = self.account(account_id).await?;

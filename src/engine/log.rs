@@ -31,9 +31,14 @@ impl std::fmt::Debug for LogSigner {
     }
 }
 
-/// The log's leaf hashes read so far, in order.
+/// The log's leaf hashes read so far, in order, and the last tree head computed (by
+/// size: the head of the first n leaves never changes), so serving the current
+/// checkpoint again costs no hashing.
 #[derive(Debug, Default)]
-pub(super) struct LeafCache(tokio::sync::Mutex<Vec<Hash>>);
+pub(super) struct LeafCache(
+    tokio::sync::Mutex<Vec<Hash>>,
+    std::sync::Mutex<Option<(usize, Hash)>>,
+);
 
 /// A proof that the log at `new_size` extends the log at `old_size` (RFC 6962 §2.1.2),
 /// with the signed checkpoint at `new_size`.
@@ -81,10 +86,20 @@ impl Engine {
     }
 
     fn sign(&self, leaves: &[Hash]) -> (Checkpoint, String) {
+        let cached = *self.leaves.1.lock().unwrap_or_else(|p| p.into_inner());
+        let root = match cached {
+            Some((size, root)) if size == leaves.len() => root,
+            _ => {
+                let root = merkle::root(leaves);
+                *self.leaves.1.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((leaves.len(), root));
+                root
+            }
+        };
         let checkpoint = Checkpoint {
             origin: self.signer.name.clone(),
             size: leaves.len() as u64,
-            root: merkle::root(leaves),
+            root,
         };
         let note = checkpoint.sign(&self.signer.key, &self.signer.name);
         (checkpoint, note)
@@ -95,13 +110,14 @@ impl Engine {
         self.with_leaves(|leaves| self.sign(leaves).1).await
     }
 
-    /// The receipt of a transcript's deletion: each deleted artifact's tombstone (the
-    /// transcript's own, and its upload's) with its inclusion proof in a checkpoint signed
-    /// now. Another account's transcript is not found; one with nothing deleted yet is
+    /// The receipt of a transcript's deletion: each deleted artifact of the transcript
+    /// with its tombstone and inclusion proof in a checkpoint signed now. (An upload is
+    /// recorded without a transcript — several may share it — so its deletion is not part
+    /// of a transcript's receipt; its tombstone is in the retention view.) Another account's transcript is not found; one with nothing deleted yet is
     /// [`EngineError::NothingDeleted`].
     pub async fn receipt(&self, account: &Account, id: TranscriptId) -> Result<Receipt> {
-        let transcript = self.transcript(account, id).await?;
-        let mut ids: Vec<ArtifactId> = self
+        self.transcript(account, id).await?;
+        let ids: Vec<ArtifactId> = self
             .backends
             .index
             .artifacts_for_transcript(id)
@@ -109,8 +125,8 @@ impl Engine {
             .iter()
             .map(|a| a.id)
             .collect();
-        ids.extend(transcript.upload_id);
-        let logged = self.backends.audit.logged_tombstones(&ids).await?;
+        let mut logged = self.backends.audit.logged_tombstones(&ids).await?;
+        logged.retain(|(_, t)| t.transcript_id == Some(id));
         if logged.is_empty() {
             return Err(EngineError::NothingDeleted);
         }

@@ -14,6 +14,7 @@
 //! independent check.
 
 pub mod accounts;
+pub mod dashboard;
 pub mod deletion;
 pub mod holds;
 pub mod log;
@@ -24,6 +25,7 @@ pub mod training;
 pub mod transcripts;
 pub mod uploads;
 pub mod usage;
+pub mod webhooks;
 
 pub use log::{ConsistencyProof, LogSigner};
 pub use operations::DueBatch;
@@ -75,6 +77,10 @@ pub enum EngineError {
         "a legal hold applies to this transcript; it cannot be deleted until the hold is released"
     )]
     Held,
+    #[error(
+        "a legal hold applies to this content; it cannot be deleted until the hold is released"
+    )]
+    HeldArtifact,
     #[error("nothing of this transcript has been deleted yet, so there is no receipt; ask again once it is deleted")]
     NothingDeleted,
     #[error(transparent)]
@@ -101,6 +107,12 @@ pub struct Engine {
     /// Signs the deletion log's checkpoints.
     signer: LogSigner,
     leaves: Arc<log::LeafCache>,
+    /// Sends webhooks (redirects are not followed: a receiver answers for itself).
+    http: reqwest::Client,
+    /// Notified when a webhook delivery is added.
+    webhooks_due: Arc<Notify>,
+    /// Base of the URLs handed out (a deletion event's `receipt_url`).
+    public_base_url: Arc<str>,
 }
 
 impl Engine {
@@ -110,6 +122,7 @@ impl Engine {
         platform: PlatformPolicy,
         claim_lease: Duration,
         signer: LogSigner,
+        public_base_url: &str,
     ) -> Self {
         Self {
             backends,
@@ -121,6 +134,13 @@ impl Engine {
             metrics: Arc::new(Metrics::new()),
             signer,
             leaves: Arc::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("lethe/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+            webhooks_due: Arc::new(Notify::new()),
+            public_base_url: public_base_url.trim_end_matches('/').into(),
         }
     }
 

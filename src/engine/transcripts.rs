@@ -595,7 +595,7 @@ impl Engine {
                 transcripts: std::collections::HashMap::from([(id, transcript.clone())]),
                 // What another pass holds right now: it finishes those.
                 remaining: Some(live.into_iter().filter(|a| !held.contains(&a.id)).collect()),
-                holds: Some(account.holds.clone()),
+                account: Some(account.clone()),
             };
             let outcome = deletion::delete_claimed_knowing(
                 &self.backends,

@@ -230,6 +230,15 @@ impl Engine {
         id: ArtifactId,
     ) -> Result<Artifact> {
         let artifact = self.standalone_artifact(account, kind, id).await?;
+        let transcripts: Vec<_> = artifact.transcript_id.into_iter().collect();
+        if artifact.state != ArtifactState::Deleted
+            && account
+                .holds
+                .iter()
+                .any(|h| h.covers(account.id, &transcripts))
+        {
+            return Err(EngineError::HeldArtifact);
+        }
         if artifact.state != ArtifactState::Deleted {
             let now = self.now();
             let outcome = self.delete_now(&[id], now).await?;

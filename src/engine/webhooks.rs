@@ -1,4 +1,9 @@
-//! AssemblyAI's completion webhook through a durable outbox. When a transcript reaches
+//! Webhooks through a durable outbox: AssemblyAI's completion webhook, and Lethe's
+//! `transcript.deleted` events to an account's deletion webhook (written to the outbox in
+//! the transaction that records the tombstones, signed with HMAC-SHA256 under the
+//! account's secret in `X-Lethe-Signature`).
+//!
+//! Completion webhooks: When a transcript reaches
 //! `completed` or `error`, the transcript is written unsettled in the same write; settling
 //! it (at once, or by the next pass after a crash) adds one outbox row, idempotently, before
 //! recording it settled — so no completion is lost and none is announced twice. A delivery
@@ -10,14 +15,16 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::domain::{DeliveryState, TranscriptId, WebhookDelivery};
+use crate::domain::{DeletionWebhook, DeliveryState, TranscriptId, WebhookDelivery, WebhookEvent};
 
 /// Attempts before a delivery is `failed`: about 11 hours of backoff.
 pub const MAX_ATTEMPTS: u32 = 12;
 /// Deliveries one round sends at most.
 const ROUND: u32 = 50;
-/// How long a claimed delivery is held while it is being sent.
-const SEND_LEASE: Duration = Duration::minutes(2);
+/// How long a claimed delivery is held while it is being sent: far longer than a round.
+const SEND_LEASE: Duration = Duration::minutes(5);
+/// Receivers called at once in a round.
+const CONCURRENCY: usize = 16;
 /// The time limit of one call to a receiver.
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -36,10 +43,25 @@ pub struct DeliveryRound {
     pub abandoned: u64,
 }
 
-/// Where a webhook goes: the transcript's `webhook_url` and optional auth header.
+/// Where a webhook goes: the transcript's `webhook_url` and optional auth header, or the
+/// account's deletion webhook with the secret its events are signed with.
 struct Target {
     url: String,
     header: Option<(String, String)>,
+    signing_secret: Option<String>,
+}
+
+/// The header a deletion event's signature travels in: `sha256=<hex HMAC-SHA256 of the
+/// body under the account's secret>`.
+pub const SIGNATURE_HEADER: &str = "X-Lethe-Signature";
+
+/// `sha256=<hex>` of `body` under `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 impl Engine {
@@ -70,7 +92,8 @@ impl Engine {
                 id: crate::domain::new_id(now),
                 account_id: t.account_id,
                 transcript_id: t.id,
-                status: t.status,
+                event: WebhookEvent::TranscriptStatus,
+                payload: serde_json::json!({"transcript_id": t.id, "status": t.status}),
                 state: DeliveryState::Pending,
                 attempts: 0,
                 next_attempt_at: now,
@@ -93,52 +116,82 @@ impl Engine {
 
     /// One delivery round: claims what is due now and sends it.
     pub async fn deliver_webhooks(&self) -> Result<DeliveryRound> {
+        use futures::StreamExt;
         let now = self.now();
         let claimed = self
             .backends
             .audit
             .claim_webhooks(now, now + SEND_LEASE, ROUND)
             .await?;
+        // Concurrently, so one slow receiver does not hold up the others; a round takes at
+        // most ROUND / CONCURRENCY send timeouts, well inside the claim's lease.
+        let attempts: Vec<Result<WebhookDelivery>> = futures::stream::iter(claimed)
+            .map(|d| self.attempt(d, now))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut round = DeliveryRound::default();
-        for mut d in claimed {
-            d.attempts += 1;
-            match self.webhook_target(d.account_id, d.transcript_id).await? {
-                None => {
-                    d.state = DeliveryState::Abandoned;
-                    d.last_error = Some(
-                        "the transcript, with its webhook URL, was deleted before delivery".into(),
-                    );
-                    round.abandoned += 1;
-                }
-                Some(target) => match self.send(&target, &d).await {
-                    Ok(status) if (200..300).contains(&status) => {
-                        d.state = DeliveryState::Delivered;
-                        d.last_status = Some(status);
-                        d.last_error = None;
-                        d.delivered_at = Some(self.now());
-                        round.delivered += 1;
-                    }
-                    outcome => {
-                        let (status, error) = match outcome {
-                            Ok(status) => (Some(status), format!("the receiver answered {status}")),
-                            Err(error) => (None, error),
-                        };
-                        d.last_status = status;
-                        d.last_error = Some(error);
-                        if d.attempts >= MAX_ATTEMPTS {
-                            d.state = DeliveryState::Failed;
-                            round.failed += 1;
-                        } else {
-                            d.next_attempt_at = now + backoff(d.attempts);
-                            round.retrying += 1;
-                        }
-                    }
-                },
+        for d in attempts {
+            let d = d?;
+            match d.state {
+                DeliveryState::Delivered => round.delivered += 1,
+                DeliveryState::Failed => round.failed += 1,
+                DeliveryState::Abandoned => round.abandoned += 1,
+                DeliveryState::Pending => round.retrying += 1,
             }
-            tracing::info!(delivery_id = %d.id, transcript_id = %d.transcript_id, state = %d.state, attempts = d.attempts, "webhook attempt");
-            self.backends.audit.update_webhook(&d).await?;
         }
         Ok(round)
+    }
+
+    /// One attempt at one delivery, recorded.
+    async fn attempt(&self, mut d: WebhookDelivery, now: DateTime<Utc>) -> Result<WebhookDelivery> {
+        d.attempts += 1;
+        let target = match d.event {
+            WebhookEvent::TranscriptStatus => {
+                self.webhook_target(d.account_id, d.transcript_id).await?
+            }
+            WebhookEvent::TranscriptDeleted => self.deletion_target(d.account_id).await?,
+        };
+        match target {
+            None => {
+                d.state = DeliveryState::Abandoned;
+                d.last_error = Some(
+                    match d.event {
+                        WebhookEvent::TranscriptStatus => {
+                            "the transcript, with its webhook URL, was deleted before delivery"
+                        }
+                        WebhookEvent::TranscriptDeleted => {
+                            "the account no longer has a deletion webhook"
+                        }
+                    }
+                    .into(),
+                );
+            }
+            Some(target) => match self.send(&target, &d).await {
+                Ok(status) if (200..300).contains(&status) => {
+                    d.state = DeliveryState::Delivered;
+                    d.last_status = Some(status);
+                    d.last_error = None;
+                    d.delivered_at = Some(self.now());
+                }
+                outcome => {
+                    let (status, error) = match outcome {
+                        Ok(status) => (Some(status), format!("the receiver answered {status}")),
+                        Err(error) => (None, error),
+                    };
+                    d.last_status = status;
+                    d.last_error = Some(error);
+                    if d.attempts >= MAX_ATTEMPTS {
+                        d.state = DeliveryState::Failed;
+                    } else {
+                        d.next_attempt_at = now + backoff(d.attempts);
+                    }
+                }
+            },
+        }
+        tracing::info!(delivery_id = %d.id, transcript_id = %d.transcript_id, state = %d.state, attempts = d.attempts, "webhook attempt");
+        self.backends.audit.update_webhook(&d).await?;
+        Ok(d)
     }
 
     /// The outbox, by id after `after`.
@@ -166,20 +219,48 @@ impl Engine {
         }
     }
 
+    /// The account's deletion webhook, as it is now.
+    async fn deletion_target(&self, account: crate::domain::AccountId) -> Result<Option<Target>> {
+        Ok(self
+            .backends
+            .accounts
+            .account(account)
+            .await?
+            .and_then(|a| a.deletion_webhook)
+            .map(|DeletionWebhook { url, secret }| Target {
+                url,
+                header: None,
+                signing_secret: Some(secret),
+            }))
+    }
+
+    /// The body of a delivery: its payload, and for a deletion event the receipt's URL.
+    fn body_of(&self, d: &WebhookDelivery) -> Vec<u8> {
+        let mut body = d.payload.clone();
+        if d.event == WebhookEvent::TranscriptDeleted {
+            body["receipt_url"] = serde_json::json!(format!(
+                "{}/v2/transcript/{}/receipt",
+                self.public_base_url, d.transcript_id
+            ));
+        }
+        body.to_string().into_bytes()
+    }
+
     /// One POST; the HTTP status, or why there was none (never naming the URL).
     async fn send(&self, target: &Target, d: &WebhookDelivery) -> Result<u16, String> {
-        let mut request =
-            self.http
-                .post(&target.url)
-                .timeout(SEND_TIMEOUT)
-                .json(&serde_json::json!({
-                    "transcript_id": d.transcript_id,
-                    "status": d.status,
-                }));
+        let body = self.body_of(d);
+        let mut request = self
+            .http
+            .post(&target.url)
+            .timeout(SEND_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some((name, value)) = &target.header {
             request = request.header(name.as_str(), value.as_str());
         }
-        match request.send().await {
+        if let Some(secret) = &target.signing_secret {
+            request = request.header(SIGNATURE_HEADER, signature(secret, &body));
+        }
+        match request.body(body).send().await {
             Ok(response) => Ok(response.status().as_u16()),
             Err(error) => Err(describe(&error)),
         }
@@ -215,10 +296,55 @@ fn target_of(inputs: &Content) -> Option<Target> {
         (Some(name), Some(value)) => Some((name.to_owned(), value.to_owned())),
         _ => None,
     };
-    Some(Target { url, header })
+    Some(Target {
+        url,
+        header,
+        signing_secret: None,
+    })
 }
 
 /// When the next delivery round is due at the latest (the loop also wakes on new ones).
 pub fn next_round(now: DateTime<Utc>) -> DateTime<Utc> {
     now + Duration::seconds(5)
+}
+
+impl Engine {
+    /// Sets the account's deletion webhook to `url` with a new secret, returned this once;
+    /// `None` removes it. The URL must be an absolute http(s) URL.
+    pub async fn set_deletion_webhook(
+        &self,
+        account: crate::domain::AccountId,
+        url: Option<&str>,
+    ) -> Result<Option<String>> {
+        let webhook = match url {
+            None => None,
+            Some(url) => {
+                check_webhook_url(url)?;
+                Some(DeletionWebhook {
+                    url: url.to_owned(),
+                    secret: format!("whsec_{}", crate::domain::ApiKey::generate().expose()),
+                })
+            }
+        };
+        self.backends
+            .accounts
+            .set_deletion_webhook(account, webhook.as_ref())
+            .await?;
+        tracing::info!(%account, set = webhook.is_some(), "deletion webhook changed");
+        Ok(webhook.map(|w| w.secret))
+    }
+}
+
+/// A deletion webhook URL Lethe will call: absolute http(s), at most 2048 characters.
+pub fn check_webhook_url(url: &str) -> Result<()> {
+    let ok = url.len() <= 2048
+        && url::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    match ok {
+        true => Ok(()),
+        false => Err(EngineError::Invalid(
+            "deletion_webhook_url must be an absolute http(s) URL of at most 2048 characters"
+                .into(),
+        )),
+    }
 }

@@ -47,6 +47,20 @@ pub async fn put_retention(
         model_training_opt_out: take_bool(&mut body, "model_training_opt_out")?,
         ..SettingsPatch::default()
     };
+    // Some(Some(url)): set (a new secret); Some(None): remove; None: unchanged.
+    let webhook = match body.remove("deletion_webhook_url") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(url)) => {
+            crate::engine::webhooks::check_webhook_url(&url)?;
+            Some(Some(url))
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "deletion_webhook_url must be an absolute http(s) URL, or null",
+            ))
+        }
+    };
     reject_unknown(
         &body,
         &[
@@ -64,6 +78,26 @@ pub async fn put_retention(
             "impact": impact,
         })));
     }
-    let account = state.engine.update_settings(account.id, &patch).await?;
-    Ok(Json(render_settings(&account)))
+    let changes_settings = patch.transcript_ttl.is_some()
+        || patch.upload_ttl.is_some()
+        || patch.model_training_opt_out.is_some()
+        || webhook.is_none();
+    let mut account = match changes_settings {
+        true => state.engine.update_settings(account.id, &patch).await?,
+        false => account,
+    };
+    let mut secret = None;
+    if let Some(url) = webhook {
+        secret = state
+            .engine
+            .set_deletion_webhook(account.id, url.as_deref())
+            .await?;
+        account = state.engine.account(account.id).await?;
+    }
+    let mut rendered = render_settings(&account);
+    if let Some(secret) = secret {
+        // Shown this once: only its holder can check the signatures.
+        rendered["deletion_webhook_secret"] = json!(secret);
+    }
+    Ok(Json(rendered))
 }

@@ -436,6 +436,23 @@ impl TranscriptRequest {
             if !token {
                 return bad("webhook_auth_header_name must be an HTTP header name".into());
             }
+            // Headers that frame or route the request are Lethe's to set.
+            const RESERVED: [&str; 9] = [
+                "host",
+                "content-length",
+                "content-type",
+                "transfer-encoding",
+                "connection",
+                "te",
+                "upgrade",
+                "trailer",
+                "x-lethe-signature",
+            ];
+            if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+                return bad(format!(
+                    "webhook_auth_header_name cannot be {name}: that header is set by the server"
+                ));
+            }
         }
         if let Some(su) = &self.speech_understanding {
             let size = serde_json::to_vec(su).map_or(usize::MAX, |v| v.len());
@@ -642,6 +659,7 @@ pub fn render_settings(account: &Account) -> Value {
         "mode": s.mode(),
         "policy_version": account.policy_version,
         "retention_change": change,
+        "deletion_webhook_url": account.deletion_webhook.as_ref().map(|w| w.url.as_str()),
     })
 }
 

@@ -92,7 +92,10 @@ impl From<EngineError> for ApiError {
             }
             EngineError::InvalidSettings(e) => ApiError::BadRequest(e.to_string()),
             EngineError::Invalid(message) => ApiError::BadRequest(message),
-            EngineError::Concurrent | EngineError::NothingDeleted | EngineError::Held => {
+            EngineError::Concurrent
+            | EngineError::NothingDeleted
+            | EngineError::Held
+            | EngineError::HeldArtifact => {
                 ApiError::Conflict(error.to_string())
             }
             EngineError::Storage(e) => e.into(),

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod dashboard;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -20,6 +21,7 @@ pub mod tokens;
 pub mod training;
 pub mod transcripts;
 pub mod uploads;
+pub mod webhooks;
 
 pub use openapi::document_json as openapi_json;
 pub use tokens::{token_matches, Tokens};
@@ -84,6 +86,7 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(receipts::consistency))
         .routes(routes!(holds::create_hold, holds::list_holds))
         .routes(routes!(holds::release_hold))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(account::get_retention, account::put_retention))
         .routes(routes!(admin::create_account))
         .routes(routes!(admin::get_account, admin::patch_account))
@@ -136,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     routes
         .route("/openapi.json", get(openapi::serve))
         .fallback(unknown_endpoint)
+        .layer(middleware::from_fn(one_value_per_parameter))
         .layer(middleware::map_response(json_errors))
         .layer({
             let metrics = state.engine.metrics().clone();
@@ -155,6 +159,7 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("http", method = %request.method(), route)
             }),
         )
+        .merge(dashboard::routes(state.clone()))
         .with_state(state)
 }
 
@@ -166,6 +171,23 @@ async fn unknown_endpoint() -> Response {
 }
 
 /// Gives error responses that axum or tower produced themselves our JSON shape.
+/// A query parameter given twice (`?dry_run=true&dry_run=false`) is refused: which one
+/// wins is not something a request should leave to chance.
+async fn one_value_per_parameter(request: Request, next: middleware::Next) -> Response {
+    if let Some(query) = request.uri().query() {
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+            if !seen.insert(name.clone()) {
+                return error::error_body(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the query parameter {name:?} is given more than once"),
+                );
+            }
+        }
+    }
+    next.run(request).await
+}
+
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response

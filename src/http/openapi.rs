@@ -214,6 +214,12 @@ pub struct AccountRetention {
     /// A change that shortens existing schedules, while it is being applied to them
     /// (reads already honour it); null when none is in progress.
     pub retention_change: Option<RetentionChange>,
+    /// Where `transcript.deleted` events go; null when none is set.
+    pub deletion_webhook_url: Option<String>,
+    /// The secret events are signed with (HMAC-SHA256 of the body, header
+    /// `X-Lethe-Signature: sha256=<hex>`): only in the answer of the PUT that set the URL.
+    #[schema(nullable = false)]
+    pub deletion_webhook_secret: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -233,6 +239,9 @@ pub struct AccountRetentionUpdate {
     pub transcript_ttl_seconds: Option<i64>,
     pub upload_ttl_seconds: Option<i64>,
     pub model_training_opt_out: Option<bool>,
+    /// An absolute http(s) URL for `transcript.deleted` events, or null to stop them; a new
+    /// signing secret is made and shown once in the answer.
+    pub deletion_webhook_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

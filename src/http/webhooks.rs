@@ -19,8 +19,8 @@ pub struct DeliveryBody {
     pub id: Uuid,
     pub account_id: Uuid,
     pub transcript_id: Uuid,
-    /// The transcript status announced: `completed` or `error`.
-    pub status: String,
+    /// `transcript.status` (AssemblyAI's completion webhook) or `transcript.deleted`.
+    pub event: String,
     /// `pending`, `delivered`, `failed` (attempts ran out) or `abandoned` (the transcript,
     /// and with it the webhook URL, was deleted first).
     pub state: String,
@@ -40,7 +40,7 @@ impl From<&WebhookDelivery> for DeliveryBody {
             id: d.id,
             account_id: d.account_id,
             transcript_id: d.transcript_id,
-            status: d.status.as_str().to_owned(),
+            event: d.event.as_str().to_owned(),
             state: d.state.as_str().to_owned(),
             attempts: d.attempts,
             next_attempt_at: d.next_attempt_at,

@@ -231,7 +231,7 @@ impl Receipt {
             .into_iter()
             .map(|(t, leaf_index)| {
                 let artifact_id = t.artifact_id;
-                if t.transcript_id.is_some_and(|id| id != transcript_id) {
+                if t.transcript_id != Some(transcript_id) {
                     return Err(BuildError::ForeignTombstone { artifact_id });
                 }
                 let leaf = merkle::leaf_hash(&tombstone_leaf_data(&t));
@@ -446,12 +446,13 @@ pub fn verify(receipt: &Receipt, key: &VerifyingKey) -> Result<Verified, VerifyE
     if decode_hash(&receipt.root_hash, || "root_hash".into())? != checkpoint.root {
         return Err(VerifyError::RootMismatch);
     }
+    let mut seen = std::collections::HashSet::new();
     for (i, entry) in receipt.artifacts.iter().enumerate() {
         let artifact_id = entry.artifact_id;
-        if entry
-            .transcript_id
-            .is_some_and(|id| id != receipt.transcript_id)
-        {
+        // Every entry's leaf names this transcript: an entry recorded without one (an
+        // upload) proves nothing about this transcript and would let a receipt be
+        // re-labelled with any transcript id.
+        if entry.transcript_id != Some(receipt.transcript_id) || !seen.insert(artifact_id) {
             return Err(VerifyError::ForeignArtifact { artifact_id });
         }
         let times = [entry.delete_after, entry.delete_by, Some(entry.deleted_at)];
@@ -637,7 +638,7 @@ mod tests {
     /// created from, 23 and 49 are the transcript's artifacts, the rest other transcripts'.
     fn tombstone(n: u64) -> LeafTombstone {
         let (transcript_id, kind) = match n {
-            0 => (None, "uploaded_audio"),
+            0 => (Some(TRANSCRIPT), "uploaded_audio"),
             23 | 49 => (
                 Some(TRANSCRIPT),
                 ["final_transcript", "text_input"][n as usize % 2],
@@ -780,7 +781,7 @@ mod tests {
                 a.artifact_id
             )
         );
-        assert!(lines[1].contains("(uploaded_audio, recorded without a transcript)"));
+        assert!(lines[1].contains("(uploaded_audio)"), "{}", lines[1]);
         // Through JSON and back, unchanged.
         let json = serde_json::to_string(&r).expect("json");
         assert_eq!(serde_json::from_str::<Receipt>(&json).expect("parse"), r);
@@ -949,15 +950,21 @@ mod tests {
         let own = good.artifacts[1].artifact_id;
         assert_eq!(
             with(&|r| r.transcript_id = Uuid::nil()),
-            Err(VerifyError::ForeignArtifact { artifact_id: own })
+            Err(VerifyError::ForeignArtifact { artifact_id: id }),
+            "a receipt re-labelled with another transcript"
         );
         assert_eq!(
             with(&|r| r.artifacts[1].transcript_id = None),
-            Err(VerifyError::LeafHashMismatch { artifact_id: own })
+            Err(VerifyError::ForeignArtifact { artifact_id: own }),
+            "an entry recorded without a transcript proves nothing about this one"
         );
         assert_eq!(
-            with(&|r| r.artifacts[0].transcript_id = Some(TRANSCRIPT)),
-            Err(VerifyError::LeafHashMismatch { artifact_id: id })
+            with(&|r| {
+                let first = r.artifacts[0].clone();
+                r.artifacts.push(first);
+            }),
+            Err(VerifyError::ForeignArtifact { artifact_id: id }),
+            "an entry twice"
         );
         assert_eq!(
             with(&|r| r.artifacts[0].leaf_index = 50),

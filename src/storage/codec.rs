@@ -60,6 +60,7 @@ pub fn account(
         history,
         retention_job,
         holds: Vec::new(),
+        deletion_webhook: None,
     })
 }
 

@@ -619,14 +619,14 @@ pub async fn audit(log: &dyn AuditLog) {
     let account = sample_account(t0());
     let artifact = due_artifact(&account, None, t0());
     let tomb = Tombstone::for_artifact(&artifact, t0() + Duration::minutes(1), "sweeper-a");
-    log.record_tombstones(std::slice::from_ref(&tomb))
+    log.record_tombstones(std::slice::from_ref(&tomb), &[])
         .await
         .unwrap();
     let again = Tombstone {
         deleted_by: "sweeper-b".into(),
         ..tomb.clone()
     };
-    log.record_tombstones(&[again]).await.unwrap();
+    log.record_tombstones(&[again], &[]).await.unwrap();
     assert_eq!(
         log.tombstone(artifact.id).await.unwrap(),
         Some(tomb.clone()),
@@ -646,8 +646,8 @@ pub async fn audit(log: &dyn AuditLog) {
             Tombstone::for_artifact(&a, t0() + Duration::minutes(i + 1), "sweeper-a")
         })
         .collect();
-    log.record_tombstones(&more).await.unwrap();
-    log.record_tombstones(&more[1..]).await.unwrap();
+    log.record_tombstones(&more, &[]).await.unwrap();
+    log.record_tombstones(&more[1..], &[]).await.unwrap();
     let leaves = log.log_leaves(0, 100).await.unwrap();
     assert_eq!(leaves.len(), 4);
     assert_eq!(
@@ -679,7 +679,8 @@ pub async fn audit(log: &dyn AuditLog) {
         id: new_id(t0()),
         account_id: account.id,
         transcript_id: new_id(t0()),
-        status: TranscriptStatus::Completed,
+        event: crate::domain::WebhookEvent::TranscriptStatus,
+        payload: serde_json::json!({"status": "completed"}),
         state: crate::domain::DeliveryState::Pending,
         attempts: 0,
         next_attempt_at: t0(),
@@ -693,11 +694,18 @@ pub async fn audit(log: &dyn AuditLog) {
         id: new_id(t0()),
         ..delivery.clone()
     };
-    assert!(!log.enqueue_webhook(&again).await.unwrap(), "one per transcript");
+    assert!(
+        !log.enqueue_webhook(&again).await.unwrap(),
+        "one per transcript"
+    );
     let lease = t0() + Duration::minutes(2);
     let claimed = log.claim_webhooks(t0(), lease, 10).await.unwrap();
     assert_eq!(claimed, vec![delivery.clone()]);
-    assert!(log.claim_webhooks(t0(), lease, 10).await.unwrap().is_empty());
+    assert!(log
+        .claim_webhooks(t0(), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let sent = crate::domain::WebhookDelivery {
         state: crate::domain::DeliveryState::Delivered,
         attempts: 1,

@@ -108,6 +108,12 @@ pub trait AccountStore: std::fmt::Debug + Send + Sync + 'static {
         key: &ApiKeyHash,
         now: DateTime<Utc>,
     ) -> Result<()>;
+    /// Sets (or with `None` removes) the account's deletion webhook.
+    async fn set_deletion_webhook(
+        &self,
+        account: AccountId,
+        webhook: Option<&crate::domain::DeletionWebhook>,
+    ) -> Result<()>;
     /// Records a new legal hold.
     async fn create_hold(&self, hold: &LegalHold) -> Result<()>;
     /// Releases the hold at `at` (a released hold stays released, with its first release
@@ -374,10 +380,16 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     /// the tombstones on record, in order: the given one, or for an artifact that already
     /// had one (a deletion redone after a crash), the first.
     ///
+    ///
     /// In the same transaction, each newly recorded tombstone is appended to the deletion
     /// log as one leaf ([`crate::receipts::tombstone_leaf_hash`]), at the next index: leaf
-    /// indexes are dense, in recording order, and a leaf is never rewritten.
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>>;
+    /// indexes are dense, in recording order, and a leaf is never rewritten; and the
+    /// `deliveries` (deletion events) join the webhook outbox, idempotently.
+    async fn record_tombstones(
+        &self,
+        tombstones: &[Tombstone],
+        deliveries: &[WebhookDelivery],
+    ) -> Result<Vec<Tombstone>>;
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>>;
     /// The deletion log's leaf hashes from leaf `from` on, at most `limit`, in order.
     async fn log_leaves(&self, from: u64, limit: u32) -> Result<Vec<[u8; 32]>>;

@@ -10,9 +10,9 @@ use sqlx::Row;
 use super::codec::leaf_hash_from;
 use super::{AccountStore, AuditLog, Result, StorageError};
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, DeliveryState,
-    LegalHold, ReconcileReport, Region, RetentionJob, RetentionSettings, SweepReport, SweepState,
-    Tombstone, TranscriptStatus, UsageKind, UsageRecord, WebhookDelivery,
+    Account, AccountId, ApiKeyHash, ArtifactId, ArtifactKind, DeletionReason, DeletionWebhook,
+    DeliveryState, LegalHold, ReconcileReport, Region, RetentionJob, RetentionSettings,
+    SweepReport, SweepState, Tombstone, UsageKind, UsageRecord, WebhookDelivery, WebhookEvent,
 };
 
 const BACKEND: &str = "postgresql";
@@ -62,7 +62,7 @@ fn account_from_row(row: &PgRow) -> Result<Account> {
     let ttl: Option<i64> = row.try_get("transcript_ttl_seconds")?;
     let history: serde_json::Value = row.try_get("history")?;
     let job: Option<serde_json::Value> = row.try_get("retention_job")?;
-    super::codec::account(
+    let mut account = super::codec::account(
         row.try_get("id")?,
         row.try_get("name")?,
         RetentionSettings {
@@ -79,7 +79,15 @@ fn account_from_row(row: &PgRow) -> Result<Account> {
         job.map(serde_json::from_value)
             .transpose()
             .map_err(|e| corrupt(format!("retention_job: {e}")))?,
-    )
+    )?;
+    account.deletion_webhook = match (
+        row.try_get::<Option<String>, _>("deletion_webhook_url")?,
+        row.try_get::<Option<String>, _>("deletion_webhook_secret")?,
+    ) {
+        (Some(url), Some(secret)) => Some(DeletionWebhook { url, secret }),
+        _ => None,
+    };
+    Ok(account)
 }
 
 /// The JSON columns bound as `jsonb` (a text parameter cast in the statement).
@@ -244,6 +252,22 @@ impl AccountStore for PostgresStore {
         Ok(())
     }
 
+    async fn set_deletion_webhook(
+        &self,
+        account: AccountId,
+        webhook: Option<&DeletionWebhook>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET deletion_webhook_url = $1, deletion_webhook_secret = $2 WHERE id = $3",
+        )
+        .bind(webhook.map(|w| w.url.as_str()))
+        .bind(webhook.map(|w| w.secret.as_str()))
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn create_hold(&self, hold: &LegalHold) -> Result<()> {
         sqlx::query(
             "INSERT INTO legal_holds (id, account_id, transcript_id, reason, created_at, released_at)
@@ -310,16 +334,45 @@ impl AccountStore for PostgresStore {
     }
 }
 
+/// Adds a delivery to the outbox unless its (transcript, event) has one; true if added.
+async fn insert_delivery<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    d: &WebhookDelivery,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, account_id, transcript_id, event, payload, state,
+            attempts, next_attempt_at, last_status, last_error, created_at, delivered_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (transcript_id, event) DO NOTHING",
+    )
+    .bind(d.id)
+    .bind(d.account_id)
+    .bind(d.transcript_id)
+    .bind(d.event.as_str())
+    .bind(&d.payload)
+    .bind(d.state.as_str())
+    .bind(d.attempts as i32)
+    .bind(d.next_attempt_at)
+    .bind(d.last_status.map(i32::from))
+    .bind(&d.last_error)
+    .bind(d.created_at)
+    .bind(d.delivered_at)
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 fn webhook_from_row(row: &PgRow) -> Result<WebhookDelivery> {
     let text = |col: &str| -> Result<String> { Ok(row.try_get::<String, _>(col)?) };
-    let status = text("status")?;
+    let event = text("event")?;
     let state = text("state")?;
     Ok(WebhookDelivery {
         id: row.try_get("id")?,
         account_id: row.try_get("account_id")?,
         transcript_id: row.try_get("transcript_id")?,
-        status: TranscriptStatus::parse(&status)
-            .ok_or_else(|| super::codec::corrupt(BACKEND, format!("webhook status {status:?}")))?,
+        event: WebhookEvent::parse(&event)
+            .ok_or_else(|| super::codec::corrupt(BACKEND, format!("webhook event {event:?}")))?,
+        payload: row.try_get("payload")?,
         state: DeliveryState::parse(&state)
             .ok_or_else(|| super::codec::corrupt(BACKEND, format!("webhook state {state:?}")))?,
         attempts: row.try_get::<i32, _>("attempts")? as u32,
@@ -475,7 +528,11 @@ impl AuditLog for PostgresStore {
         rows.iter().map(usage_from_row).collect()
     }
 
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
+    async fn record_tombstones(
+        &self,
+        tombstones: &[Tombstone],
+        deliveries: &[WebhookDelivery],
+    ) -> Result<Vec<Tombstone>> {
         if tombstones.is_empty() {
             return Ok(Vec::new());
         }
@@ -512,6 +569,9 @@ impl AuditLog for PostgresStore {
             .cloned()
             .collect();
         append_leaves(&mut tx, &new).await?;
+        for d in deliveries {
+            insert_delivery(&mut *tx, d).await?;
+        }
         // What is on record now: these, or the first ones of a deletion redone.
         let ids: Vec<ArtifactId> = tombstones.iter().map(|t| t.artifact_id).collect();
         let rows = sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ANY($1)")
@@ -530,25 +590,7 @@ impl AuditLog for PostgresStore {
     }
 
     async fn enqueue_webhook(&self, d: &WebhookDelivery) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, account_id, transcript_id, status, state, attempts,
-                next_attempt_at, last_status, last_error, created_at, delivered_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (transcript_id) DO NOTHING",
-        )
-        .bind(d.id)
-        .bind(d.account_id)
-        .bind(d.transcript_id)
-        .bind(d.status.as_str())
-        .bind(d.state.as_str())
-        .bind(d.attempts as i32)
-        .bind(d.next_attempt_at)
-        .bind(d.last_status.map(i32::from))
-        .bind(&d.last_error)
-        .bind(d.created_at)
-        .bind(d.delivered_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        insert_delivery(&self.pool, d).await
     }
 
     async fn claim_webhooks(

@@ -18,10 +18,10 @@ use uuid::Uuid;
 use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
     Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
-    DeletionReason, DeliveryState, LegalHold, ReconcileReport, Region, RetentionJob,
-    RetentionSettings, Schedule, ScheduleKind, SweepReport, SweepState, Tombstone, Transcript,
-    TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind, UsageRecord, WebhookDelivery,
-    HOLD_OWNER,
+    DeletionReason, DeletionWebhook, DeliveryState, LegalHold, ReconcileReport, Region,
+    RetentionJob, RetentionSettings, Schedule, ScheduleKind, SweepReport, SweepState, Tombstone,
+    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind, UsageRecord,
+    WebhookDelivery, WebhookEvent, HOLD_OWNER,
 };
 
 const BACKEND: &str = "sqlite";
@@ -157,7 +157,7 @@ fn account_from_row(row: &SqliteRow) -> Result<Account> {
     let ttl: Option<i64> = row.try_get("transcript_ttl_seconds")?;
     let history: String = row.try_get("history")?;
     let job: Option<String> = row.try_get("retention_job")?;
-    super::codec::account(
+    let mut account = super::codec::account(
         uuid_col(row, "id")?,
         row.try_get("name")?,
         RetentionSettings {
@@ -174,7 +174,15 @@ fn account_from_row(row: &SqliteRow) -> Result<Account> {
         job.map(|j| serde_json::from_str(&j))
             .transpose()
             .map_err(|e| corrupt(format!("retention_job: {e}")))?,
-    )
+    )?;
+    account.deletion_webhook = match (
+        row.try_get::<Option<String>, _>("deletion_webhook_url")?,
+        row.try_get::<Option<String>, _>("deletion_webhook_secret")?,
+    ) {
+        (Some(url), Some(secret)) => Some(DeletionWebhook { url, secret }),
+        _ => None,
+    };
+    Ok(account)
 }
 
 fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
@@ -471,6 +479,22 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    async fn set_deletion_webhook(
+        &self,
+        account: AccountId,
+        webhook: Option<&DeletionWebhook>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE accounts SET deletion_webhook_url = ?, deletion_webhook_secret = ? WHERE id = ?",
+        )
+        .bind(webhook.map(|w| w.url.as_str()))
+        .bind(webhook.map(|w| w.secret.as_str()))
+        .bind(account.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn create_hold(&self, hold: &LegalHold) -> Result<()> {
         sqlx::query(
             "INSERT INTO legal_holds (id, account_id, transcript_id, reason, created_at, released_at)
@@ -540,12 +564,43 @@ impl AccountStore for SqliteStore {
     }
 }
 
+/// Adds a delivery to the outbox unless its (transcript, event) has one; true if added.
+async fn insert_delivery<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    d: &WebhookDelivery,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, account_id, transcript_id, event, payload, state,
+            attempts, next_attempt_at, last_status, last_error, created_at, delivered_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transcript_id, event) DO NOTHING",
+    )
+    .bind(d.id.to_string())
+    .bind(d.account_id.to_string())
+    .bind(d.transcript_id.to_string())
+    .bind(d.event.as_str())
+    .bind(d.payload.to_string())
+    .bind(d.state.as_str())
+    .bind(i64::from(d.attempts))
+    .bind(micros(d.next_attempt_at))
+    .bind(d.last_status.map(i64::from))
+    .bind(&d.last_error)
+    .bind(micros(d.created_at))
+    .bind(opt_micros(d.delivered_at))
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 fn webhook_from_row(row: &SqliteRow) -> Result<WebhookDelivery> {
     Ok(WebhookDelivery {
         id: uuid_col(row, "id")?,
         account_id: uuid_col(row, "account_id")?,
         transcript_id: uuid_col(row, "transcript_id")?,
-        status: enum_col(row, "status", TranscriptStatus::parse)?,
+        event: enum_col(row, "event", WebhookEvent::parse)?,
+        payload: {
+            let text: String = row.try_get("payload")?;
+            serde_json::from_str(&text).map_err(|e| corrupt(format!("payload: {e}")))?
+        },
         state: enum_col(row, "state", DeliveryState::parse)?,
         attempts: row.try_get::<i64, _>("attempts")? as u32,
         next_attempt_at: from_micros(row.try_get("next_attempt_at")?),
@@ -1182,7 +1237,11 @@ impl AuditLog for SqliteStore {
         rows.iter().map(usage_from_row).collect()
     }
 
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
+    async fn record_tombstones(
+        &self,
+        tombstones: &[Tombstone],
+        deliveries: &[WebhookDelivery],
+    ) -> Result<Vec<Tombstone>> {
         let mut tx = self.pool.begin().await?;
         let mut on_record = Vec::with_capacity(tombstones.len());
         let mut new = Vec::new();
@@ -1218,30 +1277,15 @@ impl AuditLog for SqliteStore {
             }
         }
         append_leaves(&mut tx, &new).await?;
+        for d in deliveries {
+            insert_delivery(&mut *tx, d).await?;
+        }
         tx.commit().await?;
         Ok(on_record)
     }
 
     async fn enqueue_webhook(&self, d: &WebhookDelivery) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, account_id, transcript_id, status, state, attempts,
-                next_attempt_at, last_status, last_error, created_at, delivered_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (transcript_id) DO NOTHING",
-        )
-        .bind(d.id.to_string())
-        .bind(d.account_id.to_string())
-        .bind(d.transcript_id.to_string())
-        .bind(d.status.as_str())
-        .bind(d.state.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(micros(d.next_attempt_at))
-        .bind(d.last_status.map(i64::from))
-        .bind(&d.last_error)
-        .bind(micros(d.created_at))
-        .bind(opt_micros(d.delivered_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        insert_delivery(&self.pool, d).await
     }
 
     async fn claim_webhooks(

@@ -207,6 +207,14 @@ impl AccountStore for FaultyAccounts {
         self.faults.check("accounts.add_api_key")?;
         self.inner.add_api_key(account, key, now).await
     }
+    async fn set_deletion_webhook(
+        &self,
+        account: AccountId,
+        webhook: Option<&crate::domain::DeletionWebhook>,
+    ) -> Result<()> {
+        self.faults.check("accounts.set_deletion_webhook")?;
+        self.inner.set_deletion_webhook(account, webhook).await
+    }
     async fn create_hold(&self, hold: &crate::domain::LegalHold) -> Result<()> {
         self.faults.check("accounts.create_hold")?;
         self.inner.create_hold(hold).await
@@ -494,9 +502,13 @@ struct FaultyAudit {
 
 #[async_trait]
 impl AuditLog for FaultyAudit {
-    async fn record_tombstones(&self, tombstones: &[Tombstone]) -> Result<Vec<Tombstone>> {
+    async fn record_tombstones(
+        &self,
+        tombstones: &[Tombstone],
+        deliveries: &[crate::domain::WebhookDelivery],
+    ) -> Result<Vec<Tombstone>> {
         self.faults.check("audit.record_tombstones")?;
-        self.inner.record_tombstones(tombstones).await
+        self.inner.record_tombstones(tombstones, deliveries).await
     }
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
         self.faults.check("audit.tombstone")?;

@@ -29,7 +29,7 @@ async fn s1_a_new_account_has_the_default_settings_and_mode() {
         settings(&app, &key).await,
         json!({"transcript_ttl_seconds": null, "upload_ttl_seconds": 259200, "model_training_opt_out": false,
                "baa": false, "region": "us", "zero_data_retention": false, "mode": "default",
-               "policy_version": 1, "retention_change": null})
+               "policy_version": 1, "retention_change": null, "deletion_webhook_url": null})
     );
 }
 

@@ -285,3 +285,38 @@ async fn holds_are_listed_validated_and_need_the_admin_token() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_customer_deletion_of_held_gateway_content_is_409_and_deletes_nothing() {
+    let app = spawn_app().await;
+    let (account, key) = ttl_account(&app).await;
+    let response = app
+        .internal(Method::POST, "/internal/v1/llm-gateway/requests")
+        .json(&json!({"account_id": account, "provider": "openai", "model": "gpt-4o", "input": "MARKER-IN", "output": "MARKER-OUT"}))
+        .send()
+        .await
+        .expect("request");
+    let recorded = expect_json(response, StatusCode::CREATED).await;
+    let id = recorded["artifact"]["id"]
+        .as_str()
+        .expect("artifact id")
+        .to_owned();
+    hold(&app, json!({"account_id": account, "reason": "litigation"})).await;
+    let response = app
+        .public(
+            Method::DELETE,
+            &format!("/v2/llm-gateway/requests/{id}"),
+            &key,
+        )
+        .send()
+        .await
+        .expect("request");
+    let error = expect_error(response, StatusCode::CONFLICT).await;
+    assert!(error.contains("legal hold"), "{error}");
+    let response = app
+        .public(Method::GET, &format!("/v2/llm-gateway/requests/{id}"), &key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(expect_json(response, StatusCode::OK).await["state"], "live");
+}

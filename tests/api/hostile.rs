@@ -516,3 +516,29 @@ async fn s6_a_streaming_session_reported_past_its_deadline_is_not_written() {
     let body = expect_json(response, StatusCode::CREATED).await;
     assert_eq!(body["stored"], false, "{body}");
 }
+
+#[tokio::test]
+async fn a_query_parameter_given_twice_is_refused_so_a_dry_run_cannot_apply_the_change() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let response = app
+        .public(
+            reqwest::Method::PUT,
+            "/v2/account/retention?dry_run=true&dry_run=false",
+            &key,
+        )
+        .json(&serde_json::json!({"transcript_ttl_seconds": 3600}))
+        .send()
+        .await
+        .expect("request");
+    let error = expect_error(response, reqwest::StatusCode::BAD_REQUEST).await;
+    assert!(error.contains("dry_run"), "{error}");
+    let response = app
+        .public(reqwest::Method::GET, "/v2/account/retention", &key)
+        .send()
+        .await
+        .expect("request");
+    let settings = expect_json(response, reqwest::StatusCode::OK).await;
+    assert_eq!(settings["policy_version"], 1, "nothing changed");
+    assert_eq!(settings["transcript_ttl_seconds"], serde_json::Value::Null);
+}

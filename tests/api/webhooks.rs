@@ -8,15 +8,18 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
+/// Each call a receiver saw: a header it looked at, and the body.
+type Calls<B> = Arc<Mutex<Vec<(Option<String>, B)>>>;
+
 /// A receiver that fails its first `failures` calls with 500, then answers 200; it records
 /// every call's auth header and body.
 struct Receiver {
     url: String,
-    calls: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    calls: Calls<Value>,
 }
 
 async fn receiver(failures: usize) -> Receiver {
-    let calls: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let calls: Calls<Value> = Arc::default();
     let seen = calls.clone();
     let app = axum::Router::new().route(
         "/hook",
@@ -192,4 +195,120 @@ async fn a_transcript_without_a_webhook_url_adds_nothing_to_the_outbox() {
     let key = app.account().await;
     app.completed_transcript(&key).await;
     assert_eq!(deliveries(&app).await["deliveries"], json!([]));
+}
+
+/// A receiver that records each call's signature header and raw body, answering 200.
+async fn signed_receiver() -> (String, Calls<Vec<u8>>) {
+    let calls: Calls<Vec<u8>> = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/deleted",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let signature = headers
+                    .get("x-lethe-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                seen.lock().expect("calls").push((signature, body.to_vec()));
+                AxumStatus::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/deleted", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn deletion_events_are_signed_with_the_secret_shown_once_and_name_the_reason_and_receipt() {
+    let app = spawn_app().await;
+    let key = app.ttl_account(2 * 3600).await;
+    let (url, calls) = signed_receiver().await;
+    let response = app
+        .public(Method::PUT, "/v2/account/retention", &key)
+        .json(&json!({"deletion_webhook_url": url}))
+        .send()
+        .await
+        .expect("request");
+    let set = expect_json(response, StatusCode::OK).await;
+    let secret = set["deletion_webhook_secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_owned();
+    assert_eq!(set["deletion_webhook_url"], url.as_str());
+    assert_eq!(set["transcript_ttl_seconds"], 7200, "the TTL is untouched");
+    let response = app
+        .public(Method::GET, "/v2/account/retention", &key)
+        .send()
+        .await
+        .expect("request");
+    let shown = expect_json(response, StatusCode::OK).await;
+    assert_eq!(shown["deletion_webhook_url"], url.as_str());
+    assert!(!shown.to_string().contains(&secret), "never shown again");
+
+    // A customer deletion and a TTL deletion, each announced once.
+    let asked = app.completed_transcript(&key).await;
+    let expired = app.completed_transcript(&key).await;
+    app.delete_transcript(&key, &asked).await;
+    app.advance(chrono::Duration::hours(3));
+    app.sweep().await;
+    let round = app.app.engine.deliver_webhooks().await.expect("a round");
+    assert_eq!(round.delivered, 2, "{round:?}");
+    app.app.engine.deliver_webhooks().await.expect("a round");
+
+    let calls = calls.lock().expect("calls").clone();
+    assert_eq!(calls.len(), 2);
+    let mut reasons = Vec::new();
+    for (signature, body) in &calls {
+        assert_eq!(
+            signature.as_deref(),
+            Some(lethe::engine::webhooks::signature(&secret, body).as_str()),
+            "signed with the account's secret"
+        );
+        assert_ne!(
+            signature.as_deref(),
+            Some(lethe::engine::webhooks::signature("another secret", body).as_str())
+        );
+        let event: Value = serde_json::from_slice(body).expect("JSON");
+        assert_eq!(event["event"], "transcript.deleted");
+        let id = event["transcript_id"].as_str().expect("id");
+        assert_eq!(
+            event["receipt_url"],
+            format!("{}/v2/transcript/{id}/receipt", app.base).as_str()
+        );
+        assert!(event["deleted_at"].is_string());
+        reasons.push((
+            id.to_owned(),
+            event["reason"].as_str().expect("reason").to_owned(),
+        ));
+    }
+    reasons.sort();
+    let mut expected = vec![
+        (asked.clone(), "customer_request".to_owned()),
+        (expired.clone(), "ttl".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(reasons, expected);
+
+    // Removing the URL stops the events; a bad URL is refused and changes nothing.
+    let response = app
+        .public(Method::PUT, "/v2/account/retention", &key)
+        .json(&json!({"deletion_webhook_url": "ftp://nope"}))
+        .send()
+        .await
+        .expect("request");
+    expect_error(response, StatusCode::BAD_REQUEST).await;
+    let response = app
+        .public(Method::PUT, "/v2/account/retention", &key)
+        .json(&json!({"deletion_webhook_url": null}))
+        .send()
+        .await
+        .expect("request");
+    let removed = expect_json(response, StatusCode::OK).await;
+    assert_eq!(removed["deletion_webhook_url"], Value::Null);
+    assert!(removed.get("deletion_webhook_secret").is_none());
 }

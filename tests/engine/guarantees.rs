@@ -429,7 +429,7 @@ async fn more_tombstones_than_one_statement_can_carry_are_recorded() {
         .collect();
     e.backends()
         .audit
-        .record_tombstones(&tombstones)
+        .record_tombstones(&tombstones, &[])
         .await
         .expect("7000 tombstones (77,000 parameters in one statement before)");
     let last = tombstones.last().expect("last").artifact_id;

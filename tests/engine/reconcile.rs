@@ -78,7 +78,7 @@ async fn reconcile_reports_planted_faults_and_repair_removes_them() {
     erased.pending_reason = Some(DeletionReason::CustomerRequest);
     e.backends()
         .audit
-        .record_tombstones(&[Tombstone::for_artifact(&erased, now, "earlier")])
+        .record_tombstones(&[Tombstone::for_artifact(&erased, now, "earlier")], &[])
         .await
         .expect("tombstone");
 
