@@ -33,14 +33,16 @@ impl Engine {
         if due.is_empty() {
             return Ok(batch);
         }
-        let claim = self.new_claim(now, "sweep");
+        // Each batch is claimed (and its tombstones dated) at its own start, not the pass's:
+        // in a long pass, a later batch's deletions happen later and say so.
+        let claim = self.new_claim(self.now().max(now), "sweep");
         let claimed = self.backends.index.claim_candidates(&due, &claim).await?;
-        for artifact in claimed.iter().filter(|a| a.is_overdue_at(now)) {
+        for artifact in claimed.iter().filter(|a| a.is_overdue_at(claim.now)) {
             batch.overdue += 1;
             tracing::warn!(
                 artifact_id = %artifact.id,
                 kind = %artifact.kind,
-                delete_by = %artifact.delete_by.unwrap_or(now),
+                delete_by = %artifact.delete_by.unwrap_or(claim.now),
                 "artifact overdue: deleted after its deadline"
             );
         }
