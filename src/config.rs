@@ -133,6 +133,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "a key file in the data dir",
     ),
     (
+        "webhook_private_targets",
+        "whether webhooks may call loopback, private and link-local addresses",
+        "false",
+    ),
+    (
         "log_name",
         "name of the deletion log: the origin line of its checkpoints and its key's name",
         "<host of public_base_url>/lethe-deletions",
@@ -203,6 +208,7 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     pub log_name: Option<String>,
     pub log_signing_key: Option<SecretString>,
+    pub webhook_private_targets: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,6 +307,12 @@ impl Config {
         let (schedule, from) = parse("reconcile_schedule");
         let reconcile_schedule =
             parse_cron(&schedule).map_err(|reason| invalid(from, schedule.clone(), reason))?;
+        let (private, from) = parse("webhook_private_targets");
+        let webhook_private_targets = match private.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(invalid(from, private, "must be true or false")),
+        };
         let (repair, from) = parse("reconcile_repair");
         let reconcile_repair = match repair.as_str() {
             "true" => true,
@@ -356,6 +368,7 @@ impl Config {
                 other => other.map(|(v, _)| v.clone()),
             },
             log_signing_key: optional("log_signing_key").map(SecretString::from),
+            webhook_private_targets,
         };
         Ok(config)
     }

@@ -357,7 +357,8 @@ impl App {
             config.claim_lease,
             signer,
             &config.public_base_url(),
-        );
+        )
+        .with_private_webhook_targets(config.webhook_private_targets);
         let sweeper = Arc::new(Sweeper::new(engine.clone(), SweeperConfig::from(&config)));
         App {
             config: Arc::new(config),

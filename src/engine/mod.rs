@@ -109,6 +109,8 @@ pub struct Engine {
     leaves: Arc<log::LeafCache>,
     /// Sends webhooks (redirects are not followed: a receiver answers for itself).
     http: reqwest::Client,
+    /// Whether webhooks may call loopback, private and link-local addresses.
+    private_webhook_targets: bool,
     /// Notified when a webhook delivery is added.
     webhooks_due: Arc<Notify>,
     /// Base of the URLs handed out (a deletion event's `receipt_url`).
@@ -134,14 +136,18 @@ impl Engine {
             metrics: Arc::new(Metrics::new()),
             signer,
             leaves: Arc::default(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("lethe/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .unwrap_or_default(),
+            http: webhooks::webhook_client(false),
+            private_webhook_targets: false,
             webhooks_due: Arc::new(Notify::new()),
             public_base_url: public_base_url.trim_end_matches('/').into(),
         }
+    }
+
+    /// Lets webhooks call loopback, private and link-local addresses (off by default).
+    pub fn with_private_webhook_targets(mut self, allowed: bool) -> Self {
+        self.private_webhook_targets = allowed;
+        self.http = webhooks::webhook_client(allowed);
+        self
     }
 
     /// This process, as claims and tombstones name it.

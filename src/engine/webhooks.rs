@@ -28,6 +28,72 @@ const CONCURRENCY: usize = 16;
 /// The time limit of one call to a receiver.
 pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Whether Lethe calls a webhook at this address: not loopback, private, link-local,
+/// shared, unspecified, multicast or documentation space (a customer's webhook URL must
+/// not reach into the operator's network), unless the operator allows it.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(a) => {
+            let [first, second, ..] = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || (first == 100 && (64..128).contains(&second))
+                || first == 0)
+        }
+        IpAddr::V6(a) => {
+            let head = a.segments()[0];
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (head & 0xfe00) == 0xfc00
+                || (head & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| !is_public(IpAddr::V4(v4))))
+        }
+    }
+}
+
+/// Resolves webhook hosts to public addresses only, so a name that points inside the
+/// network (or is re-pointed there) is refused at connection time.
+#[derive(Debug)]
+struct PublicAddressesOnly;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the webhook host resolves only to loopback, private or link-local addresses")]
+struct PrivateTarget;
+
+impl reqwest::dns::Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(Box::new(PrivateTarget) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The client webhooks are sent with: no redirects (a receiver answers for itself) and,
+/// unless `private_targets`, public addresses only.
+pub fn webhook_client(private_targets: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("lethe/", env!("CARGO_PKG_VERSION")));
+    let builder = match private_targets {
+        true => builder,
+        false => builder.dns_resolver(Arc::new(PublicAddressesOnly)),
+    };
+    builder.build().unwrap_or_default()
+}
+
 /// The wait after the `attempts`-th failed attempt: 10 s, doubling, at most an hour.
 pub fn backoff(attempts: u32) -> Duration {
     let doublings = attempts.saturating_sub(1).min(9);
@@ -167,6 +233,13 @@ impl Engine {
                     .into(),
                 );
             }
+            Some(target) if !self.private_webhook_targets && is_private_literal(&target.url) => {
+                d.state = DeliveryState::Failed;
+                d.last_error = Some(
+                    "the webhook URL names a loopback, private or link-local address, which Lethe does not call"
+                        .into(),
+                );
+            }
             Some(target) => match self.send(&target, &d).await {
                 Ok(status) if (200..300).contains(&status) => {
                     d.state = DeliveryState::Delivered;
@@ -267,12 +340,25 @@ impl Engine {
     }
 }
 
+/// Whether a URL's host is an IP address Lethe does not call (names are checked when they
+/// are resolved).
+fn is_private_literal(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(a)) => !is_public(a.into()),
+        Some(url::Host::Ipv6(a)) => !is_public(a.into()),
+        _ => false,
+    }
+}
+
 /// Why a call failed, without the URL (it is content).
 fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         format!("no answer within {} s", SEND_TIMEOUT.as_secs())
     } else if error.is_connect() {
-        "could not connect to the receiver".into()
+        "could not connect to the receiver (or its host resolves only to private addresses)".into()
     } else if error.is_builder() {
         "the webhook URL or header cannot be sent".into()
     } else {
@@ -346,5 +432,41 @@ pub fn check_webhook_url(url: &str) -> Result<()> {
             "deletion_webhook_url must be an absolute http(s) URL of at most 2048 characters"
                 .into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_called() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().expect("ip")), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
+            assert!(is_public(public.parse().expect("ip")), "{public}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_to_an_hour() {
+        let waits: Vec<i64> = (1..=MAX_ATTEMPTS)
+            .map(|n| backoff(n).num_seconds())
+            .collect();
+        assert_eq!(&waits[..4], &[10, 20, 40, 80]);
+        assert_eq!(*waits.last().expect("last"), 3600);
     }
 }

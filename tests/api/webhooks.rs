@@ -90,7 +90,7 @@ async fn deliveries(app: &TestApp) -> Value {
 #[tokio::test]
 async fn a_receiver_that_fails_three_times_then_succeeds_gets_exactly_one_delivery_marked_delivered(
 ) {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
     let key = app.account().await;
     let hook = receiver(3).await;
     let id = transcript_with_webhook(&app, &key, &hook.url).await;
@@ -148,7 +148,7 @@ async fn a_receiver_that_fails_three_times_then_succeeds_gets_exactly_one_delive
 
 #[tokio::test]
 async fn a_pending_delivery_survives_a_restart_and_is_sent_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
     let key = app.account().await;
     let hook = receiver(0).await;
     transcript_with_webhook(&app, &key, &hook.url).await;
@@ -176,7 +176,7 @@ async fn a_pending_delivery_survives_a_restart_and_is_sent_once() {
 
 #[tokio::test]
 async fn a_webhook_is_never_sent_once_its_transcript_is_deleted() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
     let key = app.account().await;
     let hook = receiver(0).await;
     let id = transcript_with_webhook(&app, &key, &hook.url).await;
@@ -191,7 +191,7 @@ async fn a_webhook_is_never_sent_once_its_transcript_is_deleted() {
 
 #[tokio::test]
 async fn a_transcript_without_a_webhook_url_adds_nothing_to_the_outbox() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
     let key = app.account().await;
     app.completed_transcript(&key).await;
     assert_eq!(deliveries(&app).await["deliveries"], json!([]));
@@ -225,7 +225,7 @@ async fn signed_receiver() -> (String, Calls<Vec<u8>>) {
 
 #[tokio::test]
 async fn deletion_events_are_signed_with_the_secret_shown_once_and_name_the_reason_and_receipt() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
     let key = app.ttl_account(2 * 3600).await;
     let (url, calls) = signed_receiver().await;
     let response = app
@@ -311,4 +311,41 @@ async fn deletion_events_are_signed_with_the_secret_shown_once_and_name_the_reas
     let removed = expect_json(response, StatusCode::OK).await;
     assert_eq!(removed["deletion_webhook_url"], Value::Null);
     assert!(removed.get("deletion_webhook_secret").is_none());
+}
+
+#[tokio::test]
+async fn by_default_a_webhook_to_a_loopback_or_private_address_is_never_called() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let hook = receiver(0).await;
+    // By address: refused outright, no retries.
+    transcript_with_webhook(&app, &key, &hook.url).await;
+    // By a name that resolves to loopback: refused when it is resolved, retried later.
+    let by_name = hook.url.replace("127.0.0.1", "localhost");
+    transcript_with_webhook(&app, &key, &by_name).await;
+    let round = app.app.engine.deliver_webhooks().await.expect("a round");
+    assert_eq!(
+        (round.failed, round.retrying, round.delivered),
+        (1, 1, 0),
+        "{round:?}"
+    );
+    assert!(
+        hook.calls.lock().expect("calls").is_empty(),
+        "the receiver was never called"
+    );
+    let list = deliveries(&app).await;
+    let failed = list["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .find(|d| d["state"] == "failed")
+        .expect("the literal address failed")
+        .clone();
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .expect("error")
+            .contains("private"),
+        "{failed}"
+    );
 }
