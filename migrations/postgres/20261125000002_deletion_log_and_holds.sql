@@ -9,11 +9,15 @@ CREATE TABLE deletion_log (
 
 -- The log's size: appenders take this row's lock, so leaf indexes are dense and commit
 -- in order across instances.
+-- backfill_pending: tombstones recorded before this migration still need their leaves
+-- (appended once, at the first start), so a start never scans the tombstones again.
 CREATE TABLE deletion_log_head (
-    id    BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
-    size  BIGINT NOT NULL
+    id                BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+    size              BIGINT NOT NULL,
+    backfill_pending  BOOLEAN NOT NULL
 );
-INSERT INTO deletion_log_head (id, size) VALUES (TRUE, 0);
+INSERT INTO deletion_log_head (id, size, backfill_pending)
+    VALUES (TRUE, 0, EXISTS (SELECT 1 FROM tombstones));
 
 -- Legal holds: an account, or one transcript of it. Never deleted; released_at marks a
 -- release.

@@ -7,6 +7,14 @@ CREATE TABLE deletion_log (
     leaf_hash    BLOB NOT NULL
 ) STRICT;
 
+-- Whether tombstones recorded before this migration still need their leaves (appended
+-- once, at the first start; every later tombstone gets its leaf when it is recorded), so
+-- a start never scans the tombstones again.
+CREATE TABLE deletion_log_backfill (
+    id       INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    pending  INTEGER NOT NULL
+) STRICT;
+INSERT INTO deletion_log_backfill (id, pending) SELECT 1, EXISTS (SELECT 1 FROM tombstones);
 
 -- Legal holds: an account, or one transcript of it. Never deleted; released_at marks a
 -- release.

@@ -397,7 +397,8 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync + 'static {
     /// leaf index.
     async fn logged_tombstones(&self, artifacts: &[ArtifactId]) -> Result<Vec<(u64, Tombstone)>>;
     /// Appends leaves for tombstones recorded before the log existed, oldest first, at most
-    /// `limit`; returns how many it appended.
+    /// `limit`; returns how many it appended. Once none are left it says so for good (the
+    /// migration recorded whether there were any), so later calls read one row.
     async fn log_unlogged_tombstones(&self, limit: u32) -> Result<u64>;
     /// An account's tombstones by artifact id after `after`, at most `limit`.
     async fn tombstones(

@@ -682,9 +682,13 @@ impl AuditLog for PostgresStore {
     async fn log_unlogged_tombstones(&self, limit: u32) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         // The head's lock first: another instance backfilling or appending waits.
-        sqlx::query("SELECT size FROM deletion_log_head FOR UPDATE")
-            .execute(&mut *tx)
-            .await?;
+        let pending: bool =
+            sqlx::query_scalar("SELECT backfill_pending FROM deletion_log_head FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        if !pending {
+            return Ok(0);
+        }
         let rows = sqlx::query(
             "SELECT t.* FROM tombstones t LEFT JOIN deletion_log l ON l.artifact_id = t.artifact_id
              WHERE l.artifact_id IS NULL ORDER BY t.deleted_at, t.artifact_id LIMIT $1",
@@ -697,6 +701,11 @@ impl AuditLog for PostgresStore {
             .map(tombstone_from_row)
             .collect::<Result<Vec<_>>>()?;
         append_leaves(&mut tx, &unlogged).await?;
+        if unlogged.len() < limit as usize {
+            sqlx::query("UPDATE deletion_log_head SET backfill_pending = FALSE")
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(unlogged.len() as u64)
     }

@@ -1395,6 +1395,12 @@ impl AuditLog for SqliteStore {
         sqlx::query("DELETE FROM deletion_log WHERE 0")
             .execute(&mut *tx)
             .await?;
+        let pending: i64 = sqlx::query_scalar("SELECT pending FROM deletion_log_backfill")
+            .fetch_one(&mut *tx)
+            .await?;
+        if pending == 0 {
+            return Ok(0);
+        }
         let rows = sqlx::query(
             "SELECT t.* FROM tombstones t LEFT JOIN deletion_log l ON l.artifact_id = t.artifact_id
              WHERE l.artifact_id IS NULL ORDER BY t.deleted_at, t.artifact_id LIMIT ?",
@@ -1407,6 +1413,11 @@ impl AuditLog for SqliteStore {
             .map(tombstone_from_row)
             .collect::<Result<Vec<_>>>()?;
         append_leaves(&mut tx, &unlogged).await?;
+        if unlogged.len() < limit as usize {
+            sqlx::query("UPDATE deletion_log_backfill SET pending = 0")
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(unlogged.len() as u64)
     }

@@ -113,3 +113,43 @@ async fn sqlite_due_query_reads_only_the_sparse_due_index() {
         "no sort step: {plan:?}"
     );
 }
+
+#[tokio::test]
+async fn tombstones_recorded_before_the_deletion_log_get_their_leaves_once_then_starts_read_one_row(
+) {
+    use chrono::Duration;
+    use lethe::storage::AuditLog;
+    let (dir, store) = sqlite().await;
+    let t0 = conformance::t0();
+    let account = conformance::sample_account(t0);
+    let tombstones: Vec<lethe::domain::Tombstone> = (0..3)
+        .map(|i| {
+            let a = conformance::due_artifact(&account, None, t0 + Duration::minutes(i));
+            lethe::domain::Tombstone::for_artifact(&a, t0 + Duration::hours(1), "earlier")
+        })
+        .collect();
+    store
+        .record_tombstones(&tombstones, &[])
+        .await
+        .expect("record");
+    // As a database migrated while it already held these tombstones would be.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("lethe.db").display()
+    ))
+    .await
+    .expect("connect");
+    sqlx::query("DELETE FROM deletion_log; UPDATE deletion_log_backfill SET pending = 1")
+        .execute(&pool)
+        .await
+        .expect("plant");
+    assert_eq!(store.log_unlogged_tombstones(2).await.expect("backfill"), 2);
+    assert_eq!(store.log_unlogged_tombstones(2).await.expect("backfill"), 1);
+    assert_eq!(store.log_leaves(0, 10).await.expect("leaves").len(), 3);
+    let pending: i64 = sqlx::query_scalar("SELECT pending FROM deletion_log_backfill")
+        .fetch_one(&pool)
+        .await
+        .expect("flag");
+    assert_eq!(pending, 0, "done for good: later starts read one row");
+    assert_eq!(store.log_unlogged_tombstones(2).await.expect("backfill"), 0);
+}
