@@ -97,6 +97,26 @@ async fn deletion_events(
     Ok(events)
 }
 
+/// The transcripts a hold on which covers `artifact`: its own, or for an upload every
+/// transcript made from it.
+pub(super) async fn holdable_transcripts(
+    backends: &Backends,
+    artifact: &Artifact,
+) -> Result<Vec<TranscriptId>, StorageError> {
+    let mut transcripts: Vec<TranscriptId> = artifact.transcript_id.into_iter().collect();
+    if artifact.kind == ArtifactKind::UploadedAudio && artifact.transcript_id.is_none() {
+        transcripts.extend(
+            backends
+                .index
+                .transcripts_for_upload(artifact.id)
+                .await?
+                .iter()
+                .map(|t| t.id),
+        );
+    }
+    Ok(transcripts)
+}
+
 /// The claimed artifacts an active legal hold covers (one query for the batch's accounts;
 /// an upload is covered by a hold on any transcript made from it).
 async fn held_artifacts(
@@ -122,17 +142,7 @@ async fn held_artifacts(
         if !holds.iter().any(|h| h.account_id == artifact.account_id) {
             continue;
         }
-        let mut transcripts: Vec<TranscriptId> = artifact.transcript_id.into_iter().collect();
-        if artifact.kind == ArtifactKind::UploadedAudio && artifact.transcript_id.is_none() {
-            transcripts.extend(
-                backends
-                    .index
-                    .transcripts_for_upload(artifact.id)
-                    .await?
-                    .iter()
-                    .map(|t| t.id),
-            );
-        }
+        let transcripts = holdable_transcripts(backends, artifact).await?;
         if holds
             .iter()
             .any(|h| h.covers(artifact.account_id, &transcripts))

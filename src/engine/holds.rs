@@ -64,7 +64,8 @@ impl Engine {
         let parked = self.parked_under(&hold).await?;
         let mut free = Vec::new();
         for artifact in parked {
-            let transcripts = self.transcripts_of(&artifact).await?;
+            let transcripts =
+                super::deletion::holdable_transcripts(&self.backends, &artifact).await?;
             if !others
                 .iter()
                 .any(|h| h.covers(artifact.account_id, &transcripts))
@@ -131,22 +132,5 @@ impl Engine {
         }
         found.retain(|a| a.claimed_by.as_deref() == Some(HOLD_OWNER));
         Ok(found)
-    }
-
-    /// The transcripts an artifact belongs to: its own, or for an upload every transcript
-    /// made from it.
-    async fn transcripts_of(&self, artifact: &Artifact) -> Result<Vec<TranscriptId>> {
-        let mut ids: Vec<TranscriptId> = artifact.transcript_id.into_iter().collect();
-        if artifact.transcript_id.is_none() {
-            ids.extend(
-                self.backends
-                    .index
-                    .transcripts_for_upload(artifact.id)
-                    .await?
-                    .iter()
-                    .map(|t| t.id),
-            );
-        }
-        Ok(ids)
     }
 }
