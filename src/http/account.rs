@@ -2,10 +2,10 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
-use super::dto::*;
+use super::body::{AccountRetention, AccountRetentionUpdated, RetentionDryRun};
 use super::error::*;
 use super::extract::*;
 use super::AppState;
@@ -13,9 +13,9 @@ use crate::domain::SettingsPatch;
 
 /// `GET /v2/account/retention`
 #[utoipa::path(get, path = "/v2/account/retention", tag = "public", security(("api_key" = [])),
-    responses((status = 200, description = "The account's retention settings and derived mode", body = super::openapi::AccountRetention), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
-pub async fn get_retention(Customer(account): Customer) -> Json<Value> {
-    Json(render_settings(&account))
+    responses((status = 200, description = "The account's retention settings and derived mode", body = super::body::AccountRetention), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
+pub async fn get_retention(Customer(account): Customer) -> Json<AccountRetention> {
+    Json((&account).into())
 }
 
 /// `PUT /v2/account/retention`: customer-settable fields only; invalid → nothing changes.
@@ -24,15 +24,15 @@ pub async fn get_retention(Customer(account): Customer) -> Json<Value> {
 #[utoipa::path(put, path = "/v2/account/retention", tag = "public", security(("api_key" = [])),
     params(("dry_run" = Option<bool>, Query, description = "true: validate and report what the change would do (settings, mode, existing artifacts it would shorten) without changing anything")),
     request_body = super::openapi::AccountRetentionUpdate,
-    responses((status = 200, description = "The settings now in force; with dry_run=true, what the change would do, nothing changed", body = super::openapi::AccountRetentionUpdated),
-        (status = 400, description = "An invalid value or unknown field, or a dry_run other than true or false; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "baa, region or zero_data_retention, which only the operator sets", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The settings now in force; with dry_run=true, what the change would do, nothing changed", body = super::body::AccountRetentionUpdated),
+        (status = 400, description = "An invalid value or unknown field, or a dry_run other than true or false; nothing changed", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 403, description = "baa, region or zero_data_retention, which only the operator sets", body = super::body::ErrorBody)))]
 pub async fn put_retention(
     State(state): State<AppState>,
     Customer(account): Customer,
     Query(query): Query<HashMap<String, String>>,
     AppJson(mut body): AppJson<JsonObject>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountRetentionUpdated>, ApiError> {
     let dry_run = query_bool(&query, "dry_run")?;
     for operator_field in ["baa", "region", "zero_data_retention"] {
         if body.contains_key(operator_field) {
@@ -71,12 +71,9 @@ pub async fn put_retention(
     )?;
     if dry_run {
         let (next, impact) = state.engine.preview_settings(account.id, &patch).await?;
-        return Ok(Json(json!({
-            "dry_run": true,
-            "settings": render_settings(&next),
-            "mode": next.settings.mode(),
-            "impact": impact,
-        })));
+        return Ok(Json(AccountRetentionUpdated::DryRun(RetentionDryRun::new(
+            &next, &impact,
+        ))));
     }
     let changes_settings = patch.transcript_ttl.is_some()
         || patch.upload_ttl.is_some()
@@ -94,10 +91,8 @@ pub async fn put_retention(
             .await?;
         account = state.engine.account(account.id).await?;
     }
-    let mut rendered = render_settings(&account);
-    if let Some(secret) = secret {
-        // Shown this once: only its holder can check the signatures.
-        rendered["deletion_webhook_secret"] = json!(secret);
-    }
-    Ok(Json(rendered))
+    let mut settings = AccountRetention::from(&account);
+    // Shown this once: only its holder can check the signatures.
+    settings.deletion_webhook_secret = secret;
+    Ok(Json(AccountRetentionUpdated::Applied(settings)))
 }

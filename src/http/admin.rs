@@ -4,10 +4,10 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
-use super::dto::*;
+use super::body::*;
 use super::error::*;
 use super::extract::*;
 use super::AppState;
@@ -16,13 +16,13 @@ use crate::domain::{RetentionSettings, SettingsPatch, SweepReport, SweepState};
 /// `POST /admin/v1/accounts`: the API key is in this response only.
 #[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", security(("admin_token" = [])),
     request_body = super::openapi::AccountCreate,
-    responses((status = 201, description = "Created; the API key is shown only here", body = super::openapi::AccountCreated),
-        (status = 400, description = "Invalid or unknown fields", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "Created; the API key is shown only here", body = super::body::AccountCreated),
+        (status = 400, description = "Invalid or unknown fields", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn create_account(
     State(state): State<AppState>,
     _: Admin,
     AppJson(mut body): AppJson<JsonObject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
     let name = match body.remove("name") {
         Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= 200 => n,
         _ => {
@@ -41,25 +41,28 @@ pub async fn create_account(
     let (account, key) = state.engine.create_account(&name, settings).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": account.id, "api_key": key.expose() })),
+        Json(AccountCreated {
+            id: account.id,
+            api_key: key.expose().to_owned(),
+        }),
     ))
 }
 
 /// `GET /admin/v1/accounts/{id}`
 #[utoipa::path(get, path = "/admin/v1/accounts/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Account id")),
-    responses((status = 200, description = "The account", body = super::openapi::AccountBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The account", body = super::body::AccountBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such account", body = super::body::ErrorBody)))]
 pub async fn get_account(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountBody>, ApiError> {
     let account = state
         .engine
         .account(Resource::Account.id(&id)?)
         .await
         .or_not_found(Resource::Account)?;
-    Ok(Json(render_account(&account)))
+    Ok(Json((&account).into()))
 }
 
 /// `PATCH /admin/v1/accounts/{id}`. With `?dry_run=true` nothing changes either way: the
@@ -69,15 +72,15 @@ pub async fn get_account(
     params(("id" = String, Path, description = "Account id"),
         ("dry_run" = Option<bool>, Query, description = "true: validate and report what the change would do (settings, mode, existing artifacts it would shorten) without changing anything")),
     request_body = super::openapi::AccountPatch,
-    responses((status = 200, description = "The account after the change; with dry_run=true, what the change would do, nothing changed", body = super::openapi::AccountPatched),
-        (status = 400, description = "Invalid settings, or a dry_run other than true or false; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody), (status = 409, description = "Changed concurrently", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The account after the change; with dry_run=true, what the change would do, nothing changed", body = super::body::AccountPatched),
+        (status = 400, description = "Invalid settings, or a dry_run other than true or false; nothing changed", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such account", body = super::body::ErrorBody), (status = 409, description = "Changed concurrently", body = super::body::ErrorBody)))]
 pub async fn patch_account(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     AppJson(mut body): AppJson<JsonObject>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountPatched>, ApiError> {
     let dry_run = query_bool(&query, "dry_run")?;
     let id = Resource::Account.id(&id)?;
     let patch = SettingsPatch {
@@ -105,30 +108,27 @@ pub async fn patch_account(
             .preview_settings(id, &patch)
             .await
             .or_not_found(Resource::Account)?;
-        return Ok(Json(json!({
-            "dry_run": true,
-            "settings": render_account(&next),
-            "mode": next.settings.mode(),
-            "impact": impact,
-        })));
+        return Ok(Json(AccountPatched::DryRun(AccountDryRun::new(
+            &next, &impact,
+        ))));
     }
     let account = state
         .engine
         .update_settings(id, &patch)
         .await
         .or_not_found(Resource::Account)?;
-    Ok(Json(render_account(&account)))
+    Ok(Json(AccountPatched::Applied((&account).into())))
 }
 
 /// `POST /admin/v1/accounts/{id}/keys`: another key; earlier ones keep working.
 #[utoipa::path(post, path = "/admin/v1/accounts/{id}/keys", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Account id")),
-    responses((status = 201, description = "Another API key; earlier ones keep working", body = super::openapi::KeyCreated), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "Another API key; earlier ones keep working", body = super::body::KeyCreated), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such account", body = super::body::ErrorBody)))]
 pub async fn new_key(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     let key = state
         .engine
         .new_api_key(Resource::Account.id(&id)?)
@@ -136,7 +136,9 @@ pub async fn new_key(
         .or_not_found(Resource::Account)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "api_key": key.expose() })),
+        Json(KeyCreated {
+            api_key: key.expose().to_owned(),
+        }),
     ))
 }
 
@@ -147,15 +149,15 @@ pub async fn new_key(
 /// already running in this instance is answered with instead of starting another.
 #[utoipa::path(post, path = "/admin/v1/sweeps", tag = "admin", security(("admin_token" = [])),
     params(("wait" = Option<bool>, Query, description = "Wait for the pass to end (bounded by the request timeout)")),
-    responses((status = 200, description = "The summary of the pass (with wait=true)", body = super::openapi::SweepBody),
-        (status = 202, description = "The pass is running; poll its status_url", body = super::openapi::SweepStarted),
-        (status = 400, description = "Bad wait", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The summary of the pass (with wait=true)", body = super::body::SweepBody),
+        (status = 202, description = "The pass is running; poll its status_url", body = super::body::SweepStarted),
+        (status = 400, description = "Bad wait", body = super::body::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn run_sweep(
     State(state): State<AppState>,
     _: Admin,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SweepAnswer>), ApiError> {
     let wait = match query.get("wait").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -175,21 +177,27 @@ pub async fn run_sweep(
             .ok()
             .and_then(|r| r.clone());
         if let Some(report) = ended {
-            return Ok((StatusCode::OK, Json(render_sweep(&report))));
+            return Ok((
+                StatusCode::OK,
+                Json(SweepAnswer::Finished(report.as_ref().into())),
+            ));
         }
         if let Some(report) = state.engine.sweep(started.id).await? {
             if report.state == SweepState::Finished {
-                return Ok((StatusCode::OK, Json(render_sweep(&report))));
+                return Ok((
+                    StatusCode::OK,
+                    Json(SweepAnswer::Finished((&report).into())),
+                ));
             }
         }
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "id": started.id,
-            "state": "running",
-            "already_running": started.already_running,
-            "status_url": format!("{}/admin/v1/sweeps/{}", state.base_url, started.id),
+        Json(SweepAnswer::Started(SweepStarted {
+            id: started.id,
+            state: "running".to_owned(),
+            already_running: started.already_running,
+            status_url: format!("{}/admin/v1/sweeps/{}", state.base_url, started.id),
         })),
     ))
 }
@@ -197,14 +205,14 @@ pub async fn run_sweep(
 /// `GET /admin/v1/sweeps/{id}`: one pass, running or finished.
 #[utoipa::path(get, path = "/admin/v1/sweeps/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Sweep id")),
-    responses((status = 200, description = "The pass", body = super::openapi::SweepBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such sweep", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The pass", body = super::body::SweepBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "No such sweep", body = super::body::ErrorBody)))]
 pub async fn get_sweep(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SweepBody>, ApiError> {
     let id = Resource::Sweep.id(&id)?;
     let report = match state.engine.sweep(id).await? {
         Some(report) => report,
@@ -219,55 +227,57 @@ pub async fn get_sweep(
         },
         None => return Err(ApiError::NotFound(Resource::Sweep)),
     };
-    Ok(Json(render_sweep(&report)))
+    Ok(Json((&report).into()))
 }
 
 /// `GET /admin/v1/sweeps`: recent passes, newest first.
 #[utoipa::path(get, path = "/admin/v1/sweeps", tag = "admin", security(("admin_token" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 200, default 20")),
-    responses((status = 200, description = "Recent passes, newest first", body = super::openapi::SweepList), (status = 400, description = "Bad limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Recent passes, newest first", body = super::body::SweepList), (status = 400, description = "Bad limit", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn list_sweeps(
     State(state): State<AppState>,
     _: Admin,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SweepList>, ApiError> {
     let sweeps = state.engine.recent_sweeps(limit(&query, 20, 200)?).await?;
-    Ok(Json(
-        json!({ "sweeps": sweeps.iter().map(render_sweep).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(SweepList {
+        sweeps: sweeps.iter().map(SweepBody::from).collect(),
+    }))
 }
 
 /// `GET /admin/v1/reconciliations`: recent reconciliation runs, newest first.
 #[utoipa::path(get, path = "/admin/v1/reconciliations", tag = "admin", security(("admin_token" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 200, default 20")),
-    responses((status = 200, description = "Recent reconciliation runs, newest first", body = super::openapi::ReconciliationList),
-        (status = 400, description = "Bad limit", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Recent reconciliation runs, newest first", body = super::body::ReconciliationList),
+        (status = 400, description = "Bad limit", body = super::body::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn list_reconciliations(
     State(state): State<AppState>,
     _: Admin,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReconciliationList>, ApiError> {
     let runs = state
         .engine
         .recent_reconciliations(limit(&query, 20, 200)?)
         .await?;
-    Ok(Json(json!({ "reconciliations": runs })))
+    Ok(Json(ReconciliationList {
+        reconciliations: runs.iter().map(Reconciliation::from).collect(),
+    }))
 }
 
 /// `GET /admin/v1/overdue`: artifacts past `delete_by` and not deleted.
 #[utoipa::path(get, path = "/admin/v1/overdue", tag = "admin", security(("admin_token" = [])),
     params(("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
-    responses((status = 200, description = "Artifacts past delete_by and not deleted", body = super::openapi::OverdueList), (status = 400, description = "Bad limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Artifacts past delete_by and not deleted", body = super::body::OverdueList), (status = 400, description = "Bad limit", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn overdue(
     State(state): State<AppState>,
     _: Admin,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OverdueList>, ApiError> {
     let artifacts = state.engine.overdue(limit(&query, 100, 1000)?).await?;
-    Ok(Json(
-        json!({ "artifacts": artifacts.iter().map(render_overdue).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(OverdueList {
+        artifacts: artifacts.iter().map(OverdueArtifact::from).collect(),
+    }))
 }
 
 /// `GET /admin/v1/accounts/{id}/usage`: usage metadata of LLM Gateway requests and
@@ -276,14 +286,14 @@ pub async fn overdue(
     params(("id" = String, Path, description = "Account id"),
         ("after" = Option<String>, Query, description = "The `next_after` of the previous page"),
         ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
-    responses((status = 200, description = "Usage records, oldest first", body = super::openapi::UsagePage),
-        (status = 400, description = "Bad after or limit", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such account", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Usage records, oldest first", body = super::body::UsagePage),
+        (status = 400, description = "Bad after or limit", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such account", body = super::body::ErrorBody)))]
 pub async fn usage(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsagePage>, ApiError> {
     let id = Resource::Account.id(&id)?;
     let (after, limit) = page_query(&query, 100, 1000)?;
     let records = state
@@ -292,8 +302,8 @@ pub async fn usage(
         .await
         .or_not_found(Resource::Account)?;
     let next_after = next_after(records.iter().map(|u| u.id), limit);
-    Ok(Json(json!({
-        "usage": records.iter().map(render_usage).collect::<Vec<_>>(),
-        "next_after": next_after,
-    })))
+    Ok(Json(UsagePage {
+        usage: records.iter().map(UsageRecordBody::from).collect(),
+        next_after,
+    }))
 }

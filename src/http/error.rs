@@ -58,7 +58,13 @@ impl ApiError {
 }
 
 pub fn error_body(status: StatusCode, message: &str) -> Response {
-    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    let mut response = (
+        status,
+        Json(super::body::ErrorBody {
+            error: message.to_string(),
+        }),
+    )
+        .into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -7,10 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::dto::*;
+use super::body::{ArtifactRetention, RecordedBody};
 use super::error::*;
 use super::extract::*;
 use super::AppState;
@@ -28,15 +27,15 @@ fn account_required(body: &mut JsonObject) -> Result<Uuid, ApiError> {
 /// `POST /internal/v1/llm-gateway/requests`
 #[utoipa::path(post, path = "/internal/v1/llm-gateway/requests", tag = "internal", security(("internal_token" = [])),
     request_body = super::openapi::LlmGatewayRequestBody,
-    responses((status = 201, description = "Usage recorded; content stored per retention.md §6 or dropped (zero data retention)", body = super::openapi::RecordedBody),
-        (status = 400, description = "Missing or malformed fields; nothing recorded", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such account, or no such transcript in it", body = super::openapi::ErrorBody), (status = 409, description = "Content for a zero-data-retention account; nothing recorded", body = super::openapi::ErrorBody),
-        (status = 410, description = "The transcript's content is deleted", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "Usage recorded; content stored per retention.md §6 or dropped (zero data retention)", body = super::body::RecordedBody),
+        (status = 400, description = "Missing or malformed fields; nothing recorded", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "No such account, or no such transcript in it", body = super::body::ErrorBody), (status = 409, description = "Content for a zero-data-retention account; nothing recorded", body = super::body::ErrorBody),
+        (status = 410, description = "The transcript's content is deleted", body = super::body::ErrorBody)))]
 pub async fn llm_gateway_request(
     State(state): State<AppState>,
     _: Internal,
     AppJson(mut body): AppJson<JsonObject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RecordedBody>), ApiError> {
     let account_id = account_required(&mut body)?;
     let provider = take_text(&mut body, "provider", 64)?.to_ascii_lowercase();
     let model = take_text(&mut body, "model", 256)?;
@@ -78,20 +77,20 @@ pub async fn llm_gateway_request(
             EngineError::NotFound => ApiError::NotFound(Resource::Account),
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
+    Ok((StatusCode::CREATED, Json(RecordedBody::from(&recorded))))
 }
 
 /// `POST /internal/v1/streaming/sessions`
 #[utoipa::path(post, path = "/internal/v1/streaming/sessions", tag = "internal", security(("internal_token" = [])),
     request_body = super::openapi::StreamingSessionBody,
-    responses((status = 201, description = "Usage recorded; content stored per retention.md §6 or dropped (zero data retention)", body = super::openapi::RecordedBody),
-        (status = 400, description = "Missing or malformed fields; nothing recorded", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such account", body = super::openapi::ErrorBody), (status = 409, description = "Content for a zero-data-retention account; nothing recorded", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "Usage recorded; content stored per retention.md §6 or dropped (zero data retention)", body = super::body::RecordedBody),
+        (status = 400, description = "Missing or malformed fields; nothing recorded", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "No such account", body = super::body::ErrorBody), (status = 409, description = "Content for a zero-data-retention account; nothing recorded", body = super::body::ErrorBody)))]
 pub async fn streaming_session(
     State(state): State<AppState>,
     _: Internal,
     AppJson(mut body): AppJson<JsonObject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RecordedBody>), ApiError> {
     let account_id = account_required(&mut body)?;
     let model = take_text(&mut body, "model", 256)?;
     let started_at = take_time(&mut body, "started_at")?
@@ -133,7 +132,7 @@ pub async fn streaming_session(
             EngineError::NotFound => ApiError::NotFound(Resource::Account),
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(render_recorded(&recorded))))
+    Ok((StatusCode::CREATED, Json(RecordedBody::from(&recorded))))
 }
 
 // ---- public: confirm and delete --------------------------------------------------------------
@@ -144,7 +143,7 @@ async fn show(
     kind: ArtifactKind,
     id: &str,
     delete: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ArtifactRetention>, ApiError> {
     let what = match kind {
         ArtifactKind::StreamingSession => Resource::StreamingSession,
         _ => Resource::LlmGatewayRequest,
@@ -156,61 +155,57 @@ async fn show(
         state.engine.standalone_artifact(account, kind, id).await
     };
     let artifact = result.or_not_found(what)?;
-    Ok(Json(render_artifact_retention(
-        &artifact,
-        artifact.delete_after,
-        artifact.delete_by,
-    )))
+    Ok(Json(ArtifactRetention::from(&artifact)))
 }
 
 /// `GET /v2/llm-gateway/requests/{id}` (Lethe's own): the stored request's schedule, or its tombstone.
 #[utoipa::path(get, path = "/v2/llm-gateway/requests/{id}", tag = "public", security(("api_key" = [])),
     params(("id" = String, Path, description = "The artifact id the gateway returned")),
-    responses((status = 200, description = "Its schedule and, once deleted, its tombstone; never its content", body = super::openapi::ArtifactRetention),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Its schedule and, once deleted, its tombstone; never its content", body = super::body::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody)))]
 pub async fn get_llm_request(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ArtifactRetention>, ApiError> {
     show(&state, &account, ArtifactKind::LlmGatewayIo, &id, false).await
 }
 
 /// `DELETE /v2/llm-gateway/requests/{id}` (Lethe's own): deletes its inputs and outputs now. Idempotent.
 #[utoipa::path(delete, path = "/v2/llm-gateway/requests/{id}", tag = "public", security(("api_key" = [])),
     params(("id" = String, Path, description = "The artifact id the gateway returned")),
-    responses((status = 200, description = "Deleted; its tombstone", body = super::openapi::ArtifactRetention),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Deleted; its tombstone", body = super::body::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody)))]
 pub async fn delete_llm_request(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ArtifactRetention>, ApiError> {
     show(&state, &account, ArtifactKind::LlmGatewayIo, &id, true).await
 }
 
 /// `GET /v2/streaming/sessions/{id}` (Lethe's own): the stored session's schedule, or its tombstone.
 #[utoipa::path(get, path = "/v2/streaming/sessions/{id}", tag = "public", security(("api_key" = [])),
     params(("id" = String, Path, description = "The artifact id the streaming service returned")),
-    responses((status = 200, description = "Its schedule and, once deleted, its tombstone; never its content", body = super::openapi::ArtifactRetention),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Its schedule and, once deleted, its tombstone; never its content", body = super::body::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody)))]
 pub async fn get_streaming_session(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ArtifactRetention>, ApiError> {
     show(&state, &account, ArtifactKind::StreamingSession, &id, false).await
 }
 
 /// `DELETE /v2/streaming/sessions/{id}` (Lethe's own): deletes its audio and transcript now. Idempotent.
 #[utoipa::path(delete, path = "/v2/streaming/sessions/{id}", tag = "public", security(("api_key" = [])),
     params(("id" = String, Path, description = "The artifact id the streaming service returned")),
-    responses((status = 200, description = "Deleted; its tombstone", body = super::openapi::ArtifactRetention),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Deleted; its tombstone", body = super::body::ArtifactRetention),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody)))]
 pub async fn delete_streaming_session(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ArtifactRetention>, ApiError> {
     show(&state, &account, ArtifactKind::StreamingSession, &id, true).await
 }

@@ -66,9 +66,9 @@ pub struct HoldList {
 #[utoipa::path(post, path = "/admin/v1/holds", tag = "admin", security(("admin_token" = [])),
     request_body = HoldRequest,
     responses((status = 201, description = "The hold, active", body = HoldBody),
-        (status = 400, description = "Invalid or unknown fields", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such account, or no such transcript in it", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Invalid or unknown fields", body = super::body::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "No such account, or no such transcript in it", body = super::body::ErrorBody)))]
 pub async fn create_hold(
     State(state): State<AppState>,
     _: Admin,
@@ -89,8 +89,8 @@ pub async fn create_hold(
         ("after" = Option<String>, Query, description = "The next_after of the previous page"),
         ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
     responses((status = 200, description = "Holds by id", body = HoldList),
-        (status = 400, description = "Bad parameter", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = super::body::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn list_holds(
     State(state): State<AppState>,
     _: Admin,
@@ -120,8 +120,8 @@ pub async fn list_holds(
 #[utoipa::path(delete, path = "/admin/v1/holds/{id}", tag = "admin", security(("admin_token" = [])),
     params(("id" = String, Path, description = "Hold id")),
     responses((status = 200, description = "The hold, released", body = HoldBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "No such hold", body = super::openapi::ErrorBody)))]
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "No such hold", body = super::body::ErrorBody)))]
 pub async fn release_hold(
     State(state): State<AppState>,
     _: Admin,

@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use super::body::{ArtifactCreated, StatusBody};
 
 use super::error::*;
 use super::extract::*;
@@ -13,20 +15,20 @@ use super::AppState;
 use crate::domain::{Content, Transcript};
 use crate::engine::EngineError;
 
-fn status_body(t: &Transcript) -> Json<Value> {
-    Json(json!({ "id": t.id, "status": t.status }))
+fn status_body(t: &Transcript) -> Json<StatusBody> {
+    Json(t.into())
 }
 
 /// `POST /internal/v1/transcripts/{id}/processing`
 #[utoipa::path(post, path = "/internal/v1/transcripts/{id}/processing", tag = "internal", security(("internal_token" = [])),
     params(("id" = String, Path, description = "Transcript id")),
-    responses((status = 200, description = "Now processing", body = super::openapi::StatusBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Already completed or error", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Now processing", body = super::body::StatusBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such transcript", body = super::body::ErrorBody), (status = 409, description = "Already completed or error", body = super::body::ErrorBody)))]
 pub async fn processing(
     State(state): State<AppState>,
     _: Internal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusBody>, ApiError> {
     let t = state
         .engine
         .mark_processing(Resource::PipelineTranscript.id(&id)?)
@@ -39,16 +41,16 @@ pub async fn processing(
 #[utoipa::path(put, path = "/internal/v1/transcripts/{id}/intermediates/{name}", tag = "internal", security(("internal_token" = [])),
     params(("id" = String, Path, description = "Transcript id"), ("name" = String, Path, description = "1 to 128 of A-Z a-z 0-9 . _ -")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, description = "Stored as a tracked intermediate", body = super::openapi::ArtifactCreated),
-        (status = 400, description = "Bad name or empty body", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody),
-        (status = 409, description = "Transcript finished, or zero data retention", body = super::openapi::ErrorBody), (status = 413, description = "Too large", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "Stored as a tracked intermediate", body = super::body::ArtifactCreated),
+        (status = 400, description = "Bad name or empty body", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such transcript", body = super::body::ErrorBody),
+        (status = 409, description = "Transcript finished, or zero data retention", body = super::body::ErrorBody), (status = 413, description = "Too large", body = super::body::ErrorBody)))]
 pub async fn put_intermediate(
     State(state): State<AppState>,
     _: Internal,
     Path((id, name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ArtifactCreated>), ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
     let valid_name = (1..=128).contains(&name.len())
         && name
@@ -70,26 +72,21 @@ pub async fn put_intermediate(
             EngineError::NotFound => ApiError::NotFound(Resource::PipelineTranscript),
             e => outcome.error(e, limit),
         })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "id": artifact.id, "kind": artifact.kind, "size_bytes": artifact.size_bytes }),
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(ArtifactCreated::from(&artifact))))
 }
 
 /// `POST /internal/v1/transcripts/{id}/complete`: the result becomes the final transcript.
 #[utoipa::path(post, path = "/internal/v1/transcripts/{id}/complete", tag = "internal", security(("internal_token" = [])),
     params(("id" = String, Path, description = "Transcript id")),
     request_body = super::openapi::CompleteRequest,
-    responses((status = 200, description = "Completed; its retention is anchored now", body = super::openapi::StatusBody),
-        (status = 400, description = "Wrong types", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Already finished, or zero data retention", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Completed; its retention is anchored now", body = super::body::StatusBody),
+        (status = 400, description = "Wrong types", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such transcript", body = super::body::ErrorBody), (status = 409, description = "Already finished, or zero data retention", body = super::body::ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
     _: Internal,
     Path(id): Path<String>,
     AppJson(mut result): AppJson<JsonObject>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusBody>, ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
     let audio_duration = match result.remove("audio_duration") {
         None | Some(Value::Null) => None,
@@ -133,14 +130,14 @@ pub async fn complete(
 #[utoipa::path(post, path = "/internal/v1/transcripts/{id}/error", tag = "internal", security(("internal_token" = [])),
     params(("id" = String, Path, description = "Transcript id")),
     request_body = super::openapi::ErrorRequest,
-    responses((status = 200, description = "Failed; its retention is anchored now", body = super::openapi::StatusBody),
-        (status = 400, description = "Missing error message", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Already finished", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Failed; its retention is anchored now", body = super::body::StatusBody),
+        (status = 400, description = "Missing error message", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such transcript", body = super::body::ErrorBody), (status = 409, description = "Already finished", body = super::body::ErrorBody)))]
 pub async fn error(
     State(state): State<AppState>,
     _: Internal,
     Path(id): Path<String>,
     AppJson(mut body): AppJson<JsonObject>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusBody>, ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
     let message = match body.remove("error") {
         Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 2000 => m,
@@ -162,14 +159,14 @@ pub async fn error(
 #[utoipa::path(post, path = "/internal/v1/transcripts/{id}/speech-understanding", tag = "internal", security(("internal_token" = [])),
     params(("id" = String, Path, description = "Transcript id")),
     request_body(content = Object, description = "The result, any JSON object"),
-    responses((status = 201, description = "Stored, linked to its transcript", body = super::openapi::ArtifactCreated),
-        (status = 400, description = "Not a JSON object", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "No such transcript", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention", body = super::openapi::ErrorBody), (status = 410, description = "The transcript's content is deleted", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "Stored, linked to its transcript", body = super::body::ArtifactCreated),
+        (status = 400, description = "Not a JSON object", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "No such transcript", body = super::body::ErrorBody), (status = 409, description = "Zero data retention", body = super::body::ErrorBody), (status = 410, description = "The transcript's content is deleted", body = super::body::ErrorBody)))]
 pub async fn speech_understanding(
     State(state): State<AppState>,
     _: Internal,
     Path(id): Path<String>,
     AppJson(result): AppJson<JsonObject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ArtifactCreated>), ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
     let content = Content::new(Value::Object(result).to_string());
     let artifact = state
@@ -177,8 +174,5 @@ pub async fn speech_understanding(
         .add_speech_understanding(id, content)
         .await
         .or_not_found(Resource::PipelineTranscript)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": artifact.id, "kind": artifact.kind })),
-    ))
+    Ok((StatusCode::CREATED, Json(ArtifactCreated::from(&artifact))))
 }

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod body;
 pub mod dashboard;
 pub mod dto;
 pub mod error;
@@ -211,9 +212,11 @@ async fn json_errors(response: Response) -> Response {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "The server is up", body = openapi::Health)))]
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+    responses((status = 200, description = "The server is up", body = body::Health)))]
+async fn healthz() -> Json<body::Health> {
+    Json(body::Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Prometheus text; gauges are re-read from the index at most every 10 seconds.

@@ -20,9 +20,9 @@ use crate::receipts::Receipt;
 #[utoipa::path(get, path = "/v2/transcript/{transcript_id}/receipt", tag = "public", security(("api_key" = [])),
     params(("transcript_id" = String, Path, description = "ID of the transcript")),
     responses((status = 200, description = "The signed deletion receipt", body = Receipt),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody),
-        (status = 409, description = "Nothing of this transcript is deleted yet", body = super::openapi::ErrorBody)))]
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody),
+        (status = 409, description = "Nothing of this transcript is deleted yet", body = super::body::ErrorBody)))]
 pub async fn receipt(
     State(state): State<AppState>,
     Customer(account): Customer,
@@ -63,8 +63,8 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiEr
     params(("from" = u64, Query, description = "The older size (at least 1)"),
         ("to" = Option<u64>, Query, description = "The newer size; the log's current size when absent")),
     responses((status = 200, description = "The consistency proof and the checkpoint at `to`", body = ConsistencyProof),
-        (status = 400, description = "Sizes out of range", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Sizes out of range", body = super::body::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn consistency(
     State(state): State<AppState>,
     _: Admin,

@@ -4,10 +4,11 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::NaiveDate;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+use super::body::*;
 use super::dto::*;
 use super::error::*;
 use super::extract::*;
@@ -37,19 +38,19 @@ fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiErr
 /// `POST /v2/transcript`
 #[utoipa::path(post, path = "/v2/transcript", tag = "public", security(("api_key" = [])),
     request_body = super::dto::TranscriptRequest,
-    responses((status = 200, description = "The queued transcript", body = super::openapi::TranscriptObject),
-        (status = 400, description = "Malformed JSON, wrong types or missing audio_url; nothing stored", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 403, description = "audio_url is another account's upload", body = super::openapi::ErrorBody), (status = 409, description = "Zero data retention account", body = super::openapi::ErrorBody),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
-        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
-        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
-        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
-        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The queued transcript", body = super::body::TranscriptBody),
+        (status = 400, description = "Malformed JSON, wrong types or missing audio_url; nothing stored", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 403, description = "audio_url is another account's upload", body = super::body::ErrorBody), (status = 409, description = "Zero data retention account", body = super::body::ErrorBody),
+        (status = 404, description = "Not found", body = super::body::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::body::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::body::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::body::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::body::ErrorBody)))]
 pub async fn create_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TranscriptBody>, ApiError> {
     let request = TranscriptRequest::parse(&body)?;
     let audio = audio_source(&state, &request.audio_url)?;
     let webhook_auth = request
@@ -68,54 +69,54 @@ pub async fn create_transcript(
         .engine
         .transcript_content(&account, transcript.id)
         .await?;
-    Ok(Json(render_transcript(&state, &view)))
+    Ok(Json(TranscriptBody::new(&state, &view)))
 }
 
 /// `GET /v2/transcript/{id}`
 #[utoipa::path(get, path = "/v2/transcript/{transcript_id}", tag = "public", security(("api_key" = [])),
     params(("transcript_id" = String, Path, description = "ID of the transcript")),
-    responses((status = 200, description = "The transcript; redacted once deleted or past delete_after", body = super::openapi::TranscriptObject),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody),
-        (status = 400, description = "Bad request", body = super::openapi::ErrorBody),
-        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
-        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
-        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
-        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The transcript; redacted once deleted or past delete_after", body = super::body::TranscriptBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody),
+        (status = 400, description = "Bad request", body = super::body::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::body::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::body::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::body::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::body::ErrorBody)))]
 pub async fn get_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TranscriptBody>, ApiError> {
     let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .transcript_content(&account, id)
         .await
         .or_not_found(Resource::Transcript)?;
-    Ok(Json(render_transcript(&state, &view)))
+    Ok(Json(TranscriptBody::new(&state, &view)))
 }
 
 /// `DELETE /v2/transcript/{id}`
 #[utoipa::path(delete, path = "/v2/transcript/{transcript_id}", tag = "public", security(("api_key" = [])),
     params(("transcript_id" = String, Path, description = "ID of the transcript")),
-    responses((status = 200, description = "The redacted transcript; idempotent", body = super::openapi::TranscriptObject),
-        (status = 400, description = "Still queued or processing; nothing changed", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody),
-        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
-        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
-        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
-        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The redacted transcript; idempotent", body = super::body::TranscriptBody),
+        (status = 400, description = "Still queued or processing; nothing changed", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::body::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::body::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::body::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::body::ErrorBody)))]
 pub async fn delete_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TranscriptBody>, ApiError> {
     let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .delete_transcript(&account, id)
         .await
         .or_not_found(Resource::Transcript)?;
-    Ok(Json(render_transcript(&state, &view)))
+    Ok(Json(TranscriptBody::new(&state, &view)))
 }
 
 /// The validated query of `GET /v2/transcript`.
@@ -226,18 +227,18 @@ impl ListParams {
 /// `next_url` the newer one, each `null` when there is no such page.
 #[utoipa::path(get, path = "/v2/transcript", tag = "public", security(("api_key" = [])),
     params(super::openapi::ListTranscriptParams),
-    responses((status = 200, description = "Newest first, keyset-paginated; deleted transcripts included", body = super::openapi::TranscriptList),
-        (status = 400, description = "A bad parameter, or a before_id/after_id pair that bounds nothing", body = super::openapi::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody),
-        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
-        (status = 429, description = "Too many requests", body = super::openapi::ErrorBody),
-        (status = 500, description = "An error occurred while processing the request", body = super::openapi::ErrorBody),
-        (status = 503, description = "Service unavailable", body = super::openapi::ErrorBody),
-        (status = 504, description = "Gateway timeout", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Newest first, keyset-paginated; deleted transcripts included", body = super::body::TranscriptList),
+        (status = 400, description = "A bad parameter, or a before_id/after_id pair that bounds nothing", body = super::body::ErrorBody), (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody),
+        (status = 404, description = "Not found", body = super::body::ErrorBody),
+        (status = 429, description = "Too many requests", body = super::body::ErrorBody),
+        (status = 500, description = "An error occurred while processing the request", body = super::body::ErrorBody),
+        (status = 503, description = "Service unavailable", body = super::body::ErrorBody),
+        (status = 504, description = "Gateway timeout", body = super::body::ErrorBody)))]
 pub async fn list_transcripts(
     State(state): State<AppState>,
     Customer(account): Customer,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TranscriptList>, ApiError> {
     let params = ListParams::parse(&query)?;
     let lethe = &state.engine;
     // Lethe never throttles a transcript: `throttled_only=true` lists none.
@@ -273,23 +274,23 @@ pub async fn list_transcripts(
     for t in &page {
         items.push(list_item(&state, &account, t).await?);
     }
-    Ok(Json(json!({
-        "page_details": {
-            "limit": params.limit,
-            "result_count": page.len(),
-            "current_url": params.url(&state.base_url, params.before_id, params.after_id),
-            "prev_url": prev_url,
-            "next_url": next_url,
+    Ok(Json(TranscriptList {
+        page_details: PageDetails {
+            limit: params.limit,
+            result_count: page.len() as u32,
+            current_url: params.url(&state.base_url, params.before_id, params.after_id),
+            prev_url,
+            next_url,
         },
-        "transcripts": items,
-    })))
+        transcripts: items,
+    }))
 }
 
 async fn list_item(
     state: &AppState,
     account: &crate::domain::Account,
     t: &Transcript,
-) -> Result<Value, ApiError> {
+) -> Result<TranscriptListItem, ApiError> {
     let now = state.engine.now();
     let audio_url = match t.redaction_reason_at(now) {
         Some(DeletionReason::CustomerRequest) => DELETED_BY_USER_URL.to_owned(),
@@ -300,32 +301,24 @@ async fn list_item(
             audio_url_of(state, t, url.as_ref())
         }
     };
-    Ok(json!({
-        "id": t.id,
-        "resource_url": format!("{}/v2/transcript/{}", state.base_url, t.id),
-        "status": t.status,
-        "created": naive_micros(t.created_at),
-        "completed": t.completed_at.map(naive_micros),
-        "audio_url": audio_url,
-        "error": t.error,
-    }))
+    Ok(TranscriptListItem::new(state, t, audio_url))
 }
 
 /// `GET /v2/transcript/{id}/retention`: every artifact's schedule and tombstone.
 #[utoipa::path(get, path = "/v2/transcript/{transcript_id}/retention", tag = "public", security(("api_key" = [])),
     params(("transcript_id" = String, Path, description = "ID of the transcript")),
-    responses((status = 200, description = "Each artifact's schedule and tombstone", body = super::openapi::RetentionViewBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "Each artifact's schedule and tombstone", body = super::body::RetentionViewBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody), (status = 404, description = "Unknown id, or another account's", body = super::body::ErrorBody)))]
 pub async fn retention(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RetentionViewBody>, ApiError> {
     let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .retention_view(&account, id)
         .await
         .or_not_found(Resource::Transcript)?;
-    Ok(Json(render_retention(&view)))
+    Ok(Json((&view).into()))
 }

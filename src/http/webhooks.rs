@@ -65,8 +65,8 @@ pub struct DeliveryList {
     params(("after" = Option<String>, Query, description = "The next_after of the previous page"),
         ("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
     responses((status = 200, description = "Deliveries by id", body = DeliveryList),
-        (status = 400, description = "Bad parameter", body = super::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong credentials", body = super::openapi::ErrorBody)))]
+        (status = 400, description = "Bad parameter", body = super::body::ErrorBody),
+        (status = 401, description = "Missing or wrong credentials", body = super::body::ErrorBody)))]
 pub async fn deliveries(
     State(state): State<AppState>,
     _: Admin,

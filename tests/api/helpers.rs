@@ -296,5 +296,5 @@ pub fn artifact<'a>(retention: &'a Value, kind: &str) -> &'a Value {
 }
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
-    lethe::http::dto::rfc3339(t)
+    lethe::http::body::rfc3339(t)
 }
