@@ -14,11 +14,28 @@ use crate::http::Tokens;
 use crate::startup::{shutdown_signal, App};
 use crate::storage::Backends;
 
+/// `lethe --help` ends with one example per command.
+const EXAMPLES: &str = "\
+Examples:
+  lethe serve                                   run the API, the sweeper and the dashboard
+  lethe account create --name acme --baa        create an account; prints its API key once
+  lethe sweep --once > pass.json                one deletion pass; its summary as JSON
+  lethe reconcile --repair --grace 2h           check everything against the rules, and repair
+  lethe migrate                                 create or upgrade the SQLite/PostgreSQL schema
+  lethe provision                               create the AWS profile's table and bucket
+  lethe openapi > openapi.json                  the HTTP API's OpenAPI document
+  lethe receipt verify r.json --public-key k.pem  check a deletion receipt offline
+
+Long commands (sweep, reconcile, provision) show progress on a terminal and print only
+their JSON or result lines when piped. Every setting is a LETHE_* variable or a key of
+the --config TOML file; see the README's configuration table.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "lethe",
     version,
-    about = "Retention and TTL lifecycle engine for speech-AI artifacts"
+    about = "Retention and TTL lifecycle engine for speech-AI artifacts",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     /// TOML configuration file; LETHE_* environment variables override it.
@@ -131,18 +148,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("`lethe sweep` needs --once; `lethe serve` runs the sweeper continuously");
             }
             let app = App::build(config, Arc::new(SystemClock)).await?;
-            let report = app.sweeper.run_once(app.engine.now()).await?;
+            let bar = spinner("sweeping");
+            let mut progress = app.sweeper.progress();
+            let shown = bar.clone();
+            let watcher = tokio::spawn(async move {
+                while progress.changed().await.is_ok() {
+                    let (examined, deleted) = *progress.borrow_and_update();
+                    shown.set_message(format!(
+                        "sweeping: {examined} due artifacts examined, {deleted} deleted"
+                    ));
+                }
+            });
+            let report = app.sweeper.run_once(app.engine.now()).await;
+            watcher.abort();
+            bar.finish_and_clear();
+            let report = report?;
             app.engine.flush().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Reconcile { repair, grace } => {
             let app = App::build(config, Arc::new(SystemClock)).await?;
-            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let bar = spinner("reconciling");
+            let shown = bar.clone();
             let progress = move |accounts: u64, checked: u64| {
-                if tty {
-                    eprint!("\rreconciling: {accounts} accounts, {checked} artifacts and objects checked");
-                }
+                shown.set_message(format!(
+                    "reconciling: {accounts} accounts, {checked} artifacts and objects checked"
+                ));
             };
             let report = app
                 .sweeper
@@ -152,9 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     &progress,
                 )
                 .await?;
-            if tty {
-                eprintln!();
-            }
+            bar.finish_and_clear();
             app.engine.flush().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
@@ -186,12 +216,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Provision => {
             let now = crate::clock::Clock::now(&SystemClock);
-            for line in crate::startup::provision(&config, now).await? {
+            let bar = spinner("provisioning (a new index on a large table can take minutes)");
+            let done = crate::startup::provision(&config, now).await;
+            bar.finish_and_clear();
+            for line in done? {
                 println!("{line}");
             }
             Ok(())
         }
     }
+}
+
+/// A spinner with elapsed time on stderr when it is a terminal; hidden otherwise, so a
+/// piped run prints only its result.
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }
 
 fn parse_grace(text: &str) -> Result<chrono::Duration, String> {
@@ -250,4 +296,23 @@ fn verify_receipt(receipt: &std::path::Path, public_key: &std::path::Path) -> an
         println!("{line}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_shows_an_example_of_every_command() {
+        let help = Cli::command().render_long_help().to_string();
+        for command in Cli::command().get_subcommands() {
+            let example = format!("  lethe {} ", command.get_name());
+            assert!(
+                help.contains(&example),
+                "`lethe --help` has no example of `{}`",
+                command.get_name()
+            );
+        }
+    }
 }

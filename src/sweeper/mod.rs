@@ -63,6 +63,8 @@ pub struct Sweeper {
     config: SweeperConfig,
     passes: watch::Sender<u64>,
     last_report: watch::Sender<Option<Arc<SweepReport>>>,
+    /// The pass in progress so far: artifacts examined and deleted (the CLI's progress).
+    progress: watch::Sender<(u64, u64)>,
     /// One pass at a time in this process: a pass holds it from start to end.
     pass_lock: Arc<tokio::sync::Mutex<()>>,
     /// The id of the pass in progress, if any.
@@ -87,6 +89,7 @@ impl Sweeper {
             config,
             passes: watch::Sender::new(0),
             last_report: watch::Sender::new(None),
+            progress: watch::Sender::new((0, 0)),
             pass_lock: Arc::new(tokio::sync::Mutex::new(())),
             running: std::sync::Mutex::new(None),
             detached: TaskTracker::new(),
@@ -100,6 +103,11 @@ impl Sweeper {
 
     pub fn last_report(&self) -> watch::Receiver<Option<Arc<SweepReport>>> {
         self.last_report.subscribe()
+    }
+
+    /// The pass in progress so far: (artifacts examined, artifacts deleted).
+    pub fn progress(&self) -> watch::Receiver<(u64, u64)> {
+        self.progress.subscribe()
     }
 
     /// Starts a pass detached from the caller and returns its id at once; if a pass is
@@ -256,6 +264,7 @@ impl Sweeper {
             Err(e) => tracing::warn!(error = %e, "could not advance retention changes"),
         }
         let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+        self.progress.send_replace((0, 0));
         loop {
             if report.examined >= self.config.max_per_pass {
                 report.truncated = self.engine.anything_due(now).await.map_err(storage)?;
@@ -277,6 +286,8 @@ impl Sweeper {
             }
             report.lags.extend(batch.lags);
             report.deleted += batch.deleted.len() as u64;
+            self.progress
+                .send_replace((report.examined, report.deleted));
             // A short batch was everything due (and not claimed by others) at `now`.
             if batch.examined < self.config.batch_size as usize {
                 break;
