@@ -312,13 +312,70 @@ pub async fn delete_claimed_knowing(
         }
     }
 
-    // Step 3: content.
-    let keys: Vec<String> = claimed.iter().map(|a| a.content_key.clone()).collect();
-    let results = backends.content.delete_many(&keys).await;
+    // Step 3: content. What step 5 will shred (as far as can be told before: whole scopes
+    // if every deletion succeeds) is removed without a sync of its own; the key's
+    // destruction is what makes it final.
+    let claimed_ids: HashSet<ArtifactId> = claimed.iter().map(|a| a.id).collect();
+    let shredding: HashSet<&str> = claimed
+        .iter()
+        .filter(|a| takes_whole_scope(a, &winners, &remaining, &claimed_ids))
+        .map(|a| crate::domain::content_scope(&a.content_key))
+        .collect();
+    let shredded: Vec<bool> = claimed
+        .iter()
+        .map(|a| shredding.contains(crate::domain::content_scope(&a.content_key)))
+        .collect();
+    let (shred_keys, sync_keys): (Vec<String>, Vec<String>) = {
+        let (shred, sync): (Vec<_>, Vec<_>) = claimed
+            .iter()
+            .zip(&shredded)
+            .partition(|(_, shredded)| **shredded);
+        (
+            shred
+                .into_iter()
+                .map(|(a, _)| a.content_key.clone())
+                .collect(),
+            sync.into_iter()
+                .map(|(a, _)| a.content_key.clone())
+                .collect(),
+        )
+    };
+    let (shred_results, sync_results) = futures::join!(
+        async {
+            match shred_keys.is_empty() {
+                true => Vec::new(),
+                false => backends.content.delete_many_shredded(&shred_keys).await,
+            }
+        },
+        async {
+            match sync_keys.is_empty() {
+                true => Vec::new(),
+                false => backends.content.delete_many(&sync_keys).await,
+            }
+        }
+    );
+    let (mut shred_results, mut sync_results) =
+        (shred_results.into_iter(), sync_results.into_iter());
     let mut gone = Vec::with_capacity(claimed.len());
-    for (artifact, result) in claimed.into_iter().zip(results) {
+    let mut unsynced: Vec<Artifact> = Vec::new();
+    for (artifact, shredded) in claimed.into_iter().zip(shredded) {
+        let result = match shredded {
+            true => shred_results.next(),
+            false => sync_results.next(),
+        }
+        .unwrap_or_else(|| {
+            Err(StorageError::Other {
+                backend: "content",
+                source: "the store answered fewer keys than it was given".into(),
+            })
+        });
         match result {
-            Ok(()) => gone.push(artifact),
+            Ok(()) => {
+                if shredded {
+                    unsynced.push(artifact.clone());
+                }
+                gone.push(artifact)
+            }
             Err(error) => {
                 tracing::warn!(artifact_id = %artifact.id, error = %error, "content deletion failed; retried after the claim expires");
                 outcome.failed.push((artifact.id, error));
@@ -365,27 +422,44 @@ pub async fn delete_claimed_knowing(
     // request's or streaming session's) once it went.
     let gone_ids: HashSet<ArtifactId> = gone.iter().map(|a| a.id).collect();
     let mut scopes: Vec<&str> = Vec::new();
+    let mut forgotten: HashSet<String> = HashSet::new();
     for a in &gone {
-        let whole_scope = match a.kind {
-            // Their own scope, like an upload's (`<account>/<id>/<id>`).
-            ArtifactKind::UploadedAudio => true,
-            ArtifactKind::LlmGatewayIo | ArtifactKind::StreamingSession => {
-                a.transcript_id.is_none()
-            }
-            ArtifactKind::FinalTranscript => {
-                winners.contains(&a.id)
-                    && !remaining
-                        .iter()
-                        .any(|r| r.transcript_id == a.transcript_id && !gone_ids.contains(&r.id))
-            }
-            _ => false,
-        };
         let scope = crate::domain::content_scope(&a.content_key);
-        if whole_scope && !scopes.contains(&scope) {
+        if takes_whole_scope(a, &winners, &remaining, &gone_ids)
+            && forgotten.insert(scope.to_owned())
+        {
             scopes.push(scope);
         }
     }
+    let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
+    // A scope expected to go that stays (something of it failed): the removals made
+    // without a sync are made durable now, or their artifacts wait for the retry.
+    let resync: Vec<String> = unsynced
+        .iter()
+        .filter(|a| !forgotten.contains(crate::domain::content_scope(&a.content_key)))
+        .map(|a| a.content_key.clone())
+        .collect();
+    if !resync.is_empty() {
+        let results = backends.content.delete_many(&resync).await;
+        let failed: HashSet<&String> = resync
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_err())
+            .map(|(key, _)| key)
+            .collect();
+        if !failed.is_empty() {
+            gone.retain(|a| !failed.contains(&a.content_key));
+            for (key, result) in resync.iter().zip(results) {
+                if let Err(error) = result {
+                    if let Some(a) = unsynced.iter().find(|a| &a.content_key == key) {
+                        outcome.failed.push((a.id, error));
+                    }
+                }
+            }
+        }
+    }
     if !scopes.is_empty() {
+        let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
         backends.content.forget_scopes(&scopes).await?;
     }
     // Transcripts whose scope another deletion was still working on (a pass holding
@@ -393,7 +467,7 @@ pub async fn delete_claimed_knowing(
     // once this batch is finished, below, so that whichever finishes last forgets it.
     let mut recheck: Vec<TranscriptId> = gone
         .iter()
-        .filter(|a| !scopes.contains(&crate::domain::content_scope(&a.content_key)))
+        .filter(|a| !forgotten.contains(crate::domain::content_scope(&a.content_key)))
         .filter_map(|a| a.transcript_id)
         .collect();
     recheck.sort();
@@ -425,6 +499,30 @@ pub async fn delete_claimed_knowing(
     }
     outcome.deleted = tombstones;
     Ok(outcome)
+}
+
+/// Whether deleting `a` (with everything in `going`) takes its whole content scope, so
+/// the scope's data key is destroyed: an upload's (or a standalone LLM Gateway request's
+/// or streaming session's) own scope, or a transcript's once its own final transcript
+/// goes and nothing else of it is left.
+fn takes_whole_scope(
+    a: &Artifact,
+    winners: &HashSet<ArtifactId>,
+    remaining: &[Artifact],
+    going: &HashSet<ArtifactId>,
+) -> bool {
+    match a.kind {
+        // Their own scope, like an upload's (`<account>/<id>/<id>`).
+        ArtifactKind::UploadedAudio => true,
+        ArtifactKind::LlmGatewayIo | ArtifactKind::StreamingSession => a.transcript_id.is_none(),
+        ArtifactKind::FinalTranscript => {
+            winners.contains(&a.id)
+                && !remaining
+                    .iter()
+                    .any(|r| r.transcript_id == a.transcript_id && !going.contains(&r.id))
+        }
+        _ => false,
+    }
 }
 
 /// Forgets the scope of each of `transcripts` that has nothing but deleted artifacts left.

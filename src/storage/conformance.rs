@@ -613,6 +613,27 @@ pub async fn content(store: &dyn ContentStore) {
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r.is_ok()));
     assert_eq!(store.get(&streamed).await.unwrap(), None);
+
+    // The removals a shredding caller makes durable by destroying the key, and the
+    // unsynced ones they rest on: the objects are gone all the same, one result per key,
+    // a missing key is no failure.
+    for (i, unsynced) in [false, true].into_iter().enumerate() {
+        let keys: Vec<String> = (0..3)
+            .map(|n| format!("{}/{}/{i}-{n}", new_id(t0()), new_id(t0())))
+            .collect();
+        for key in &keys[..2] {
+            store.put(key, Content::new("gone soon")).await.unwrap();
+        }
+        let results = match unsynced {
+            false => store.delete_many_shredded(&keys).await,
+            true => store.delete_many_unsynced(&keys).await,
+        };
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        for key in &keys {
+            assert_eq!(store.get(key).await.unwrap(), None);
+        }
+    }
 }
 
 pub async fn audit(log: &dyn AuditLog) {

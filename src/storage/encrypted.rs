@@ -383,6 +383,12 @@ impl ContentStore for EncryptedContentStore {
         self.inner.delete_many(keys).await
     }
 
+    /// The keys of these objects are destroyed before their deletion is recorded, so their
+    /// removal need not be durable by itself.
+    async fn delete_many_shredded(&self, keys: &[String]) -> Vec<Result<()>> {
+        self.inner.delete_many_unsynced(keys).await
+    }
+
     async fn list(
         &self,
         prefix: &str,

@@ -13,6 +13,8 @@ use crate::domain::Content;
 use chrono::{DateTime, Utc};
 
 const BACKEND: &str = "local disk";
+/// Unlinks, and directory fsyncs, in flight at once in [`ContentStore::delete_many`].
+const PARALLEL: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct LocalContentStore {
@@ -246,42 +248,60 @@ impl ContentStore for LocalContentStore {
         Ok(found)
     }
 
-    /// Unlinks every file, then makes the unlinks durable with one fsync per directory
-    /// rather than one per file. A key fails only if its own unlink, or the sync of its
-    /// directory, failed.
     async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
-        let mut results = Vec::with_capacity(keys.len());
-        let mut parents: Vec<PathBuf> = Vec::new();
-        for key in keys {
-            let removed = match self.path_of(key) {
-                Ok(path) => {
-                    let removed = remove_if_exists(&path).await;
-                    if let Some(parent) = path.parent() {
-                        if removed.is_ok() && !parents.iter().any(|p| p == parent) {
-                            parents.push(parent.to_owned());
-                        }
-                    }
-                    removed.map(|()| path)
-                }
-                Err(e) => Err(e),
-            };
-            results.push(removed);
+        self.remove_many(keys, true).await
+    }
+
+    async fn delete_many_unsynced(&self, keys: &[String]) -> Vec<Result<()>> {
+        self.remove_many(keys, false).await
+    }
+}
+
+impl LocalContentStore {
+    /// Unlinks every file, then (with `sync`) makes the unlinks durable with one fsync per
+    /// directory rather than one per file. Both run [`PARALLEL`] at a time: the filesystem
+    /// commits concurrent directory fsyncs together (one journal commit for many), which
+    /// is most of a batch's wall time when every upload has its own directory. A key fails
+    /// only if its own unlink, or the sync of its directory, failed.
+    async fn remove_many(&self, keys: &[String], sync: bool) -> Vec<Result<()>> {
+        let paths: Vec<Result<PathBuf>> = keys.iter().map(|key| self.path_of(key)).collect();
+        let removed: Vec<Result<PathBuf>> =
+            futures::stream::iter(paths.into_iter().map(|path| async move {
+                let path = path?;
+                remove_if_exists(&path).await?;
+                Ok(path)
+            }))
+            .buffered(PARALLEL)
+            .collect()
+            .await;
+        let mut parents: Vec<PathBuf> = removed
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(|path| path.parent()))
+            .map(Path::to_owned)
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        if !sync {
+            parents.clear();
         }
-        let mut failed_dirs = Vec::new();
-        for dir in &parents {
-            if let Err(e) = sync_dir_if_exists(dir).await {
-                tracing::warn!(error = %e, "fsync of a content directory failed");
-                failed_dirs.push(dir.clone());
-            }
-        }
-        results
+        let failed_dirs: std::collections::HashSet<PathBuf> = futures::stream::iter(
+            parents
+                .into_iter()
+                .map(|dir| async move { (sync_dir_if_exists(&dir).await, dir) }),
+        )
+        .buffer_unordered(PARALLEL)
+        .filter_map(|(synced, dir)| async move {
+            synced
+                .inspect_err(|e| tracing::warn!(error = %e, "fsync of a content directory failed"))
+                .err()
+                .map(|_| dir)
+        })
+        .collect()
+        .await;
+        removed
             .into_iter()
             .map(|r| match r {
-                Ok(path)
-                    if path
-                        .parent()
-                        .is_some_and(|p| failed_dirs.iter().any(|d| d == p)) =>
-                {
+                Ok(path) if path.parent().is_some_and(|p| failed_dirs.contains(p)) => {
                     Err(StorageError::Other {
                         backend: BACKEND,
                         source: "directory sync failed".into(),

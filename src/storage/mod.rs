@@ -372,6 +372,20 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
         }
         results
     }
+    /// [`delete_many`](Self::delete_many) for objects whose scopes the caller forgets
+    /// ([`forget_scopes`](Self::forget_scopes)) before it records their deletion. A store
+    /// that crypto-shreds needs no durable removal of its own for them: an object a crash
+    /// brings back cannot be decrypted once its key is gone (reconciliation then reports it
+    /// as an orphan object). Default: as `delete_many`.
+    async fn delete_many_shredded(&self, keys: &[String]) -> Vec<Result<()>> {
+        self.delete_many(keys).await
+    }
+    /// Removes objects without making the removal durable (no directory sync): only for a
+    /// caller with another durability argument, as [`delete_many_shredded`](Self::delete_many_shredded)
+    /// of an encrypting store. Default: as `delete_many`.
+    async fn delete_many_unsynced(&self, keys: &[String]) -> Vec<Result<()>> {
+        self.delete_many(keys).await
+    }
 }
 
 #[async_trait]

@@ -11,6 +11,10 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
+use std::collections::{HashMap, HashSet};
+
+/// Rows (or bound ids) per multi-row statement: far below SQLite's 32,766 variables.
+const ROWS_PER_STATEMENT: usize = 1000;
 use std::path::Path;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -256,15 +260,17 @@ async fn append_leaves(
     let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM deletion_log")
         .fetch_one(&mut **tx)
         .await?;
-    for (offset, t) in tombstones.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO deletion_log (leaf_index, artifact_id, leaf_hash) VALUES (?, ?, ?)",
-        )
-        .bind(next + offset as i64)
-        .bind(t.artifact_id.to_string())
-        .bind(crate::receipts::tombstone_leaf_hash(t).to_vec())
-        .execute(&mut **tx)
-        .await?;
+    for (chunk_index, chunk) in tombstones.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first = next + (chunk_index * ROWS_PER_STATEMENT) as i64;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deletion_log (leaf_index, artifact_id, leaf_hash) ",
+        );
+        query.push_values(chunk.iter().enumerate(), |mut row, (offset, t)| {
+            row.push_bind(first + offset as i64)
+                .push_bind(t.artifact_id.to_string())
+                .push_bind(crate::receipts::tombstone_leaf_hash(t).to_vec());
+        });
+        query.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -1059,26 +1065,37 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn claim(&self, ids: &[ArtifactId], claim: &Claim) -> Result<Vec<Artifact>> {
+        // One statement per chunk of ids, not one per artifact: a batch is claimed in a
+        // few statements of one transaction.
         let mut tx = self.pool.begin().await?;
         let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row = sqlx::query(
-                "UPDATE artifacts SET state = 'deleting', claimed_by = ?1, claimed_until = ?2
-                 WHERE id = ?3 AND state <> 'deleted' AND due_at IS NOT NULL AND due_at <= ?4
-                   AND (claimed_until IS NULL OR claimed_until <= ?4)
-                 RETURNING *",
-            )
-            .bind(&claim.owner)
-            .bind(micros(claim.until))
-            .bind(id.to_string())
-            .bind(micros(claim.now))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "UPDATE artifacts SET state = 'deleting', claimed_by = ",
+            );
+            query
+                .push_bind(&claim.owner)
+                .push(", claimed_until = ")
+                .push_bind(micros(claim.until))
+                .push(" WHERE state <> 'deleted' AND due_at IS NOT NULL AND due_at <= ")
+                .push_bind(micros(claim.now))
+                .push(" AND (claimed_until IS NULL OR claimed_until <= ")
+                .push_bind(micros(claim.now))
+                .push(") AND id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.to_string());
+            }
+            query.push(") RETURNING *");
+            for row in query.build().fetch_all(&mut *tx).await? {
                 claimed.push(artifact_from_row(&row)?);
             }
         }
         tx.commit().await?;
+        // In the order asked for (RETURNING's order is unspecified).
+        let position: HashMap<ArtifactId, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        claimed.sort_by_key(|a| position.get(&a.id).copied().unwrap_or(usize::MAX));
         Ok(claimed)
     }
 
@@ -1117,18 +1134,36 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn finish(&self, tombstones: &[Tombstone]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        // A batch's tombstones share their time and a few reasons: one statement per
+        // (time, reason) and chunk of ids.
+        let mut groups: HashMap<(i64, DeletionReason), Vec<String>> = HashMap::new();
         for t in tombstones {
-            sqlx::query(
-                "UPDATE artifacts SET state = 'deleted', deleted_at = ?, deletion_reason = ?,
-                    due_at = NULL, claimed_by = NULL, claimed_until = NULL, training_eligible = 0
-                 WHERE id = ? AND state <> 'deleted'",
-            )
-            .bind(micros(t.deleted_at))
-            .bind(t.reason.as_str())
-            .bind(t.artifact_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+            groups
+                .entry((micros(t.deleted_at), t.reason))
+                .or_default()
+                .push(t.artifact_id.to_string());
+        }
+        let mut tx = self.pool.begin().await?;
+        for ((deleted_at, reason), ids) in &groups {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<Sqlite>::new(
+                    "UPDATE artifacts SET state = 'deleted', deleted_at = ",
+                );
+                query
+                    .push_bind(*deleted_at)
+                    .push(", deletion_reason = ")
+                    .push_bind(reason.as_str())
+                    .push(
+                        ", due_at = NULL, claimed_by = NULL, claimed_until = NULL,
+                        training_eligible = 0 WHERE state <> 'deleted' AND id IN (",
+                    );
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                query.push(")");
+                query.build().execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -1243,29 +1278,36 @@ impl AuditLog for SqliteStore {
         deliveries: &[WebhookDelivery],
     ) -> Result<Vec<Tombstone>> {
         let mut tx = self.pool.begin().await?;
+        // Multi-row inserts; RETURNING names the rows this call inserted, the others were
+        // recorded before (a deletion redone after a crash) and are read back as recorded.
+        let mut inserted: HashSet<String> = HashSet::with_capacity(tombstones.len());
+        for chunk in tombstones.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes,
+                    anchor_at, delete_after, delete_by, deleted_at, reason, deleted_by) ",
+            );
+            query.push_values(chunk, |mut row, t| {
+                row.push_bind(t.artifact_id.to_string())
+                    .push_bind(t.account_id.to_string())
+                    .push_bind(t.transcript_id.map(|id| id.to_string()))
+                    .push_bind(t.kind.as_str())
+                    .push_bind(t.size_bytes)
+                    .push_bind(opt_micros(t.anchor_at))
+                    .push_bind(opt_micros(t.delete_after))
+                    .push_bind(opt_micros(t.delete_by))
+                    .push_bind(micros(t.deleted_at))
+                    .push_bind(t.reason.as_str())
+                    .push_bind(&t.deleted_by);
+            });
+            query.push(" ON CONFLICT (artifact_id) DO NOTHING RETURNING artifact_id");
+            for row in query.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get("artifact_id")?);
+            }
+        }
         let mut on_record = Vec::with_capacity(tombstones.len());
         let mut new = Vec::new();
         for t in tombstones {
-            let inserted = sqlx::query(
-                "INSERT INTO tombstones (artifact_id, account_id, transcript_id, kind, size_bytes,
-                    anchor_at, delete_after, delete_by, deleted_at, reason, deleted_by)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (artifact_id) DO NOTHING",
-            )
-            .bind(t.artifact_id.to_string())
-            .bind(t.account_id.to_string())
-            .bind(t.transcript_id.map(|id| id.to_string()))
-            .bind(t.kind.as_str())
-            .bind(t.size_bytes)
-            .bind(opt_micros(t.anchor_at))
-            .bind(opt_micros(t.delete_after))
-            .bind(opt_micros(t.delete_by))
-            .bind(micros(t.deleted_at))
-            .bind(t.reason.as_str())
-            .bind(&t.deleted_by)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
+            if inserted.remove(&t.artifact_id.to_string()) {
                 on_record.push(t.clone());
                 new.push(t.clone());
             } else {

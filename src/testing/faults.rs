@@ -439,6 +439,23 @@ struct FaultyContent {
     faults: Arc<Faults>,
 }
 
+impl FaultyContent {
+    /// Every key failed, when the `content.delete_many` fault fires.
+    fn delete_many_fault(&self, keys: &[String]) -> Option<Vec<Result<()>>> {
+        let message = self.faults.check("content.delete_many").err()?.to_string();
+        Some(
+            keys.iter()
+                .map(|_| {
+                    Err(StorageError::Unavailable {
+                        backend: "fault injection",
+                        source: message.clone().into(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
 #[async_trait]
 impl ContentStore for FaultyContent {
     async fn put(&self, key: &str, content: Content) -> Result<u64> {
@@ -478,19 +495,22 @@ impl ContentStore for FaultyContent {
         self.inner.scopes_with_keys(after, limit).await
     }
     async fn delete_many(&self, keys: &[String]) -> Vec<Result<()>> {
-        if let Err(e) = self.faults.check("content.delete_many") {
-            let message = e.to_string();
-            return keys
-                .iter()
-                .map(|_| {
-                    Err(StorageError::Unavailable {
-                        backend: "fault injection",
-                        source: message.clone().into(),
-                    })
-                })
-                .collect();
+        match self.delete_many_fault(keys) {
+            Some(failed) => failed,
+            None => self.inner.delete_many(keys).await,
         }
-        self.inner.delete_many(keys).await
+    }
+    async fn delete_many_shredded(&self, keys: &[String]) -> Vec<Result<()>> {
+        match self.delete_many_fault(keys) {
+            Some(failed) => failed,
+            None => self.inner.delete_many_shredded(keys).await,
+        }
+    }
+    async fn delete_many_unsynced(&self, keys: &[String]) -> Vec<Result<()>> {
+        match self.delete_many_fault(keys) {
+            Some(failed) => failed,
+            None => self.inner.delete_many_unsynced(keys).await,
+        }
     }
 }
 

@@ -664,3 +664,183 @@ async fn a_customer_deletion_goes_down_once_in_at_most_eight_store_calls() {
         .expect("tracked");
     assert_eq!(upload.state, ArtifactState::Deleted);
 }
+
+/// A content store that fails one key in a shredded removal and remembers every key it
+/// was asked to remove durably.
+#[derive(Debug)]
+struct FailOneShreddedKey {
+    inner: std::sync::Arc<dyn lethe::storage::ContentStore>,
+    failing: String,
+    synced: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl lethe::storage::ContentStore for FailOneShreddedKey {
+    async fn put(&self, key: &str, content: Content) -> lethe::storage::Result<u64> {
+        self.inner.put(key, content).await
+    }
+    async fn put_stream(
+        &self,
+        key: &str,
+        stream: lethe::storage::ByteStream,
+    ) -> lethe::storage::Result<u64> {
+        self.inner.put_stream(key, stream).await
+    }
+    async fn get(&self, key: &str) -> lethe::storage::Result<Option<Content>> {
+        self.inner.get(key).await
+    }
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> lethe::storage::Result<Option<lethe::storage::ByteStream>> {
+        self.inner.get_stream(key).await
+    }
+    async fn delete(&self, key: &str) -> lethe::storage::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn forget_scope(&self, scope: &str) -> lethe::storage::Result<()> {
+        self.inner.forget_scope(scope).await
+    }
+    async fn forget_scopes(&self, scopes: &[&str]) -> lethe::storage::Result<()> {
+        self.inner.forget_scopes(scopes).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> lethe::storage::Result<Vec<lethe::storage::ObjectInfo>> {
+        self.inner.list(prefix, after, limit).await
+    }
+    async fn scopes_with_keys(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> lethe::storage::Result<Vec<String>> {
+        self.inner.scopes_with_keys(after, limit).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Vec<lethe::storage::Result<()>> {
+        self.synced
+            .lock()
+            .expect("lock")
+            .extend(keys.iter().cloned());
+        self.inner.delete_many(keys).await
+    }
+    async fn delete_many_shredded(&self, keys: &[String]) -> Vec<lethe::storage::Result<()>> {
+        let others: Vec<String> = keys
+            .iter()
+            .filter(|k| **k != self.failing)
+            .cloned()
+            .collect();
+        let mut results = self.inner.delete_many_shredded(&others).await.into_iter();
+        keys.iter()
+            .map(|k| match *k == self.failing {
+                true => Err(lethe::storage::StorageError::Other {
+                    backend: "test",
+                    source: "this one file cannot be removed".into(),
+                }),
+                false => results.next().expect("one result per key"),
+            })
+            .collect()
+    }
+}
+
+/// Content whose scope a deletion shreds is removed without a directory sync of its own
+/// (the destroyed key makes it final). When one file of such a scope cannot be removed,
+/// the scope stays — and the removals made without a sync are made durable before their
+/// tombstones are written; the retry then finishes the transcript and shreds its key.
+#[tokio::test]
+async fn unsynced_removals_of_a_scope_that_stays_are_synced_before_their_tombstones() {
+    let e = TestEngine::start_embedded().await;
+    let account = e.ttl_account(hours(24)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    // A linked artifact: its final transcript waits for it.
+    let text_input = e.artifact_of_kind(&t, ArtifactKind::TextInput).await;
+    let scope = lethe::domain::content_scope(&text_input.content_key).to_owned();
+    let wrapper = std::sync::Arc::new(FailOneShreddedKey {
+        inner: e.backends().content.clone(),
+        failing: text_input.content_key.clone(),
+        synced: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut backends = e.backends().clone();
+    backends.content = wrapper.clone();
+    e.clock.advance(hours(25));
+    // A pass that claimed the final transcript alone (its batch ended there): the
+    // cascade claims the rest, one of which cannot be removed.
+    let now = e.clock.now_for_tests();
+    let claim = lethe::storage::Claim {
+        owner: "test-pass".into(),
+        now,
+        until: now + Duration::minutes(10),
+    };
+    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    let claimed = backends
+        .index
+        .claim(&[final_transcript.id], &claim)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1, "the final transcript is due");
+
+    let outcome =
+        lethe::engine::deletion::delete_claimed(&backends, e.engine().metrics(), claimed, &claim)
+            .await
+            .expect("pipeline");
+
+    let report = outcome;
+    assert!(!report.failed.is_empty(), "{:?}", report.deleted);
+    let artifacts = e.artifacts_of(&t).await;
+    let state_of = |kind: ArtifactKind| {
+        artifacts
+            .iter()
+            .find(|a| a.kind == kind)
+            .map(|a| a.state)
+            .expect("tracked")
+    };
+    assert_ne!(state_of(ArtifactKind::TextInput), ArtifactState::Deleted);
+    assert_ne!(
+        state_of(ArtifactKind::FinalTranscript),
+        ArtifactState::Deleted,
+        "a final transcript waits for everything linked to it"
+    );
+    let synced = wrapper.synced.lock().expect("lock").clone();
+    let deleted_in_scope: Vec<_> = artifacts
+        .iter()
+        .filter(|a| a.state == ArtifactState::Deleted)
+        .filter(|a| lethe::domain::content_scope(&a.content_key) == scope)
+        .collect();
+    assert!(
+        !deleted_in_scope.is_empty(),
+        "something of the scope was deleted in the pass: {artifacts:?}"
+    );
+    for a in deleted_in_scope {
+        assert!(
+            synced.contains(&a.content_key),
+            "the unsynced removal of the {} was made durable before its tombstone",
+            a.kind
+        );
+    }
+    assert!(
+        e.backends()
+            .content
+            .scopes_with_keys(None, 100)
+            .await
+            .expect("scopes")
+            .contains(&scope),
+        "the scope stays while something of it is left"
+    );
+
+    // The claim runs out; a pass on healthy storage finishes the transcript.
+    e.clock.advance(hours(2));
+    e.sweep().await;
+    for a in e.artifacts_of(&t).await {
+        assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
+    }
+    assert!(!e
+        .backends()
+        .content
+        .scopes_with_keys(None, 100)
+        .await
+        .expect("scopes")
+        .contains(&scope));
+}
