@@ -183,8 +183,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     crate::engine::reconcile::ReconcileOptions { repair, grace },
                     &progress,
                 )
-                .await?;
+                .await;
             bar.finish_and_clear();
+            let report = report?;
             app.engine.flush().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())

@@ -186,7 +186,11 @@ impl TranscriptBody {
             redact_pii: take(&mut fields, "redact_pii", false),
             auto_highlights: take(&mut fields, "auto_highlights", false),
             summarization: take(&mut fields, "summarization", false),
-            more: fields,
+            more: {
+                // A secret the request carried is never echoed, whatever stored it.
+                fields.remove("webhook_auth_header_value");
+                fields
+            },
         }
     }
 }

@@ -153,3 +153,21 @@ async fn tombstones_recorded_before_the_deletion_log_get_their_leaves_once_then_
     assert_eq!(pending, 0, "done for good: later starts read one row");
     assert_eq!(store.log_unlogged_tombstones(2).await.expect("backfill"), 0);
 }
+
+/// The deletion pipeline removes shredded content without a directory sync of its own: it
+/// rests on the data key's destruction being durable when its transaction commits, which
+/// is SQLite's `synchronous=FULL` (2) with the WAL.
+#[tokio::test]
+async fn the_embedded_database_commits_durably() {
+    let (_dir, store) = sqlite().await;
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .expect("pragma");
+    assert_eq!(synchronous, 2, "synchronous must be FULL");
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .expect("pragma");
+    assert_eq!(journal, "wal");
+}
