@@ -7,6 +7,7 @@
 //! cargo run --release --example peers                    # print the report (~15 min on 2 cores)
 //! cargo run --release --example peers -- --write-report  # and rewrite its section of docs/benchmarks.md
 //! cargo run --release --example peers -- --burst 1000000 # a burst of 10^6
+//! cargo run --release --example peers -- --api-seconds 30 # Lethe's API throughput only
 //! cargo run --release --example peers -- --help          # every flag
 //! ```
 //!
@@ -113,6 +114,13 @@ struct Args {
     /// Fsyncs (and unlink + directory fsyncs) done by the floor measurement.
     #[arg(long, default_value_t = 1_000)]
     floor_fsyncs: usize,
+    /// Instead of the comparison: Lethe's API throughput, closed loop, this many seconds
+    /// per operation (ingest: create + processing + complete; list: `limit=10`).
+    #[arg(long, default_value_t = 0)]
+    api_seconds: u64,
+    /// Concurrent clients of the API throughput measurement.
+    #[arg(long, default_value_t = 8)]
+    api_clients: usize,
     /// Rewrite the peers section of the report file with this run's results.
     #[arg(long)]
     write_report: bool,
@@ -1548,6 +1556,16 @@ async fn run(args: Args, lethe_rt: Handle) -> Result<()> {
         machine.cpu, machine.cores, machine.ram_gib, machine.kernel, machine.disk, machine.load
     );
 
+    if args.api_seconds > 0 {
+        let ctx = Ctx {
+            client: reqwest::Client::new(),
+            root: root.path().to_owned(),
+            lethe_rt,
+            tck: sys::clk_tck(),
+            args: args.clone(),
+        };
+        return api_throughput(&ctx).await;
+    }
     let mut notes = Vec::new();
     let redis = match args.systems.contains(&System::Redis) {
         true => Some(redis_setup(&args.redis).await?),
@@ -1618,6 +1636,126 @@ async fn run(args: Args, lethe_rt: Handle) -> Result<()> {
     }
     drop(root);
     Ok(())
+}
+
+/// Lethe's API under `--api-clients` closed-loop clients: ingest (create, processing,
+/// complete: what the pipeline and a customer do per transcript) and the list, each for
+/// `--api-seconds`. Prints requests/s and latency percentiles.
+async fn api_throughput(ctx: &Ctx) -> Result<()> {
+    let args = &ctx.args;
+    let l = lethe_start(ctx).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.api_clients * 2)
+        .build()?;
+    let ingest = |i: u64| {
+        let (c, b, k) = (client.clone(), l.base.clone(), l.key.clone());
+        async move {
+            let mut took = Vec::with_capacity(3);
+            let started = Instant::now();
+            let r = c
+                .post(format!("{b}/v2/transcript"))
+                .header("authorization", &k)
+                .json(&serde_json::json!({ "audio_url": format!("https://media.example.com/{i}.mp3") }))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("POST /v2/transcript answered {}", r.status());
+            }
+            let id = r.json::<serde_json::Value>().await?["id"]
+                .as_str()
+                .context("an id")?
+                .to_owned();
+            took.push(started.elapsed());
+            for (step, body) in [
+                ("processing", serde_json::json!({})),
+                ("complete", serde_json::json!({ "text": "hello", "audio_duration": 1.5 })),
+            ] {
+                let started = Instant::now();
+                let r = c
+                    .post(format!("{b}/internal/v1/transcripts/{id}/{step}"))
+                    .bearer_auth("peers-internal")
+                    .json(&body)
+                    .send()
+                    .await?;
+                if !r.status().is_success() {
+                    bail!("{step} answered {}", r.status());
+                }
+                r.bytes().await?;
+                took.push(started.elapsed());
+            }
+            anyhow::Ok(took)
+        }
+    };
+    let list = |_: u64| {
+        let (c, b, k) = (client.clone(), l.base.clone(), l.key.clone());
+        async move {
+            let started = Instant::now();
+            let r = c
+                .get(format!("{b}/v2/transcript?limit=10"))
+                .header("authorization", &k)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("GET /v2/transcript answered {}", r.status());
+            }
+            r.bytes().await?;
+            anyhow::Ok(vec![started.elapsed()])
+        }
+    };
+    let seconds = Duration::from_secs(args.api_seconds);
+    eprintln!(
+        "ingest: {} clients for {} s (create, processing, complete)",
+        args.api_clients, args.api_seconds
+    );
+    let (done, mut lat) = closed_loop(args.api_clients, seconds, &ingest).await?;
+    let requests = lat.len();
+    let ingest_line = format!(
+        "ingest: {:.0} transcripts/s ({:.0} requests/s), request p50 {:.2} / p99 {:.2} ms",
+        done as f64 / seconds.as_secs_f64(),
+        requests as f64 / seconds.as_secs_f64(),
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
+    eprintln!("list: {} clients for {} s", args.api_clients, args.api_seconds);
+    let (done, mut lat) = closed_loop(args.api_clients, seconds, &list).await?;
+    let list_line = format!(
+        "list (limit=10, over the URL-audio transcripts just ingested): {:.0} requests/s, p50 {:.2} / p99 {:.2} ms",
+        done as f64 / seconds.as_secs_f64(),
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
+    l.server_stop.cancel();
+    println!("{ingest_line}\n{list_line}");
+    Ok(())
+}
+
+/// `clients` tasks each running `op` back to back until `seconds` pass; the operations
+/// completed and every request's latency in ms.
+async fn closed_loop<F, Fut>(clients: usize, seconds: Duration, op: &F) -> Result<(u64, Vec<f64>)>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Duration>>>,
+{
+    let until = Instant::now() + seconds;
+    let counter = AtomicU64::new(0);
+    let runs = (0..clients).map(|_| async {
+        let mut lat = Vec::new();
+        let mut done = 0u64;
+        while Instant::now() < until {
+            let i = counter.fetch_add(1, Ordering::Relaxed);
+            lat.extend(op(i).await?.iter().map(|d| d.as_secs_f64() * 1000.0));
+            done += 1;
+        }
+        anyhow::Ok((done, lat))
+    });
+    let mut total = 0;
+    let mut all = Vec::new();
+    for r in futures::future::join_all(runs).await {
+        let (done, lat) = r?;
+        total += done;
+        all.extend(lat);
+    }
+    Ok((total, all))
 }
 
 async fn phases(
