@@ -1668,7 +1668,10 @@ async fn api_throughput(ctx: &Ctx) -> Result<()> {
             took.push(started.elapsed());
             for (step, body) in [
                 ("processing", serde_json::json!({})),
-                ("complete", serde_json::json!({ "text": "hello", "audio_duration": 1.5 })),
+                (
+                    "complete",
+                    serde_json::json!({ "text": "hello", "audio_duration": 1.5 }),
+                ),
             ] {
                 let started = Instant::now();
                 let r = c
@@ -1716,7 +1719,10 @@ async fn api_throughput(ctx: &Ctx) -> Result<()> {
         percentile(&mut lat, 0.5),
         percentile(&mut lat, 0.99)
     );
-    eprintln!("list: {} clients for {} s", args.api_clients, args.api_seconds);
+    eprintln!(
+        "list: {} clients for {} s",
+        args.api_clients, args.api_seconds
+    );
     let (done, mut lat) = closed_loop(args.api_clients, seconds, &list).await?;
     let list_line = format!(
         "list (limit=10, over the URL-audio transcripts just ingested): {:.0} requests/s, p50 {:.2} / p99 {:.2} ms",
