@@ -316,30 +316,18 @@ pub async fn delete_claimed_knowing(
     // if every deletion succeeds) is removed without a sync of its own; the key's
     // destruction is what makes it final.
     let claimed_ids: HashSet<ArtifactId> = claimed.iter().map(|a| a.id).collect();
-    let shredding: HashSet<&str> = claimed
+    let shredding: HashSet<String> = claimed
         .iter()
         .filter(|a| takes_whole_scope(a, &winners, &remaining, &claimed_ids))
-        .map(|a| crate::domain::content_scope(&a.content_key))
+        .map(|a| crate::domain::content_scope(&a.content_key).to_owned())
         .collect();
-    let shredded: Vec<bool> = claimed
-        .iter()
-        .map(|a| shredding.contains(crate::domain::content_scope(&a.content_key)))
-        .collect();
-    let (shred_keys, sync_keys): (Vec<String>, Vec<String>) = {
-        let (shred, sync): (Vec<_>, Vec<_>) = claimed
-            .iter()
-            .zip(&shredded)
-            .partition(|(_, shredded)| **shredded);
-        (
-            shred
-                .into_iter()
-                .map(|(a, _)| a.content_key.clone())
-                .collect(),
-            sync.into_iter()
-                .map(|(a, _)| a.content_key.clone())
-                .collect(),
-        )
+    let (shred_batch, sync_batch): (Vec<Artifact>, Vec<Artifact>) = claimed
+        .into_iter()
+        .partition(|a| shredding.contains(crate::domain::content_scope(&a.content_key)));
+    let keys = |batch: &[Artifact]| -> Vec<String> {
+        batch.iter().map(|a| a.content_key.clone()).collect()
     };
+    let (shred_keys, sync_keys) = (keys(&shred_batch), keys(&sync_batch));
     let (shred_results, sync_results) = futures::join!(
         async {
             match shred_keys.is_empty() {
@@ -354,21 +342,19 @@ pub async fn delete_claimed_knowing(
             }
         }
     );
-    let (mut shred_results, mut sync_results) =
-        (shred_results.into_iter(), sync_results.into_iter());
-    let mut gone = Vec::with_capacity(claimed.len());
+    let mut gone = Vec::with_capacity(shred_batch.len() + sync_batch.len());
     let mut unsynced: Vec<Artifact> = Vec::new();
-    for (artifact, shredded) in claimed.into_iter().zip(shredded) {
-        let result = match shredded {
-            true => shred_results.next(),
-            false => sync_results.next(),
-        }
-        .unwrap_or_else(|| {
-            Err(StorageError::Other {
-                backend: "content",
-                source: "the store answered fewer keys than it was given".into(),
-            })
-        });
+    for (artifact, result, shredded) in shred_batch
+        .into_iter()
+        .zip(shred_results)
+        .map(|(a, r)| (a, r, true))
+        .chain(
+            sync_batch
+                .into_iter()
+                .zip(sync_results)
+                .map(|(a, r)| (a, r, false)),
+        )
+    {
         match result {
             Ok(()) => {
                 if shredded {

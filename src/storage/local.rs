@@ -274,16 +274,16 @@ impl LocalContentStore {
             .buffered(PARALLEL)
             .collect()
             .await;
-        let mut parents: Vec<PathBuf> = removed
-            .iter()
-            .filter_map(|r| r.as_ref().ok().and_then(|path| path.parent()))
-            .map(Path::to_owned)
-            .collect();
+        let mut parents: Vec<PathBuf> = match sync {
+            true => removed
+                .iter()
+                .filter_map(|r| r.as_ref().ok().and_then(|path| path.parent()))
+                .map(Path::to_owned)
+                .collect(),
+            false => Vec::new(),
+        };
         parents.sort_unstable();
         parents.dedup();
-        if !sync {
-            parents.clear();
-        }
         let failed_dirs: std::collections::HashSet<PathBuf> = futures::stream::iter(
             parents
                 .into_iter()
