@@ -3,6 +3,7 @@
 //! reader may see, the retention view, and the customer's deletion.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 use super::deletion::{self, DeletionOutcome};
 use super::*;
@@ -155,6 +156,37 @@ impl Engine {
             .into_iter()
             .map(|t| self.effective_transcript(t, account))
             .collect())
+    }
+
+    /// A page of `GET /v2/transcript`, and whether older and newer transcripts pass the
+    /// same filters (its links). The first page (no bound) reads one row more, which says
+    /// whether there is an older page; nothing is newer than the newest. A bounded page
+    /// asks both questions in one more read.
+    pub async fn transcript_page(
+        &self,
+        account: &Account,
+        query: &TranscriptQuery,
+    ) -> Result<(Vec<Transcript>, bool, bool)> {
+        if query.before_id.is_none() && query.after_id.is_none() {
+            let probe = TranscriptQuery {
+                limit: query.limit.saturating_add(1),
+                ..query.clone()
+            };
+            let mut page = self.list_transcripts(account, &probe).await?;
+            let older = page.len() > query.limit as usize;
+            page.truncate(query.limit as usize);
+            return Ok((page, older, false));
+        }
+        let page = self.list_transcripts(account, query).await?;
+        let (Some(newest), Some(oldest)) = (page.first(), page.last()) else {
+            return Ok((page, false, false));
+        };
+        let (older, newer) = self
+            .backends
+            .index
+            .has_neighbors(account.id, query, oldest.id, newest.id)
+            .await?;
+        Ok((page, older, newer))
     }
 
     pub(crate) async fn transcript_for_pipeline(
@@ -483,19 +515,49 @@ impl Engine {
         Ok(view)
     }
 
-    /// The audio URL of a URL-based transcript, while it may be served.
-    pub async fn audio_url(&self, account: &Account, t: &Transcript) -> Result<Option<Content>> {
-        if t.account_id != account.id || t.is_redacted_at(self.now()) {
-            return Ok(None);
+    /// The audio URLs of these transcripts that may be served now, by transcript: one
+    /// index query for all their artifacts and one batch read of the URLs (a page of list
+    /// items costs the same few round trips whatever its length).
+    pub async fn audio_urls(
+        &self,
+        account: &Account,
+        transcripts: &[Transcript],
+    ) -> Result<HashMap<TranscriptId, Content>> {
+        let now = self.now();
+        let readable: HashMap<TranscriptId, &Transcript> = transcripts
+            .iter()
+            .filter(|t| t.account_id == account.id && t.upload_id.is_none())
+            .filter(|t| !t.is_redacted_at(now))
+            .map(|t| (t.id, t))
+            .collect();
+        if readable.is_empty() {
+            return Ok(HashMap::new());
         }
-        for artifact in self.backends.index.artifacts_for_transcript(t.id).await? {
+        let ids: Vec<TranscriptId> = readable.keys().copied().collect();
+        let mut owners = Vec::new();
+        let mut keys = Vec::new();
+        for artifact in self
+            .backends
+            .index
+            .artifacts_of_kind_for_transcripts(&ids, ArtifactKind::UrlAudioReference)
+            .await?
+        {
+            let Some(t) = artifact.transcript_id.and_then(|id| readable.get(&id)) else {
+                continue;
+            };
             if artifact.kind == ArtifactKind::UrlAudioReference
                 && self.is_servable(&artifact, Some(t), account)
             {
-                return Ok(self.backends.content.get(&artifact.content_key).await?);
+                owners.push(t.id);
+                keys.push(artifact.content_key);
             }
         }
-        Ok(None)
+        let contents = self.backends.content.get_many(&keys).await?;
+        Ok(owners
+            .into_iter()
+            .zip(contents)
+            .filter_map(|(id, url)| url.map(|url| (id, url)))
+            .collect())
     }
 
     /// The proof a customer or auditor asks for: every artifact of the transcript,

@@ -242,11 +242,11 @@ pub async fn list_transcripts(
     let params = ListParams::parse(&query)?;
     let lethe = &state.engine;
     // Lethe never throttles a transcript: `throttled_only=true` lists none.
-    let page = match query_bool(&query, "throttled_only")? {
-        true => Vec::new(),
+    let (page, older, newer) = match query_bool(&query, "throttled_only")? {
+        true => (Vec::new(), false, false),
         false => {
             lethe
-                .list_transcripts(
+                .transcript_page(
                     &account,
                     &params.query(params.before_id, params.after_id, params.limit),
                 )
@@ -255,25 +255,19 @@ pub async fn list_transcripts(
     };
     // Each link carries its own cursor only, so following it never re-applies a bound
     // that no longer fits; a link is null when there is no such page.
-    let (prev_url, next_url) = match (page.first(), page.last()) {
-        (Some(newest), Some(oldest)) => {
-            let older = lethe
-                .list_transcripts(&account, &params.query(Some(oldest.id), None, 1))
-                .await?;
-            let newer = lethe
-                .list_transcripts(&account, &params.query(None, Some(newest.id), 1))
-                .await?;
-            (
-                (!older.is_empty()).then(|| params.url(&state.base_url, Some(oldest.id), None)),
-                (!newer.is_empty()).then(|| params.url(&state.base_url, None, Some(newest.id))),
-            )
-        }
-        _ => (None, None),
-    };
-    let mut items = Vec::with_capacity(page.len());
-    for t in &page {
-        items.push(list_item(&state, &account, t).await?);
-    }
+    let prev_url = page
+        .last()
+        .filter(|_| older)
+        .map(|oldest| params.url(&state.base_url, Some(oldest.id), None));
+    let next_url = page
+        .first()
+        .filter(|_| newer)
+        .map(|newest| params.url(&state.base_url, None, Some(newest.id)));
+    let urls = lethe.audio_urls(&account, &page).await?;
+    let items = page
+        .iter()
+        .map(|t| list_item(&state, t, urls.get(&t.id)))
+        .collect();
     Ok(Json(TranscriptList {
         page_details: PageDetails {
             limit: params.limit,
@@ -286,22 +280,13 @@ pub async fn list_transcripts(
     }))
 }
 
-async fn list_item(
-    state: &AppState,
-    account: &crate::domain::Account,
-    t: &Transcript,
-) -> Result<TranscriptListItem, ApiError> {
-    let now = state.engine.now();
-    let audio_url = match t.redaction_reason_at(now) {
+fn list_item(state: &AppState, t: &Transcript, url: Option<&Content>) -> TranscriptListItem {
+    let audio_url = match t.redaction_reason_at(state.engine.now()) {
         Some(DeletionReason::CustomerRequest) => DELETED_BY_USER_URL.to_owned(),
         Some(_) => DELETED_BY_POLICY_URL.to_owned(),
-        None if t.upload_id.is_some() => audio_url_of(state, t, None),
-        None => {
-            let url = state.engine.audio_url(account, t).await?;
-            audio_url_of(state, t, url.as_ref())
-        }
+        None => audio_url_of(state, t, url),
     };
-    Ok(TranscriptListItem::new(state, t, audio_url))
+    TranscriptListItem::new(state, t, audio_url)
 }
 
 /// `GET /v2/transcript/{id}/retention`: every artifact's schedule and tombstone.

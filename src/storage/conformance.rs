@@ -144,6 +144,24 @@ pub async fn accounts(store: &dyn AccountStore) {
     let one = hold(2, Some(new_id(t0())));
     store.create_hold(&whole).await.unwrap();
     store.create_hold(&one).await.unwrap();
+    let holds_by_key = || {
+        let hash = key.hash();
+        async move {
+            let mut holds = store
+                .account_by_key_hash(&hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .holds;
+            holds.sort_by_key(|h| h.id);
+            holds
+        }
+    };
+    assert_eq!(
+        holds_by_key().await,
+        vec![whole.clone(), one.clone()],
+        "an account read by its key carries its active holds"
+    );
     assert_eq!(
         store
             .active_holds(&[account.id, new_id(t0())])
@@ -172,6 +190,11 @@ pub async fn accounts(store: &dyn AccountStore) {
     assert_eq!(
         store.active_holds(&[account.id]).await.unwrap(),
         vec![one.clone()]
+    );
+    assert_eq!(
+        holds_by_key().await,
+        vec![one.clone()],
+        "a released hold no longer comes with the account"
     );
     assert_eq!(
         store.holds(Some(account.id), true, None, 10).await.unwrap(),
@@ -282,6 +305,33 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         vec![ids[6], ids[5], ids[4]]
     );
 
+    // A page's neighbours, under its filters only (its own bounds are ignored); another
+    // account's transcripts never count.
+    let neighbours = |query: TranscriptQuery, oldest: usize, newest: usize| {
+        let ids = ids.clone();
+        async move {
+            index
+                .has_neighbors(account.id, &query, ids[oldest], ids[newest])
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(neighbours(q(None, None, 10), 3, 4).await, (true, true));
+    assert_eq!(
+        neighbours(q(Some(ids[1]), None, 1), 0, 6).await,
+        (false, false)
+    );
+    assert_eq!(neighbours(completed.clone(), 2, 6).await, (true, false));
+    assert_eq!(neighbours(completed.clone(), 0, 4).await, (false, true));
+    assert_eq!(neighbours(day_two.clone(), 4, 5).await, (false, true));
+    assert_eq!(
+        index
+            .has_neighbors(other.id, &q(None, None, 10), others.id, others.id)
+            .await
+            .unwrap(),
+        (false, false)
+    );
+
     // Stuck transcripts: unfinished and created before the cut-off.
     let stuck = index
         .stuck_transcripts(t0() + Duration::hours(13), 10)
@@ -345,6 +395,20 @@ pub async fn artifacts(index: &dyn ArtifactIndex) {
             .len(),
         3
     );
+    let of_kind = index
+        .artifacts_of_kind_for_transcripts(&[transcript.id, new_id(t0())], ArtifactKind::TextInput)
+        .await
+        .unwrap();
+    assert_eq!(
+        of_kind.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![linked.id],
+        "only the kind asked for, of the transcripts asked for"
+    );
+    assert!(index
+        .artifacts_of_kind_for_transcripts(&[], ArtifactKind::TextInput)
+        .await
+        .unwrap()
+        .is_empty());
     index.set_artifact_size(linked.id, 42).await.unwrap();
     assert_eq!(
         index.artifact(linked.id).await.unwrap().unwrap().size_bytes,
@@ -606,6 +670,29 @@ pub async fn content(store: &dyn ContentStore) {
         None,
         "a failed stream leaves nothing"
     );
+
+    // A batch read answers one entry per key, in the order asked, missing ones as None.
+    let other = format!("{}/{}", new_id(t0()), new_id(t0()));
+    store.put(&other, Content::new("second")).await.unwrap();
+    let batch = store
+        .get_many(&[
+            other.clone(),
+            failing.clone(),
+            streamed.clone(),
+            other.clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 4);
+    assert_eq!(batch[0], Some(Content::new("second")));
+    assert_eq!(batch[1], None);
+    assert_eq!(batch[2].as_ref().map(Content::len), Some(64 * 1024));
+    assert_eq!(batch[3], Some(Content::new("second")));
+    assert_eq!(
+        store.get_many(&[]).await.unwrap(),
+        Vec::<Option<Content>>::new()
+    );
+    store.delete(&other).await.unwrap();
 
     let results = store
         .delete_many(&[streamed.clone(), failing.clone(), key.clone()])

@@ -97,6 +97,17 @@ impl MasterKey {
 pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
     /// The wrapped key of `scope`, if it exists.
     async fn data_key(&self, scope: &str) -> Result<Option<Vec<u8>>>;
+    /// The wrapped keys of those of `scopes` that have one, in no particular order (one
+    /// query where the store allows it). Default: [`data_key`](Self::data_key) for each.
+    async fn data_keys(&self, scopes: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut found = Vec::with_capacity(scopes.len());
+        for scope in scopes {
+            if let Some(wrapped) = self.data_key(scope).await? {
+                found.push(((*scope).to_owned(), wrapped));
+            }
+        }
+        Ok(found)
+    }
     /// Stores `wrapped` for `scope` unless a key exists; returns the key in force.
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
     /// Destroys the keys of `scopes` for good (including copies in the database's
@@ -362,6 +373,36 @@ impl ContentStore for EncryptedContentStore {
             )?))),
             None => Ok(None),
         }
+    }
+
+    /// One query for the keys of all the scopes, one batch read of the objects whose
+    /// scope still has a key; an object without one reads as deleted, as in `get`.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
+        let mut scopes: Vec<&str> = keys.iter().map(|key| scope_of(key)).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        let mut data_keys = std::collections::HashMap::with_capacity(scopes.len());
+        for (scope, wrapped) in self.keys.data_keys(&scopes).await? {
+            data_keys.insert(scope, self.master.unwrap_key(&wrapped)?);
+        }
+        let readable: Vec<String> = keys
+            .iter()
+            .filter(|key| data_keys.contains_key(scope_of(key)))
+            .cloned()
+            .collect();
+        let mut sealed = self.inner.get_many(&readable).await?.into_iter();
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(data_key) = data_keys.get(scope_of(key)) else {
+                found.push(None);
+                continue;
+            };
+            found.push(match sealed.next().flatten() {
+                Some(object) => Some(Content::new(Self::decrypt_all(data_key, object.expose())?)),
+                None => None,
+            });
+        }
+        Ok(found)
     }
 
     async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {

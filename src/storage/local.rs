@@ -168,6 +168,26 @@ impl ContentStore for LocalContentStore {
         }
     }
 
+    /// All files read on one blocking thread: one hop off the runtime for the whole batch.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
+        let paths = keys
+            .iter()
+            .map(|key| self.path_of(key))
+            .collect::<Result<Vec<_>>>()?;
+        tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|path| match std::fs::read(path) {
+                    Ok(bytes) => Ok(Some(Content::new(bytes))),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io_error(e)),
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| io_error(std::io::Error::other(e)))?
+    }
+
     async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {
         match tokio::fs::File::open(self.path_of(key)?).await {
             Ok(file) => Ok(Some(Box::pin(tokio_util::io::ReaderStream::new(file)))),

@@ -181,6 +181,30 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         account: AccountId,
         query: &TranscriptQuery,
     ) -> Result<Vec<Transcript>>;
+    /// Whether the account has transcripts that pass `query`'s filters (status, day) and
+    /// are older than `oldest` / newer than `newest`: a page's previous and next links.
+    /// `query`'s own bounds and limit are ignored. Default: two one-row listings.
+    async fn has_neighbors(
+        &self,
+        account: AccountId,
+        query: &TranscriptQuery,
+        oldest: TranscriptId,
+        newest: TranscriptId,
+    ) -> Result<(bool, bool)> {
+        let bounded = |before_id, after_id| TranscriptQuery {
+            before_id,
+            after_id,
+            limit: 1,
+            ..query.clone()
+        };
+        let older = self
+            .list_transcripts(account, &bounded(Some(oldest), None))
+            .await?;
+        let newer = self
+            .list_transcripts(account, &bounded(None, Some(newest)))
+            .await?;
+        Ok((!older.is_empty(), !newer.is_empty()))
+    }
     /// Transcripts still `queued`/`processing` that were created before `created_before`.
     async fn stuck_transcripts(
         &self,
@@ -212,6 +236,17 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     /// Every artifact of these transcripts, any state, oldest first; strongly consistent
     /// (a just-created artifact is included), which the cascade relies on.
     async fn artifacts_for_transcripts(&self, ids: &[TranscriptId]) -> Result<Vec<Artifact>>;
+    /// [`artifacts_for_transcripts`](Self::artifacts_for_transcripts) of one kind only (a
+    /// page of list items reads its audio URLs). Default: that, filtered.
+    async fn artifacts_of_kind_for_transcripts(
+        &self,
+        ids: &[TranscriptId],
+        kind: ArtifactKind,
+    ) -> Result<Vec<Artifact>> {
+        let mut artifacts = self.artifacts_for_transcripts(ids).await?;
+        artifacts.retain(|a| a.kind == kind);
+        Ok(artifacts)
+    }
     /// The account's artifacts not yet deleted, by id after `after`, for rescheduling.
     async fn live_artifacts_for_account(
         &self,
@@ -338,6 +373,16 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
             let bytes = content.into_bytes();
             Box::pin(futures::stream::once(async move { Ok(bytes) })) as ByteStream
         }))
+    }
+    /// The contents under `keys`, one per key in order (`None` where there is no object):
+    /// one round trip where the store allows it, so a page of list items costs one read,
+    /// not one per item. Default: [`get`](Self::get) for each key.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(self.get(key).await?);
+        }
+        Ok(found)
     }
     /// Removes the object. Deleting a missing object is `Ok`.
     async fn delete(&self, key: &str) -> Result<()>;

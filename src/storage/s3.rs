@@ -14,6 +14,9 @@ use futures::StreamExt;
 use std::time::Duration;
 
 use super::{ByteStream, ContentStore, Result, StorageError};
+
+/// GETs in flight at once for a batch read (a page of list items).
+const GET_MANY_CONCURRENCY: usize = 16;
 use crate::domain::Content;
 
 const BACKEND: &str = "s3";
@@ -326,6 +329,17 @@ impl ContentStore for S3ContentStore {
             }
         }
         self.multipart(key, head.freeze(), stream).await
+    }
+
+    /// S3 has no batch GET: the objects are fetched concurrently, a few at a time.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(GET_MANY_CONCURRENCY) {
+            found.extend(
+                futures::future::try_join_all(chunk.iter().map(|key| self.get(key))).await?,
+            );
+        }
+        Ok(found)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Content>> {

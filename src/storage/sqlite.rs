@@ -399,20 +399,36 @@ impl AccountStore for SqliteStore {
         }
     }
 
+    /// The account and its active holds in one statement (a row per hold, or one row
+    /// without a hold): every authenticated request runs it.
     async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>> {
-        let account = sqlx::query(
-            "SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ?",
+        let rows = sqlx::query(
+            "SELECT a.*, h.id AS hold_id, h.transcript_id AS hold_transcript_id,
+                    h.reason AS hold_reason, h.created_at AS hold_created_at
+             FROM api_keys k JOIN accounts a ON a.id = k.account_id
+             LEFT JOIN legal_holds h ON h.account_id = a.id AND h.released_at IS NULL
+             WHERE k.key_hash = ? ORDER BY h.id",
         )
         .bind(&key.0)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(account_from_row)
-        .transpose()?;
-        match account {
-            Some(a) => Ok(super::attach_holds(self, vec![a]).await?.pop()),
-            None => Ok(None),
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut account = account_from_row(first)?;
+        for row in &rows {
+            if let Some(id) = opt_uuid_col(row, "hold_id")? {
+                account.holds.push(LegalHold {
+                    id,
+                    account_id: account.id,
+                    transcript_id: opt_uuid_col(row, "hold_transcript_id")?,
+                    reason: row.try_get("hold_reason")?,
+                    created_at: from_micros(row.try_get("hold_created_at")?),
+                    released_at: None,
+                });
+            }
         }
+        Ok(Some(account))
     }
 
     async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()> {
@@ -754,6 +770,29 @@ fn bind_transcript<'q>(
         .bind(t.settled)
 }
 
+/// The account and the filters of `GET /v2/transcript` (status, day of creation) as a
+/// `WHERE` clause; false if no transcript can match (a day outside time's range).
+fn push_list_filters(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    account: AccountId,
+    q: &TranscriptQuery,
+) -> bool {
+    query.push("account_id = ").push_bind(account.to_string());
+    if let Some(status) = q.status {
+        query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(day) = q.created_on {
+        let start = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
+        let end = start.and_then(|s| s.checked_add_signed(Duration::days(1)));
+        let (Some(start), Some(end)) = (start, end) else {
+            return false;
+        };
+        query.push(" AND created_at >= ").push_bind(micros(start));
+        query.push(" AND created_at < ").push_bind(micros(end));
+    }
+    true
+}
+
 #[async_trait]
 impl ArtifactIndex for SqliteStore {
     async fn insert_transcript(&self, t: &Transcript) -> Result<()> {
@@ -817,23 +856,9 @@ impl ArtifactIndex for SqliteStore {
         account: AccountId,
         q: &TranscriptQuery,
     ) -> Result<Vec<Transcript>> {
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT * FROM transcripts WHERE account_id = ");
-        query.push_bind(account.to_string());
-        if let Some(status) = q.status {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(day) = q.created_on {
-            let start = day.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
-            let end = start.and_then(|s| s.checked_add_signed(Duration::days(1)));
-            match (start, end) {
-                (Some(start), Some(end)) => {
-                    query.push(" AND created_at >= ").push_bind(micros(start));
-                    query.push(" AND created_at < ").push_bind(micros(end));
-                }
-                // A day no transcript can have been created on.
-                _ => return Ok(Vec::new()),
-            }
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM transcripts WHERE ");
+        if !push_list_filters(&mut query, account, q) {
+            return Ok(Vec::new());
         }
         if let Some(before) = q.before_id {
             query.push(" AND id < ").push_bind(before.to_string());
@@ -858,6 +883,30 @@ impl ArtifactIndex for SqliteStore {
             transcripts.reverse();
         }
         Ok(transcripts)
+    }
+
+    /// Both links in one statement: two `EXISTS` probes of the keyset index.
+    async fn has_neighbors(
+        &self,
+        account: AccountId,
+        q: &TranscriptQuery,
+        oldest: TranscriptId,
+        newest: TranscriptId,
+    ) -> Result<(bool, bool)> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT EXISTS (SELECT 1 FROM transcripts WHERE ");
+        if !push_list_filters(&mut query, account, q) {
+            return Ok((false, false));
+        }
+        query.push(" AND id < ").push_bind(oldest.to_string());
+        query.push("), EXISTS (SELECT 1 FROM transcripts WHERE ");
+        push_list_filters(&mut query, account, q);
+        query.push(" AND id > ").push_bind(newest.to_string());
+        query.push(")");
+        Ok(query
+            .build_query_as::<(bool, bool)>()
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn stuck_transcripts(
@@ -940,6 +989,30 @@ impl ArtifactIndex for SqliteStore {
         }
         let mut query =
             QueryBuilder::<Sqlite>::new("SELECT * FROM artifacts WHERE transcript_id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_string());
+        }
+        query.push(") ORDER BY id");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    async fn artifacts_of_kind_for_transcripts(
+        &self,
+        ids: &[TranscriptId],
+        kind: ArtifactKind,
+    ) -> Result<Vec<Artifact>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // By transcript: the (kind, state) index would read every artifact of the kind.
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT * FROM artifacts INDEXED BY artifacts_by_transcript WHERE kind = ",
+        );
+        query
+            .push_bind(kind.as_str())
+            .push(" AND transcript_id IN (");
         let mut list = query.separated(", ");
         for id in ids {
             list.push_bind(id.to_string());
@@ -1202,6 +1275,23 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    async fn data_keys(&self, scopes: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
+        if scopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT scope, wrapped FROM data_keys WHERE scope IN (");
+        let mut list = query.separated(", ");
+        for scope in scopes {
+            list.push_bind(*scope);
+        }
+        query.push(")");
+        Ok(query
+            .build_query_as::<(String, Vec<u8>)>()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>> {

@@ -55,6 +55,55 @@ async fn local_content_store_conforms() {
     conformance::content(&store).await;
 }
 
+/// The embedded profile's content store as `lethe serve` wires it: sealed files, keys in
+/// SQLite.
+async fn encrypted() -> (
+    tempfile::TempDir,
+    lethe::storage::encrypted::EncryptedContentStore,
+) {
+    use lethe::storage::encrypted::{EncryptedContentStore, MasterKey};
+    use std::sync::Arc;
+    let (dir, keys) = sqlite().await;
+    let files = LocalContentStore::open(&dir.path().join("content"))
+        .await
+        .expect("opens");
+    let master = MasterKey::from_hex(&MasterKey::generate_hex()).expect("a key");
+    let store = EncryptedContentStore::new(Arc::new(files), Arc::new(keys), master);
+    (dir, store)
+}
+
+#[tokio::test]
+async fn encrypted_content_store_conforms() {
+    let (_dir, store) = encrypted().await;
+    conformance::content(&store).await;
+}
+
+#[tokio::test]
+async fn s6_encryption_a_batch_read_serves_nothing_of_a_shredded_scope() {
+    use lethe::domain::Content;
+    use lethe::storage::ContentStore;
+    let (_dir, store) = encrypted().await;
+    let (kept, shredded) = ("acct/kept/url", "acct/shredded/url");
+    store
+        .put(kept, Content::new("https://a/kept"))
+        .await
+        .expect("stored");
+    store
+        .put(shredded, Content::new("https://a/gone"))
+        .await
+        .expect("stored");
+    store
+        .forget_scope("acct/shredded")
+        .await
+        .expect("key destroyed");
+    let keys = [shredded.to_owned(), kept.to_owned(), shredded.to_owned()];
+    assert_eq!(
+        store.get_many(&keys).await.expect("batch read"),
+        vec![None, Some(Content::new("https://a/kept")), None],
+        "the file of the shredded scope is still on disk, but without its key it reads as deleted"
+    );
+}
+
 #[tokio::test]
 async fn local_content_store_refuses_keys_that_escape_its_root() {
     let dir = tempfile::tempdir().expect("tempdir");
