@@ -441,3 +441,70 @@ async fn every_pass_is_recorded_with_its_counts() {
     assert_eq!((recent[0].deleted, recent[0].examined), (1, 1));
     assert_eq!(recent[0].instance, e.engine().instance());
 }
+
+#[tokio::test]
+async fn a_pass_claims_each_next_batch_while_deleting_one_and_stops_at_its_bound() {
+    let e = TestEngine::start_with(|c| {
+        c.sweep_batch_size = 7;
+        c.sweep_max_per_pass = 20;
+    })
+    .await;
+    let account = e.ttl_account(hours(1)).await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(e.upload(&account, b"MARKER-AUDIO").await.id);
+    }
+    e.clock.advance(hours(72));
+
+    // Batches of 7 are claimed until 20 are examined (21): the bound stops the claiming,
+    // not the deleting, so every claimed batch is deleted before the pass ends.
+    let counts = |r: &lethe::domain::SweepReport| (r.examined, r.deleted, r.truncated);
+    assert_eq!(counts(&e.sweep().await), (21, 21, true));
+    assert_eq!(counts(&e.sweep().await), (21, 21, true));
+    assert_eq!(counts(&e.sweep().await), (8, 8, false));
+    assert_eq!(counts(&e.sweep().await), (0, 0, false));
+    for id in &ids {
+        let tomb = e.backends().audit.tombstone(*id).await.expect("get");
+        assert!(tomb.is_some(), "{id} has its tombstone");
+    }
+}
+
+#[tokio::test]
+async fn transcripts_split_across_overlapping_batches_are_deleted_whole_and_shredded() {
+    // Batches of 3 and transcripts of 4 artifacts: a final transcript and its linked
+    // artifacts fall into different batches, two of which are in flight at once.
+    let e = TestEngine::start_with(|c| c.sweep_batch_size = 3).await;
+    let account = e.ttl_account(hours(1)).await;
+    let mut transcripts = Vec::new();
+    for _ in 0..9 {
+        let t = e.url_transcript(&account).await;
+        transcripts.push(e.process(&t).await);
+    }
+    e.clock.advance(hours(1));
+    let report = e.sweep().await;
+    assert_eq!(report.deleted, 36, "{report:?}");
+    assert_eq!(report.failed, 0);
+    for t in &transcripts {
+        let artifacts = e.artifacts_of(t).await;
+        assert_eq!(artifacts.len(), 4);
+        assert!(artifacts.iter().all(|a| a.state == ArtifactState::Deleted));
+    }
+    let keys = e
+        .backends()
+        .content
+        .scopes_with_keys(None, 100)
+        .await
+        .expect("scopes");
+    let transcript_scopes: Vec<&String> = keys
+        .iter()
+        .filter(|scope| {
+            transcripts
+                .iter()
+                .any(|t| scope.ends_with(&t.id.to_string()))
+        })
+        .collect();
+    assert!(
+        transcript_scopes.is_empty(),
+        "every deleted transcript's data key is destroyed: {transcript_scopes:?}"
+    );
+}
