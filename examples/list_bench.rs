@@ -4,22 +4,26 @@
 //! ```text
 //! cargo run --release --example list_bench            # 10^4 and 10^6 transcripts (~3 min)
 //! cargo run --release --example list_bench -- --quick # 10^4 and 10^5
+//! cargo run --release --example list_bench -- --sizes 100000,10000000
 //! ```
 //! One in ten transcripts was created from a URL (its list item reads the URL artifact);
 //! the rest from uploads. One in ten is still queued.
 
+/// The peers harness's /proc readings (peak RSS).
+#[allow(dead_code)]
+#[path = "peers/sys.rs"]
+mod sys;
 use chrono::{DateTime, Duration, Utc};
 use lethe::clock::SystemClock;
 use lethe::config::Config;
 use lethe::domain::{
-    new_id, Account, Artifact, ArtifactKind, Content, RetentionSettings, Transcript,
-    TranscriptStatus,
+    new_id, Account, Artifact, ArtifactKind, RetentionSettings, Transcript, TranscriptStatus,
 };
 use lethe::http::Tokens;
 use lethe::startup::App;
 use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
-use lethe::storage::{Backends, ContentStore};
+use lethe::storage::Backends;
 use rand::Rng;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -75,6 +79,8 @@ async fn fixture(n: usize) -> Fixture {
     let mut ids = Vec::with_capacity(n);
     let mut transcripts = Vec::with_capacity(50_000);
     let mut artifacts = Vec::new();
+    let mut urls = Vec::new();
+    let content_root = dir.path().join("content");
     for i in 0..n {
         let created = first_day + Duration::seconds(i as i64 * 5);
         let id = new_id(created);
@@ -112,16 +118,14 @@ async fn fixture(n: usize) -> Fixture {
                 ArtifactKind::UrlAudioReference,
                 created,
             );
-            content
-                .put(
-                    &a.content_key,
-                    Content::new(format!("https://media.example.com/calls/{i}.mp3")),
-                )
-                .await
-                .expect("put");
+            urls.push((
+                a.content_key.clone(),
+                format!("https://media.example.com/calls/{i}.mp3"),
+            ));
             artifacts.push(a);
         }
         if transcripts.len() == 50_000 {
+            write_unsynced(&content_root, std::mem::take(&mut urls)).await;
             sql.insert_transcripts_bulk(&transcripts)
                 .await
                 .expect("insert");
@@ -130,10 +134,16 @@ async fn fixture(n: usize) -> Fixture {
             artifacts.clear();
         }
     }
+    write_unsynced(&content_root, urls).await;
     sql.insert_transcripts_bulk(&transcripts)
         .await
         .expect("insert");
     sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
+    // One sync for all the files written above.
+    tokio::task::spawn_blocking(|| std::process::Command::new("sync").status())
+        .await
+        .expect("join")
+        .expect("sync");
     sqlx::query("ANALYZE")
         .execute(sql.pool())
         .await
@@ -152,6 +162,21 @@ async fn fixture(n: usize) -> Fixture {
         ids,
         first_day,
     }
+}
+
+/// The URL objects where the content store reads them, without an fsync each (a fixture
+/// of 10^7 transcripts would otherwise spend its time in 10^6 fsyncs); one `sync` follows.
+async fn write_unsynced(root: &std::path::Path, objects: Vec<(String, String)>) {
+    let root = root.to_owned();
+    tokio::task::spawn_blocking(move || {
+        for (key, url) in objects {
+            let path = root.join(key);
+            std::fs::create_dir_all(path.parent().expect("a scope dir")).expect("mkdir");
+            std::fs::write(path, url).expect("write");
+        }
+    })
+    .await
+    .expect("join");
 }
 
 async fn measure(
@@ -190,21 +215,33 @@ async fn measure(
     )
 }
 
+#[derive(clap::Parser, Debug)]
+#[command(about = "GET /v2/transcript latency as one account's transcripts grow")]
+struct Args {
+    /// 10^4 and 10^5 transcripts instead of 10^4 and 10^6.
+    #[arg(long)]
+    quick: bool,
+    /// Transcript counts, comma-separated (replaces the defaults).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+}
+
 #[tokio::main]
 async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let sizes: &[usize] = if quick {
-        &[10_000, 100_000]
-    } else {
-        &[10_000, 1_000_000]
+    let args = <Args as clap::Parser>::parse();
+    let sizes: Vec<usize> = match (args.sizes.is_empty(), args.quick) {
+        (false, _) => args.sizes.clone(),
+        (true, true) => vec![10_000, 100_000],
+        (true, false) => vec![10_000, 1_000_000],
     };
     println!(
         "# GET /v2/transcript latency (embedded profile, loopback HTTP, one client, sequential)\n"
     );
     println!("| transcripts | query | p50 ms | p99 ms |");
     println!("|---:|---|---:|---:|");
+    let mut peaks = Vec::new();
     let client = reqwest::Client::new();
-    for &n in sizes {
+    for &n in &sizes {
         let began = Instant::now();
         let f = fixture(n).await;
         eprintln!(
@@ -213,6 +250,7 @@ async fn main() {
         );
         let ids = f.ids.clone();
         let day = (f.first_day + Duration::days(1)).date_naive();
+        sys::reset_peak_rss();
         let results = vec![
             measure(&client, &f, "newest page, limit 10", 500, || {
                 "limit=10".to_owned()
@@ -264,5 +302,16 @@ async fn main() {
         for (label, p50, p99) in results {
             println!("| {n} | {label} | {p50:.2} | {p99:.2} |");
         }
+        peaks.push((
+            n,
+            sys::vm_kb("self", "VmHWM").map(|kib| kib as f64 / 1024.0),
+        ));
+    }
+    println!();
+    for (n, peak) in peaks {
+        let peak = peak.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
+        println!(
+            "Peak RSS while querying {n} transcripts (server and client in one process): {peak}."
+        );
     }
 }

@@ -3,12 +3,17 @@
 //! ```text
 //! cargo run --release --example sweep_bench            # full run (~2 min)
 //! cargo run --release --example sweep_bench -- --quick # smaller sizes
+//! cargo run --release --example sweep_bench -- --parts due --sizes 100000,10000000
 //! ```
 //! 1. Throughput: one `run_once` over N due artifacts with real content files.
 //! 2. Lag: the real sweeper loop on the system clock, artifacts falling due every 10 ms;
 //!    lag = `deleted_at − delete_after` from the tombstones.
 //! 3. Due-query cost as tracked artifacts grow, with the number due held at 100.
 
+/// The peers harness's /proc readings (peak RSS).
+#[allow(dead_code)]
+#[path = "peers/sys.rs"]
+mod sys;
 use chrono::{DateTime, Duration, Utc};
 use lethe::clock::{Clock, ManualClock, SystemClock};
 use lethe::config::Config;
@@ -163,7 +168,16 @@ async fn lag(n: usize) -> Vec<f64> {
     lags
 }
 
-async fn due_query(tracked: usize) -> (f64, f64) {
+struct DueCost {
+    due_p50: f64,
+    due_p99: f64,
+    next_p50: f64,
+    next_p99: f64,
+    /// The process's peak resident memory while querying (reset before the queries).
+    peak_rss_mib: Option<f64>,
+}
+
+async fn due_query(tracked: usize) -> DueCost {
     let dir = tempfile::tempdir().expect("tempdir");
     let (sql, _) = backends(dir.path()).await;
     let start = DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000);
@@ -190,9 +204,10 @@ async fn due_query(tracked: usize) -> (f64, f64) {
         .execute(sql.pool())
         .await
         .expect("analyze");
+    sys::reset_peak_rss();
     let mut due_ms = Vec::new();
     let mut next_ms = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         let began = Instant::now();
         let due = sql.due(now, 500).await.expect("due");
         due_ms.push(began.elapsed().as_secs_f64() * 1000.0);
@@ -201,16 +216,54 @@ async fn due_query(tracked: usize) -> (f64, f64) {
         sql.next_due(now).await.expect("next");
         next_ms.push(began.elapsed().as_secs_f64() * 1000.0);
     }
-    (median(due_ms), median(next_ms))
+    DueCost {
+        due_p50: percentile(&mut due_ms, 0.5),
+        due_p99: percentile(&mut due_ms, 0.99),
+        next_p50: percentile(&mut next_ms, 0.5),
+        next_p99: percentile(&mut next_ms, 0.99),
+        peak_rss_mib: sys::vm_kb("self", "VmHWM").map(|kib| kib as f64 / 1024.0),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Throughput,
+    Lag,
+    Due,
+}
+
+#[derive(clap::Parser, Debug)]
+#[command(about = "Sweep throughput, lag and due-query cost on the embedded profile")]
+struct Args {
+    /// Smaller sizes.
+    #[arg(long)]
+    quick: bool,
+    /// Tracked artifacts of the due-query table, comma-separated (default 10^4, 10^5, 10^6;
+    /// with --quick 10^4, 10^5).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Parts to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "throughput,lag,due"
+    )]
+    parts: Vec<Part>,
 }
 
 #[tokio::main]
 async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (n, sizes): (usize, &[usize]) = if quick {
+    let args = <Args as clap::Parser>::parse();
+    let quick = args.quick;
+    let (n, default_sizes): (usize, &[usize]) = if quick {
         (2_000, &[10_000, 100_000])
     } else {
         (20_000, &[10_000, 100_000, 1_000_000])
+    };
+    let sizes = match args.sizes.is_empty() {
+        true => default_sizes.to_vec(),
+        false => args.sizes.clone(),
     };
 
     println!("# Lethe sweep benchmark (embedded profile)\n");
@@ -221,43 +274,55 @@ async fn main() {
             .unwrap_or(1)
     );
 
-    let runs: Vec<f64> = {
-        let mut v = Vec::new();
-        for _ in 0..3 {
-            v.push(throughput(n).await);
-        }
-        v
-    };
-    println!("## Throughput: one pass over {n} due artifacts (3 runs)\n");
-    println!(
-        "median {:.0} deletions/s (runs: {})\n",
-        median(runs.clone()),
-        runs.iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
-    let mut lags = lag(if quick { 100 } else { 500 }).await;
-    let count = lags.len();
-    println!("## Lag from delete_after to deletion, sweeper loop on the system clock\n");
-    println!(
-        "{count} artifacts due 10 ms apart: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
-        percentile(&mut lags, 0.5),
-        percentile(&mut lags, 0.99),
-        percentile(&mut lags, 1.0)
-    );
-
-    println!("## Due query as tracked artifacts grow (100 due, median of 50)\n");
-    println!("| tracked | due(now, 500) ms | next_due ms | due ratio to first |");
-    println!("|---:|---:|---:|---:|");
-    let mut first = None;
-    for &size in sizes {
-        let (due_ms, next_ms) = due_query(size).await;
-        let base = *first.get_or_insert(due_ms);
+    if args.parts.contains(&Part::Throughput) {
+        let runs: Vec<f64> = {
+            let mut v = Vec::new();
+            for _ in 0..3 {
+                v.push(throughput(n).await);
+            }
+            v
+        };
+        println!("## Throughput: one pass over {n} due artifacts (3 runs)\n");
         println!(
-            "| {size} | {due_ms:.3} | {next_ms:.3} | {:.2} |",
-            due_ms / base
+            "median {:.0} deletions/s (runs: {})\n",
+            median(runs.clone()),
+            runs.iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
+    }
+    if args.parts.contains(&Part::Lag) {
+        let mut lags = lag(if quick { 100 } else { 500 }).await;
+        let count = lags.len();
+        println!("## Lag from delete_after to deletion, sweeper loop on the system clock\n");
+        println!(
+            "{count} artifacts due 10 ms apart: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+            percentile(&mut lags, 0.5),
+            percentile(&mut lags, 0.99),
+            percentile(&mut lags, 1.0)
+        );
+    }
+    if args.parts.contains(&Part::Due) {
+        println!("## Due query as tracked artifacts grow (100 due, 200 queries each)\n");
+        println!("| tracked | due(now, 500) p50 / p99 ms | next_due p50 / p99 ms | due p99 ratio to first | peak RSS MiB |");
+        println!("|---:|---:|---:|---:|---:|");
+        let mut first = None;
+        for &size in &sizes {
+            let began = Instant::now();
+            let q = due_query(size).await;
+            eprintln!("{size} tracked: {:.0} s", began.elapsed().as_secs_f64());
+            let base = *first.get_or_insert(q.due_p99);
+            println!(
+                "| {size} | {:.3} / {:.3} | {:.3} / {:.3} | {:.2} | {} |",
+                q.due_p50,
+                q.due_p99,
+                q.next_p50,
+                q.next_p99,
+                q.due_p99 / base,
+                q.peak_rss_mib
+                    .map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0}"))
+            );
+        }
     }
 }
