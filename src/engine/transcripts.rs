@@ -552,7 +552,17 @@ impl Engine {
                 keys.push(artifact.content_key);
             }
         }
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
         let contents = self.backends.content.get_many(&keys).await?;
+        if contents.len() != keys.len() {
+            return Err(StorageError::Other {
+                backend: "content",
+                source: "a batch read answered the wrong number of objects".into(),
+            }
+            .into());
+        }
         Ok(owners
             .into_iter()
             .zip(contents)

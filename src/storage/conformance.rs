@@ -142,8 +142,6 @@ pub async fn accounts(store: &dyn AccountStore) {
     };
     let whole = hold(1, None);
     let one = hold(2, Some(new_id(t0())));
-    store.create_hold(&whole).await.unwrap();
-    store.create_hold(&one).await.unwrap();
     let holds_by_key = || {
         let hash = key.hash();
         async move {
@@ -157,10 +155,24 @@ pub async fn accounts(store: &dyn AccountStore) {
             holds
         }
     };
+    assert!(holds_by_key().await.is_empty(), "no hold yet");
+    // Another account's hold never comes with this one.
+    let stranger = sample_account(t0());
+    store
+        .create_account(&stranger, &ApiKey::generate().hash())
+        .await
+        .unwrap();
+    let strangers = crate::domain::LegalHold {
+        account_id: stranger.id,
+        ..hold(3, None)
+    };
+    store.create_hold(&strangers).await.unwrap();
+    store.create_hold(&whole).await.unwrap();
+    store.create_hold(&one).await.unwrap();
     assert_eq!(
         holds_by_key().await,
         vec![whole.clone(), one.clone()],
-        "an account read by its key carries its active holds"
+        "an account read by its key carries its active holds, and only its own"
     );
     assert_eq!(
         store
@@ -202,7 +214,7 @@ pub async fn accounts(store: &dyn AccountStore) {
     );
     assert_eq!(
         store.holds(None, false, None, 10).await.unwrap(),
-        vec![one.clone()]
+        vec![one.clone(), strangers.clone()]
     );
     assert!(store
         .holds(Some(account.id), true, Some(one.id), 10)
@@ -317,13 +329,28 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         }
     };
     assert_eq!(neighbours(q(None, None, 10), 3, 4).await, (true, true));
+    assert_eq!(neighbours(q(None, None, 10), 0, 6).await, (false, false));
+    // Honouring before_id = ids[1] would find nothing newer than ids[4].
     assert_eq!(
-        neighbours(q(Some(ids[1]), None, 1), 0, 6).await,
-        (false, false)
+        neighbours(q(Some(ids[1]), None, 1), 2, 4).await,
+        (true, true)
     );
     assert_eq!(neighbours(completed.clone(), 2, 6).await, (true, false));
     assert_eq!(neighbours(completed.clone(), 0, 4).await, (false, true));
+    // Only ids[3] and ids[5] are still queued (ids[1] is processing): unfiltered, both
+    // sides would have neighbours.
+    let queued = TranscriptQuery {
+        status: Some(TranscriptStatus::Queued),
+        ..q(None, None, 10)
+    };
+    assert_eq!(neighbours(queued, 3, 5).await, (false, false));
     assert_eq!(neighbours(day_two.clone(), 4, 5).await, (false, true));
+    // Day one holds ids[0..4]: ids[4] is newer, but not on that day.
+    let day_one = TranscriptQuery {
+        created_on: Some(t0().date_naive()),
+        ..q(None, None, 10)
+    };
+    assert_eq!(neighbours(day_one, 1, 3).await, (true, false));
     assert_eq!(
         index
             .has_neighbors(other.id, &q(None, None, 10), others.id, others.id)

@@ -390,7 +390,13 @@ impl ContentStore for EncryptedContentStore {
             .filter(|key| data_keys.contains_key(scope_of(key)))
             .cloned()
             .collect();
-        let mut sealed = self.inner.get_many(&readable).await?.into_iter();
+        let sealed = self.inner.get_many(&readable).await?;
+        if sealed.len() != readable.len() {
+            return Err(crypto_error(
+                "a batch read answered the wrong number of objects",
+            ));
+        }
+        let mut sealed = sealed.into_iter();
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             let Some(data_key) = data_keys.get(scope_of(key)) else {

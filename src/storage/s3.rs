@@ -14,12 +14,11 @@ use futures::StreamExt;
 use std::time::Duration;
 
 use super::{ByteStream, ContentStore, Result, StorageError};
-
-/// GETs in flight at once for a batch read (a page of list items).
-const GET_MANY_CONCURRENCY: usize = 16;
 use crate::domain::Content;
 
 const BACKEND: &str = "s3";
+/// GETs in flight at once for a batch read (a page of list items).
+const GET_MANY_CONCURRENCY: usize = 16;
 /// Multipart part size: S3's minimum is 5 MiB for every part but the last.
 const PART_SIZE: usize = 8 << 20;
 /// `DeleteObjects` takes at most 1000 keys.

@@ -284,6 +284,18 @@ impl ArtifactIndex for FaultyIndex {
         self.faults.check("index.list_transcripts")?;
         self.inner.list_transcripts(account, query).await
     }
+    async fn has_neighbors(
+        &self,
+        account: AccountId,
+        query: &TranscriptQuery,
+        oldest: TranscriptId,
+        newest: TranscriptId,
+    ) -> Result<(bool, bool)> {
+        self.faults.check("index.has_neighbors")?;
+        self.inner
+            .has_neighbors(account, query, oldest, newest)
+            .await
+    }
     async fn stuck_transcripts(
         &self,
         created_before: DateTime<Utc>,
@@ -325,6 +337,17 @@ impl ArtifactIndex for FaultyIndex {
     async fn artifacts_for_transcripts(&self, ids: &[TranscriptId]) -> Result<Vec<Artifact>> {
         self.faults.check("index.artifacts_for_transcripts")?;
         self.inner.artifacts_for_transcripts(ids).await
+    }
+    async fn artifacts_of_kind_for_transcripts(
+        &self,
+        ids: &[TranscriptId],
+        kind: ArtifactKind,
+    ) -> Result<Vec<Artifact>> {
+        self.faults
+            .check("index.artifacts_of_kind_for_transcripts")?;
+        self.inner
+            .artifacts_of_kind_for_transcripts(ids, kind)
+            .await
     }
     async fn live_artifacts_for_account(
         &self,
@@ -469,6 +492,10 @@ impl ContentStore for FaultyContent {
     async fn get(&self, key: &str) -> Result<Option<Content>> {
         self.faults.check("content.get")?;
         self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
+        self.faults.check("content.get_many")?;
+        self.inner.get_many(keys).await
     }
     async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {
         self.faults.check("content.get_stream")?;

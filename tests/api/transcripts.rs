@@ -364,6 +364,152 @@ async fn the_list_pages_forward_and_back_over_more_than_two_pages_without_duplic
 }
 
 #[tokio::test]
+async fn every_list_item_shows_its_own_audio_url_or_why_it_is_gone() {
+    let app = spawn_app().await;
+    let key = app.ttl_account(3600).await;
+    let url_transcript = |n: &'static str| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let body = json!({"audio_url": format!("https://example.com/{n}.mp3")});
+            app.create_transcript(&key, body).await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        }
+    };
+    // Past its TTL before the others exist: served as deleted, swept or not.
+    let expired = url_transcript("expired").await;
+    app.complete(&expired).await;
+    app.advance(Duration::hours(2));
+    let queued = url_transcript("queued").await;
+    let done = url_transcript("done").await;
+    app.complete(&done).await;
+    let upload_url = app.upload(&key, b"MARKER-AUDIO").await;
+    let from_upload = app
+        .create_transcript(&key, json!({"audio_url": upload_url}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let deleted = url_transcript("deleted").await;
+    app.complete(&deleted).await;
+    assert_eq!(
+        app.delete_transcript(&key, &deleted).await.status(),
+        StatusCode::OK
+    );
+    // Another account's transcripts never appear, nor their URLs.
+    let stranger = app.account().await;
+    app.create_transcript(
+        &stranger,
+        json!({"audio_url": "https://example.com/stranger.mp3"}),
+    )
+    .await;
+
+    let expected = [
+        (deleted.as_str(), "http://deleted_by_user".to_owned()),
+        (from_upload.as_str(), upload_url.clone()),
+        (done.as_str(), "https://example.com/done.mp3".to_owned()),
+        (queued.as_str(), "https://example.com/queued.mp3".to_owned()),
+        (
+            expired.as_str(),
+            "http://deleted_by_retention_policy".to_owned(),
+        ),
+    ];
+    for swept in [false, true] {
+        if swept {
+            // The expired transcript's content is now deleted and its data key destroyed.
+            app.sweep().await;
+        }
+        let response = app
+            .public(Method::GET, "/v2/transcript?limit=10", &key)
+            .send()
+            .await
+            .expect("request");
+        let page = expect_json(response, StatusCode::OK).await;
+        let items: Vec<(String, String)> = page["transcripts"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_str().expect("id").to_owned(),
+                    t["audio_url"].as_str().expect("audio_url").to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(id, url)| ((*id).to_owned(), url.clone()))
+            .collect();
+        assert_eq!(items, expected, "swept: {swept}");
+    }
+}
+
+#[tokio::test]
+async fn the_first_page_links_an_older_page_exactly_when_there_is_one() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let page = |query: &'static str| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            let response = app
+                .public(Method::GET, &format!("/v2/transcript?{query}"), &key)
+                .send()
+                .await
+                .expect("request");
+            expect_json(response, StatusCode::OK).await
+        }
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.url_transcript(&key).await);
+        app.advance(Duration::seconds(1));
+    }
+    // Exactly `limit` transcripts: one page, no link either way.
+    let full = page("limit=3").await;
+    assert_eq!(full["transcripts"].as_array().expect("list").len(), 3);
+    assert_eq!(full["page_details"]["prev_url"], Value::Null);
+    assert_eq!(full["page_details"]["next_url"], Value::Null);
+    let widest = page("limit=200").await;
+    assert_eq!(widest["transcripts"].as_array().expect("list").len(), 3);
+    assert_eq!(widest["page_details"]["prev_url"], Value::Null);
+
+    // One more than `limit`: the first page links the older one, which holds the rest
+    // and links back.
+    ids.push(app.url_transcript(&key).await);
+    let first = page("limit=3").await;
+    let newest: Vec<&str> = first["transcripts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        newest,
+        vec![ids[3].as_str(), ids[2].as_str(), ids[1].as_str()]
+    );
+    assert_eq!(first["page_details"]["next_url"], Value::Null);
+    let prev = first["page_details"]["prev_url"]
+        .as_str()
+        .expect("an older page");
+    let response = app
+        .public(Method::GET, prev, &key)
+        .send()
+        .await
+        .expect("request");
+    let older = expect_json(response, StatusCode::OK).await;
+    let rest: Vec<&str> = older["transcripts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(rest, vec![ids[0].as_str()]);
+    assert_eq!(older["page_details"]["prev_url"], Value::Null);
+    assert!(older["page_details"]["next_url"].is_string());
+}
+
+#[tokio::test]
 async fn the_list_filters_by_status_and_creation_day_and_keeps_deleted_transcripts() {
     let app = spawn_app().await;
     let key = app.account().await;
