@@ -68,14 +68,15 @@ struct Args {
     /// Artifacts (keys, rows) due at the burst's one instant.
     #[arg(long, default_value_t = 100_000)]
     burst: usize,
-    /// Deletions per second of the steady workload.
-    #[arg(long, default_value_t = 200)]
+    /// Deletions per second of the steady workload (the target load: 2,000/s
+    /// with 500 API requests/s).
+    #[arg(long, default_value_t = 2000)]
     rate: u32,
     /// Seconds the steady workload lasts.
     #[arg(long, default_value_t = 60)]
     duration: u64,
     /// Reads per second, and as many writes per second, during the steady workload.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 250)]
     api_rate: u32,
     /// Seconds between two runs of PostgreSQL's DELETE (a cron job's period).
     #[arg(long, default_value_t = 1.0)]
