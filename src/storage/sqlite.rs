@@ -599,10 +599,7 @@ impl AccountStore for SqliteStore {
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT * FROM legal_holds WHERE released_at IS NULL AND account_id IN (",
         );
-        let mut ids = query.separated(", ");
-        for account in accounts {
-            ids.push_bind(account.to_string());
-        }
+        push_values(&mut query, accounts);
         query.push(")");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(hold_from_row).collect()
@@ -768,6 +765,17 @@ fn bind_transcript<'q>(
         .bind(t.deletion.map(|d| d.reason.as_str()))
         .bind(t.final_artifact_id.map(|id| id.to_string()))
         .bind(t.settled)
+}
+
+/// The values of an `IN (…)` list, one bound parameter each, comma-separated.
+fn push_values<T: ToString>(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    values: impl IntoIterator<Item = T>,
+) {
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value.to_string());
+    }
 }
 
 /// The table of a listing and the index it must read, up to `WHERE `. A day's listing
@@ -1002,10 +1010,7 @@ impl ArtifactIndex for SqliteStore {
         }
         let mut query =
             QueryBuilder::<Sqlite>::new("SELECT * FROM artifacts WHERE transcript_id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(id.to_string());
-        }
+        push_values(&mut query, ids);
         query.push(") ORDER BY id");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(artifact_from_row).collect()
@@ -1026,10 +1031,7 @@ impl ArtifactIndex for SqliteStore {
         query
             .push_bind(kind.as_str())
             .push(" AND transcript_id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(id.to_string());
-        }
+        push_values(&mut query, ids);
         query.push(") ORDER BY id");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(artifact_from_row).collect()
@@ -1191,10 +1193,7 @@ impl ArtifactIndex for SqliteStore {
                 .push(" AND (claimed_until IS NULL OR claimed_until <= ")
                 .push_bind(micros(claim.now))
                 .push(") AND id IN (");
-            let mut list = query.separated(", ");
-            for id in chunk {
-                list.push_bind(id.to_string());
-            }
+            push_values(&mut query, chunk);
             query.push(") RETURNING *");
             for row in query.build().fetch_all(&mut *tx).await? {
                 claimed.push(artifact_from_row(&row)?);
@@ -1266,10 +1265,7 @@ impl ArtifactIndex for SqliteStore {
                         ", due_at = NULL, claimed_by = NULL, claimed_until = NULL,
                         training_eligible = 0 WHERE state <> 'deleted' AND id IN (",
                     );
-                let mut list = query.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
+                push_values(&mut query, chunk);
                 query.push(")");
                 query.build().execute(&mut *tx).await?;
             }
@@ -1296,10 +1292,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         }
         let mut query =
             QueryBuilder::<Sqlite>::new("SELECT scope, wrapped FROM data_keys WHERE scope IN (");
-        let mut list = query.separated(", ");
-        for scope in scopes {
-            list.push_bind(*scope);
-        }
+        push_values(&mut query, scopes);
         query.push(")");
         Ok(query
             .build_query_as::<(String, Vec<u8>)>()
@@ -1337,10 +1330,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             return Ok(());
         }
         let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM data_keys WHERE scope IN (");
-        let mut list = query.separated(", ");
-        for scope in scopes {
-            list.push_bind(*scope);
-        }
+        push_values(&mut query, scopes);
         query.push(")");
         let done = query.build().execute(&self.writer).await?;
         if done.rows_affected() > 0 {
@@ -1541,10 +1531,7 @@ impl AuditLog for SqliteStore {
             "SELECT t.*, l.leaf_index FROM tombstones t JOIN deletion_log l ON l.artifact_id = t.artifact_id
              WHERE t.artifact_id IN (",
         );
-        let mut ids = query.separated(", ");
-        for id in artifacts {
-            ids.push_bind(id.to_string());
-        }
+        push_values(&mut query, artifacts);
         query.push(") ORDER BY l.leaf_index");
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter()
