@@ -361,15 +361,12 @@ impl ContentStore for EncryptedContentStore {
         Ok(counted.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// The data key and the object are read at once (one round trip's wait, not two).
     async fn get(&self, key: &str) -> Result<Option<Content>> {
-        let (data_key, sealed) =
-            tokio::join!(self.key_for_reading(scope_of(key)), self.inner.get(key));
-        let Some(data_key) = data_key? else {
+        let Some(data_key) = self.key_for_reading(scope_of(key)).await? else {
             // The key is gone: whatever bytes remain are unreadable, i.e. deleted.
             return Ok(None);
         };
-        match sealed? {
+        match self.inner.get(key).await? {
             Some(sealed) => Ok(Some(Content::new(Self::decrypt_all(
                 &data_key,
                 sealed.expose(),
@@ -378,33 +375,35 @@ impl ContentStore for EncryptedContentStore {
         }
     }
 
-    /// One query for the keys of all the scopes and one batch read of the objects, at
-    /// once; an object whose scope has no key left reads as deleted, as in `get`.
+    /// One query for the keys of all the scopes, one batch read of the objects whose
+    /// scope still has a key; an object without one reads as deleted, as in `get`.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
         let mut scopes: Vec<&str> = keys.iter().map(|key| scope_of(key)).collect();
         scopes.sort_unstable();
         scopes.dedup();
-        // The keys and the objects are read at once: one round trip's wait, not two.
-        let (wrapped_keys, sealed) =
-            tokio::join!(self.keys.data_keys(&scopes), self.inner.get_many(keys));
         let mut data_keys = std::collections::HashMap::with_capacity(scopes.len());
-        for (scope, wrapped) in wrapped_keys? {
+        for (scope, wrapped) in self.keys.data_keys(&scopes).await? {
             data_keys.insert(scope, self.master.unwrap_key(&wrapped)?);
         }
-        let sealed = sealed?;
-        if sealed.len() != keys.len() {
+        let readable: Vec<String> = keys
+            .iter()
+            .filter(|key| data_keys.contains_key(scope_of(key)))
+            .cloned()
+            .collect();
+        let sealed = self.inner.get_many(&readable).await?;
+        if sealed.len() != readable.len() {
             return Err(crypto_error(
                 "a batch read answered the wrong number of objects",
             ));
         }
+        let mut sealed = sealed.into_iter();
         let mut found = Vec::with_capacity(keys.len());
-        for (key, sealed) in keys.iter().zip(sealed) {
+        for key in keys {
             let Some(data_key) = data_keys.get(scope_of(key)) else {
-                // The key is gone: whatever bytes remain are unreadable, i.e. deleted.
                 found.push(None);
                 continue;
             };
-            found.push(match sealed {
+            found.push(match sealed.next().flatten() {
                 Some(object) => Some(Content::new(Self::decrypt_all(data_key, object.expose())?)),
                 None => None,
             });
