@@ -227,6 +227,16 @@ impl TestApp {
         expect_json(response, StatusCode::OK).await
     }
 
+    /// `GET /v2/transcript?{query}` (`query` may be empty), answered 200.
+    pub async fn list_transcripts(&self, key: &str, query: &str) -> Value {
+        let response = self
+            .public(Method::GET, &format!("/v2/transcript?{query}"), key)
+            .send()
+            .await
+            .expect("request");
+        expect_json(response, StatusCode::OK).await
+    }
+
     /// `DELETE /v2/transcript/{id}`; the caller checks the answer.
     pub async fn delete_transcript(&self, key: &str, id: &str) -> reqwest::Response {
         self.public(Method::DELETE, &format!("/v2/transcript/{id}"), key)

@@ -80,13 +80,8 @@ async fn server_owned_fields_in_a_request_are_refused_by_name_and_nothing_is_sto
         message.contains("id, status, text are set by the server"),
         "{message}"
     );
-    let list = app
-        .public(Method::GET, "/v2/transcript", &key)
-        .send()
-        .await
-        .expect("request");
     assert_eq!(
-        expect_json(list, StatusCode::OK).await["transcripts"],
+        app.list_transcripts(&key, "").await["transcripts"],
         json!([]),
         "nothing stored"
     );

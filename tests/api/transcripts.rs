@@ -106,13 +106,8 @@ async fn bad_create_requests_are_400_with_a_clear_error_and_store_nothing() {
         let message = expect_error(response, StatusCode::BAD_REQUEST).await;
         assert!(message.contains(expected), "{body}: {message}");
     }
-    let list = app
-        .public(Method::GET, "/v2/transcript", &key)
-        .send()
-        .await
-        .expect("request");
     assert_eq!(
-        expect_json(list, StatusCode::OK).await["transcripts"],
+        app.list_transcripts(&key, "").await["transcripts"],
         json!([]),
         "nothing stored"
     );
@@ -264,12 +259,7 @@ async fn s4_content_past_delete_after_is_served_as_deleted_before_any_sweep() {
         "http://deleted_by_retention_policy",
         &id,
     );
-    let list = app
-        .public(Method::GET, "/v2/transcript", &key)
-        .send()
-        .await
-        .expect("request");
-    let list = expect_json(list, StatusCode::OK).await;
+    let list = app.list_transcripts(&key, "").await;
     assert_eq!(
         list["transcripts"][0]["audio_url"],
         "http://deleted_by_retention_policy"
@@ -420,12 +410,7 @@ async fn every_list_item_shows_its_own_audio_url_or_why_it_is_gone() {
             // The expired transcript's content is now deleted and its data key destroyed.
             app.sweep().await;
         }
-        let response = app
-            .public(Method::GET, "/v2/transcript?limit=10", &key)
-            .send()
-            .await
-            .expect("request");
-        let page = expect_json(response, StatusCode::OK).await;
+        let page = app.list_transcripts(&key, "limit=10").await;
         let items: Vec<(String, String)> = page["transcripts"]
             .as_array()
             .expect("list")
@@ -451,14 +436,7 @@ async fn the_first_page_links_an_older_page_exactly_when_there_is_one() {
     let key = app.account().await;
     let page = |query: &'static str| {
         let (app, key) = (&app, key.clone());
-        async move {
-            let response = app
-                .public(Method::GET, &format!("/v2/transcript?{query}"), &key)
-                .send()
-                .await
-                .expect("request");
-            expect_json(response, StatusCode::OK).await
-        }
+        async move { app.list_transcripts(&key, query).await }
     };
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -522,12 +500,7 @@ async fn the_list_filters_by_status_and_creation_day_and_keeps_deleted_transcrip
         let app = &app;
         let key = key.clone();
         async move {
-            let response = app
-                .public(Method::GET, &format!("/v2/transcript?{query}"), &key)
-                .send()
-                .await
-                .expect("request");
-            expect_json(response, StatusCode::OK).await["transcripts"]
+            app.list_transcripts(&key, query).await["transcripts"]
                 .as_array()
                 .expect("list")
                 .clone()
