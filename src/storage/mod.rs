@@ -22,6 +22,7 @@ pub mod local;
 pub mod postgres;
 pub mod s3;
 pub mod sqlite;
+mod sqlite_writer;
 
 use async_trait::async_trait;
 use bytes::Bytes;

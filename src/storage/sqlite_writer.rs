@@ -1,0 +1,534 @@
+//! Group commit for the embedded profile's one SQLite writer connection.
+//!
+//! Concurrent writes share one transaction, each in a savepoint of its own name (a single
+//! statement, atomic by itself, needs none). As soon as a write has released its
+//! savepoint, a spawned committer queues for the connection behind the writes already
+//! waiting, then commits them all with one `COMMIT` (one WAL fsync under
+//! `synchronous=FULL`) and tells each writer how it went. A writer returns only once the
+//! commit that holds its write is durable, so every guarantee of one commit per write
+//! holds; concurrent requests just share the fsync.
+//!
+//! The transaction is plain SQL (`BEGIN IMMEDIATE` … `COMMIT`) on a connection held for
+//! the group, so no library's idea of the transaction can drift from SQLite's. Whatever
+//! leaves the group's state unknown ends it as failed — every writer in it is told, and
+//! the connection is closed so the next group starts on a fresh one:
+//! - an error other than a constraint violation (SQLite may have rolled the transaction
+//!   back by itself: I/O error, disk full);
+//! - a statement of ours cut off by a cancelled request (whether it ran is unknown);
+//! - a savepoint that no longer rolls back or releases.
+//!
+//! A write that fails or is dropped before its commit (an error, a cancelled request)
+//! is rolled back to its own savepoint and takes nothing else with it.
+
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteQueryResult};
+use sqlx::{Executor, Sqlite};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+use super::{Result, StorageError};
+
+const BACKEND: &str = "sqlite";
+
+/// How the commit of a group went: `None` until it is known.
+type Outcome = Option<std::result::Result<(), Arc<str>>>;
+
+/// The writer connection, shared by group commit.
+#[derive(Clone)]
+pub(super) struct GroupWriter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for GroupWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupWriter").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    /// A pool of exactly one connection, held by the open group.
+    pool: SqlitePool,
+    state: Arc<Mutex<State>>,
+    /// Group commits so far (each one `COMMIT`).
+    commits: AtomicU64,
+}
+
+struct State {
+    /// The connection while a group is open, inside its `BEGIN IMMEDIATE`.
+    conn: Option<PoolConnection<Sqlite>>,
+    /// The savepoint of a write dropped before its commit: rolled back before anything
+    /// else runs on the connection.
+    abandoned: Option<u64>,
+    /// One of our statements was cut off mid-flight: whether it ran, and whether the
+    /// transaction survived it, is unknown.
+    in_doubt: bool,
+    /// A committer is on its way for the open group.
+    committing: bool,
+    /// Savepoint names are never reused (`w1`, `w2`, …).
+    next_savepoint: u64,
+    /// Tells the writers of the open group how its commit went.
+    outcome: watch::Sender<Outcome>,
+}
+
+impl GroupWriter {
+    /// `pool` must hold at most one connection, used by nothing else for writes.
+    pub(super) fn new(pool: SqlitePool) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                pool,
+                state: Arc::new(Mutex::new(State {
+                    conn: None,
+                    abandoned: None,
+                    in_doubt: false,
+                    committing: false,
+                    next_savepoint: 0,
+                    outcome: watch::channel(None).0,
+                })),
+                commits: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// How many group commits have run.
+    #[cfg(test)]
+    pub(super) fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    /// The open group, ready for a write: what an earlier write left is settled first.
+    async fn ready(&self) -> Result<OwnedMutexGuard<State>> {
+        let mut state = self.shared.state.clone().lock_owned().await;
+        state.settle().await;
+        if state.conn.is_none() {
+            let mut conn = self.shared.pool.acquire().await?;
+            if let Err(error) = conn.execute("BEGIN IMMEDIATE").await {
+                conn.close_on_drop();
+                return Err(error.into());
+            }
+            state.conn = Some(conn);
+        }
+        // From here on, a committer will end the group even if this request is cancelled.
+        state.ensure_committer(&self.shared);
+        Ok(state)
+    }
+
+    /// The connection, in a savepoint of the group transaction, until
+    /// [`WriteTx::commit`] (durable when it returns) or drop (rolled back).
+    pub(super) async fn begin(&self) -> Result<WriteTx> {
+        let mut state = self.ready().await?;
+        state.next_savepoint += 1;
+        let savepoint = state.next_savepoint;
+        if let Err(error) = state.run(&format!("SAVEPOINT w{savepoint}")).await {
+            state.fail_group(&error);
+            return Err(error.into());
+        }
+        state.abandoned = Some(savepoint);
+        Ok(WriteTx {
+            state: Some(state),
+            shared: self.shared.clone(),
+            savepoint,
+        })
+    }
+
+    /// One statement as a write of its own. A statement is atomic in SQLite, so it needs
+    /// no savepoint: a constraint violation undoes only the statement and leaves the
+    /// transaction as it was; any other error ends the group as failed.
+    pub(super) async fn execute<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    ) -> Result<SqliteQueryResult> {
+        let mut state = self.ready().await?;
+        state.in_doubt = true;
+        let done = query.execute(&mut **state.conn_mut()).await;
+        state.in_doubt = false;
+        match done {
+            Ok(done) => {
+                let outcome = state.outcome.subscribe();
+                drop(state);
+                wait_for_commit(outcome).await?;
+                Ok(done)
+            }
+            // Reported once the group is settled: had it failed, the row the statement
+            // ran into might never have been committed.
+            Err(error) if is_constraint_violation(&error) => {
+                let outcome = state.outcome.subscribe();
+                drop(state);
+                wait_for_commit(outcome).await?;
+                Err(error.into())
+            }
+            Err(error) => {
+                state.fail_group(&error);
+                Err(error.into())
+            }
+        }
+    }
+}
+
+impl State {
+    fn conn_mut(&mut self) -> &mut PoolConnection<Sqlite> {
+        self.conn.as_mut().expect("a write holds the open group")
+    }
+
+    /// Runs one of our own statements; if the request is cancelled while it runs, the
+    /// group is left in doubt and ended as failed by the next user.
+    async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+        self.in_doubt = true;
+        let done = self.conn_mut().execute(sql).await;
+        self.in_doubt = false;
+        done.map(|_| ())
+    }
+
+    /// Settles what the last user of the connection left: a statement in doubt ends the
+    /// group as failed; an abandoned write is rolled back to its savepoint.
+    async fn settle(&mut self) {
+        if self.conn.is_none() {
+            self.in_doubt = false;
+            self.abandoned = None;
+            return;
+        }
+        if self.in_doubt {
+            self.fail_group(&"a write was cut off mid-statement");
+            return;
+        }
+        if let Some(savepoint) = self.abandoned.take() {
+            let undo = format!("ROLLBACK TO w{savepoint}; RELEASE w{savepoint}");
+            if let Err(error) = self.run(&undo).await {
+                self.fail_group(&error);
+            }
+        }
+    }
+
+    /// Ends the open group as failed: its writers are told, its transaction is rolled
+    /// back by closing the connection, and the next group starts on a fresh one.
+    fn fail_group(&mut self, why: &dyn fmt::Display) {
+        tracing::error!(error = %why, "a group of SQLite writes is rolled back");
+        if let Some(mut conn) = self.conn.take() {
+            conn.close_on_drop();
+        }
+        self.in_doubt = false;
+        self.abandoned = None;
+        self.finish(Err(Arc::from(format!(
+            "the group of writes was rolled back: {why}"
+        ))));
+    }
+
+    fn ensure_committer(&mut self, shared: &Arc<Shared>) {
+        if self.conn.is_none() || self.committing {
+            return;
+        }
+        // Outside a runtime the process is ending: the open transaction rolls back.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.committing = true;
+            let shared = shared.clone();
+            runtime.spawn(async move { shared.commit_group().await });
+        }
+    }
+
+    /// Tells the writers of the group that just ended how it went; later writes belong to
+    /// the next group, with a channel of their own.
+    fn finish(&mut self, outcome: std::result::Result<(), Arc<str>>) {
+        let ended = std::mem::replace(&mut self.outcome, watch::channel(None).0);
+        self.committing = false;
+        ended.send_replace(Some(outcome));
+    }
+}
+
+impl Shared {
+    /// Waits behind the writes already queued, then commits them all. Holding the lock
+    /// through the commit keeps the next group's writes for the next commit.
+    async fn commit_group(&self) {
+        let mut state = self.state.lock().await;
+        state.settle().await;
+        let Some(mut conn) = state.conn.take() else {
+            // Already ended (failed and reported, or committed by another committer).
+            state.committing = false;
+            return;
+        };
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        match conn.execute("COMMIT").await {
+            Ok(_) => state.finish(Ok(())),
+            Err(error) => {
+                tracing::error!(%error, "a SQLite group commit failed");
+                let _ = conn.execute("ROLLBACK").await;
+                conn.close_on_drop();
+                state.finish(Err(Arc::from(error.to_string())));
+            }
+        }
+    }
+}
+
+/// One write: the connection, inside its own savepoint of the open group.
+pub(super) struct WriteTx {
+    state: Option<OwnedMutexGuard<State>>,
+    shared: Arc<Shared>,
+    savepoint: u64,
+}
+
+impl WriteTx {
+    /// Releases the savepoint and returns once the group commit holding it is durable.
+    pub(super) async fn commit(mut self) -> Result<()> {
+        let mut state = self.state.take().expect("a write is committed once");
+        // Cancelled during the release, the write stays abandoned and in doubt: the next
+        // user of the connection (or the committer the group already has) ends the group.
+        if let Err(error) = state.run(&format!("RELEASE w{}", self.savepoint)).await {
+            state.fail_group(&error);
+            return Err(error.into());
+        }
+        state.abandoned = None;
+        let outcome = state.outcome.subscribe();
+        drop(state);
+        wait_for_commit(outcome).await
+    }
+}
+
+/// Waits for the commit of the group a write joined.
+async fn wait_for_commit(mut outcome: watch::Receiver<Outcome>) -> Result<()> {
+    let result = outcome
+        .wait_for(Option::is_some)
+        .await
+        .map(|outcome| outcome.clone())
+        .map_err(|_| group_error("the group commit was lost"))?;
+    match result {
+        Some(Ok(())) => Ok(()),
+        Some(Err(message)) => Err(group_error(&message)),
+        None => Err(group_error("the group commit was lost")),
+    }
+}
+
+/// A constraint violation aborts only its statement (SQLite's default `ABORT`).
+fn is_constraint_violation(error: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    matches!(error, sqlx::Error::Database(db) if matches!(
+        db.kind(),
+        ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+            | ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation
+    ))
+}
+
+fn group_error(message: &str) -> StorageError {
+    StorageError::Unavailable {
+        backend: BACKEND,
+        source: format!("commit failed: {message}").into(),
+    }
+}
+
+impl Drop for WriteTx {
+    /// Not committed: the savepoint stays marked abandoned, and the committer (or the next
+    /// write) rolls it back before anything else runs on the connection.
+    fn drop(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            state.ensure_committer(&self.shared);
+        }
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        self.state
+            .as_ref()
+            .and_then(|state| state.conn.as_deref())
+            .expect("a write holds the open group")
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.state
+            .as_mut()
+            .and_then(|state| state.conn.as_deref_mut())
+            .expect("a write holds the open group")
+    }
+}
+
+/// `query.execute_write(&writer)`: one statement as a write of its own.
+pub(super) trait ExecuteWrite {
+    fn execute_write(
+        self,
+        writer: &GroupWriter,
+    ) -> impl std::future::Future<Output = Result<SqliteQueryResult>> + Send;
+}
+
+impl<'q> ExecuteWrite for sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+    fn execute_write(
+        self,
+        writer: &GroupWriter,
+    ) -> impl std::future::Future<Output = Result<SqliteQueryResult>> + Send {
+        writer.execute(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use std::time::Duration;
+
+    /// A writer over a fresh file with a table of unique numbers, and a reader pool.
+    async fn fresh() -> (tempfile::TempDir, GroupWriter, SqlitePool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("w.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .expect("opens");
+        sqlx::query("CREATE TABLE n (x INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .expect("creates");
+        let readers = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("opens");
+        (dir, GroupWriter::new(pool), readers)
+    }
+
+    async fn insert(writer: &GroupWriter, x: i64) -> Result<()> {
+        sqlx::query("INSERT INTO n (x) VALUES (?)")
+            .bind(x)
+            .execute_write(writer)
+            .await
+            .map(|_| ())
+    }
+
+    async fn stored(readers: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT x FROM n ORDER BY x")
+            .fetch_all(readers)
+            .await
+            .expect("reads")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_all_land_in_fewer_commits() {
+        let (_dir, writer, readers) = fresh().await;
+        let writes: Vec<_> = (0..200)
+            .map(|x| {
+                let writer = writer.clone();
+                tokio::spawn(async move { insert(&writer, x).await })
+            })
+            .collect();
+        for write in writes {
+            write.await.expect("joins").expect("each write commits");
+        }
+        assert_eq!(stored(&readers).await, (0..200).collect::<Vec<_>>());
+        assert!(
+            writer.commits() < 200,
+            "200 concurrent writes took {} commits: nothing was grouped",
+            writer.commits()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_takes_nothing_else_with_it() {
+        let (_dir, writer, readers) = fresh().await;
+        insert(&writer, 0).await.expect("first");
+        // Every third write repeats 0 and fails; the others share commits with them.
+        let writes: Vec<_> = (1..=90)
+            .map(|x| {
+                let writer = writer.clone();
+                let x = if x % 3 == 0 { 0 } else { x };
+                tokio::spawn(async move { (x, insert(&writer, x).await) })
+            })
+            .collect();
+        let mut expected = vec![0];
+        for write in writes {
+            let (x, result) = write.await.expect("joins");
+            match x {
+                0 => assert!(
+                    matches!(result, Err(StorageError::Conflict { .. })),
+                    "{result:?}"
+                ),
+                x => {
+                    result.expect("a good write commits");
+                    expected.push(x);
+                }
+            }
+        }
+        expected.sort_unstable();
+        assert_eq!(stored(&readers).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_before_its_commit_is_rolled_back() {
+        let (_dir, writer, readers) = fresh().await;
+        let mut abandoned = writer.begin().await.expect("begins");
+        sqlx::query("INSERT INTO n (x) VALUES (1)")
+            .execute(&mut *abandoned)
+            .await
+            .expect("inserts");
+        drop(abandoned);
+        insert(&writer, 2).await.expect("the next write commits");
+        assert_eq!(stored(&readers).await, vec![2]);
+    }
+
+    /// As after an I/O error that makes SQLite roll back by itself: the transaction ends
+    /// behind the group's back. The write is told it failed, and the next group starts on
+    /// a fresh connection in a real transaction.
+    #[tokio::test]
+    async fn a_transaction_ended_behind_the_group_fails_it_and_the_next_starts_clean() {
+        let (_dir, writer, readers) = fresh().await;
+        let mut tx = writer.begin().await.expect("begins");
+        sqlx::query("INSERT INTO n (x) VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .expect("inserts");
+        sqlx::query("ROLLBACK")
+            .execute(&mut *tx)
+            .await
+            .expect("ends the transaction");
+        assert!(tx.commit().await.is_err(), "the write is told it failed");
+        insert(&writer, 2).await.expect("the next write commits");
+        let mut tx = writer.begin().await.expect("begins");
+        sqlx::query("INSERT INTO n (x) VALUES (3)")
+            .execute(&mut *tx)
+            .await
+            .expect("inserts");
+        drop(tx);
+        insert(&writer, 4).await.expect("commits");
+        assert_eq!(
+            stored(&readers).await,
+            vec![2, 4],
+            "3 was rolled back alone"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_write_leaves_nothing_and_blocks_nobody() {
+        let (_dir, writer, readers) = fresh().await;
+        let (inserted, was_inserted) = tokio::sync::oneshot::channel();
+        let cancelled = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut tx = writer.begin().await.expect("begins");
+                sqlx::query("INSERT INTO n (x) VALUES (7)")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("inserts");
+                inserted.send(()).expect("the test waits");
+                // A request that never finishes: it is aborted here, holding the write.
+                std::future::pending::<()>().await;
+                tx.commit().await
+            })
+        };
+        was_inserted.await.expect("inserted");
+        cancelled.abort();
+        assert!(cancelled.await.expect_err("aborted").is_cancelled());
+        // Alone, the abandoned write's transaction still ends: the connection is free.
+        tokio::time::timeout(Duration::from_secs(10), insert(&writer, 8))
+            .await
+            .expect("the writer is not blocked")
+            .expect("commits");
+        assert_eq!(stored(&readers).await, vec![8]);
+    }
+}
