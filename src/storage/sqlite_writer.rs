@@ -103,15 +103,15 @@ impl GroupWriter {
         let mut state = self.shared.state.clone().lock_owned().await;
         state.settle().await;
         if state.conn.is_none() {
-            let mut conn = self.shared.pool.acquire().await?;
-            if let Err(error) = conn.execute("BEGIN IMMEDIATE").await {
-                conn.close_on_drop();
+            state.conn = Some(self.shared.pool.acquire().await?);
+            // From here on, a committer ends the group even if this request is cancelled
+            // (a `BEGIN` cut off is in doubt: the connection is closed, not reused).
+            state.ensure_committer(&self.shared);
+            if let Err(error) = state.run("BEGIN IMMEDIATE").await {
+                state.fail_group(&error);
                 return Err(error.into());
             }
-            state.conn = Some(conn);
         }
-        // From here on, a committer will end the group even if this request is cancelled.
-        state.ensure_committer(&self.shared);
         Ok(state)
     }
 
