@@ -12,7 +12,7 @@ use crate::domain::{
     new_id, Account, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content, DeletionReason,
     Schedule, ScheduleKind, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
 };
-use crate::storage::{ByteStream, StorageError, TranscriptQuery};
+use crate::storage::{durability, ByteStream, StorageError, TranscriptQuery};
 
 /// Where a transcript's audio comes from.
 #[derive(Clone, Debug)]
@@ -63,12 +63,17 @@ pub struct RetentionView {
 }
 
 impl Engine {
-    /// `POST /v2/transcript`: a queued transcript, its text inputs and URL as artifacts.
+    /// `POST /v2/transcript`: a queued transcript, its text inputs and URL as artifacts,
+    /// durable when it returns (one sync for all of its writes).
     pub async fn create_transcript(
         &self,
         account: &Account,
         new: NewTranscript,
     ) -> Result<Transcript> {
+        durability::deferred(self.queue_transcript(account, new)).await
+    }
+
+    async fn queue_transcript(&self, account: &Account, new: NewTranscript) -> Result<Transcript> {
         let has_content = new.text_inputs.is_some() || matches!(new.audio, AudioSource::Url(_));
         if has_content {
             Self::ensure_may_store(account)?;
@@ -290,34 +295,36 @@ impl Engine {
         self.store_artifact(a, content).await
     }
 
-    /// `completed`, with its result as the final transcript, anchored now (§4).
+    /// `completed`, with its result as the final transcript, anchored now (§4); durable
+    /// when it returns (one sync for all of its writes).
     pub async fn complete(
         &self,
         id: TranscriptId,
         result: Content,
         audio_duration: Option<f64>,
     ) -> Result<Transcript> {
-        self.finish_transcript(
+        durability::deferred(self.finish_transcript(
             id,
             TranscriptStatus::Completed,
             Some(result),
             audio_duration,
             None,
-        )
+        ))
         .await
     }
 
     /// `error`, anchored now. Its (contentless) result still carries the schedule for the
     /// linked artifacts; a zero-data-retention account gets no result artifact at all.
+    /// Durable when it returns.
     pub async fn fail(&self, id: TranscriptId, error: &str) -> Result<Transcript> {
         let result = Content::new(serde_json::json!({"status": "error"}).to_string());
-        self.finish_transcript(
+        durability::deferred(self.finish_transcript(
             id,
             TranscriptStatus::Error,
             Some(result),
             None,
             Some(error.to_owned()),
-        )
+        ))
         .await
     }
 

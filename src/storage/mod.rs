@@ -16,6 +16,7 @@ pub mod aws;
 pub mod codec;
 #[cfg(feature = "test-support")]
 pub mod conformance;
+pub mod durability;
 pub mod dynamodb;
 pub mod encrypted;
 pub mod local;

@@ -19,6 +19,16 @@
 //!
 //! A write that fails or is dropped before its commit (an error, a cancelled request)
 //! is rolled back to its own savepoint and takes nothing else with it.
+//!
+//! **Deferred durability** ([`super::durability`]): a group opened by a write inside a
+//! deferred scope commits under `synchronous=NORMAL`, without a sync; its writers return
+//! once it has committed and record it with their scope, which makes it durable before the
+//! request is answered. Groups are numbered; a group committed under `synchronous=FULL`
+//! makes every group before it durable too (the WAL is one file, written in commit order),
+//! so a scope whose writes an unrelated durable commit already covered syncs nothing. A
+//! write outside any scope that lands in a group committed without a sync asks for the
+//! next group to be durable and waits for a durable commit after its own
+//! ([`GroupWriter::make_durable`]): it returns durable, as before.
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteQueryResult};
@@ -29,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
+use super::durability::{self, Barrier};
 use super::{Result, StorageError};
 
 const BACKEND: &str = "sqlite";
@@ -54,6 +65,8 @@ struct Shared {
     state: Arc<Mutex<State>>,
     /// Group commits so far (each one `COMMIT`).
     commits: AtomicU64,
+    /// The last group committed with a sync: it and every group before it are durable.
+    durable_through: AtomicU64,
 }
 
 struct State {
@@ -69,6 +82,12 @@ struct State {
     committing: bool,
     /// Savepoint names are never reused (`w1`, `w2`, …).
     next_savepoint: u64,
+    /// The number of the open (or last) group; groups commit in this order.
+    group: u64,
+    /// Whether the open group commits with a sync (`synchronous=FULL`).
+    durable: bool,
+    /// A writer waits for a durable commit: the next group opened syncs, whoever opens it.
+    want_durable: bool,
     /// Tells the writers of the open group how its commit went.
     outcome: watch::Sender<Outcome>,
 }
@@ -85,9 +104,13 @@ impl GroupWriter {
                     in_doubt: false,
                     committing: false,
                     next_savepoint: 0,
+                    group: 0,
+                    durable: true,
+                    want_durable: false,
                     outcome: watch::channel(None).0,
                 })),
                 commits: AtomicU64::new(0),
+                durable_through: AtomicU64::new(0),
             }),
         }
     }
@@ -98,16 +121,35 @@ impl GroupWriter {
         self.shared.commits.load(Ordering::Relaxed)
     }
 
-    /// The open group, ready for a write: what an earlier write left is settled first.
-    async fn ready(&self) -> Result<OwnedMutexGuard<State>> {
+    /// The last group committed with a sync.
+    #[cfg(test)]
+    fn durable_through(&self) -> u64 {
+        self.shared.durable_through.load(Ordering::SeqCst)
+    }
+
+    /// The number of the open (or last) group.
+    #[cfg(test)]
+    async fn group(&self) -> u64 {
+        self.shared.state.lock().await.group
+    }
+
+    /// The open group, ready for a write: what an earlier write left is settled first. A
+    /// group opened here syncs at its commit if `durable` or if a writer asked for it.
+    async fn ready(&self, durable: bool) -> Result<OwnedMutexGuard<State>> {
         let mut state = self.shared.state.clone().lock_owned().await;
         state.settle().await;
         if state.conn.is_none() {
             state.conn = Some(self.shared.pool.acquire().await?);
+            state.group += 1;
+            state.durable = durable || std::mem::take(&mut state.want_durable);
             // From here on, a committer ends the group even if this request is cancelled
             // (a `BEGIN` cut off is in doubt: the connection is closed, not reused).
             state.ensure_committer(&self.shared);
-            if let Err(error) = state.run("BEGIN IMMEDIATE").await {
+            let begin = match state.durable {
+                true => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+                false => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+            };
+            if let Err(error) = state.run(begin).await {
                 state.fail_group(&error);
                 return Err(error.into());
             }
@@ -116,9 +158,11 @@ impl GroupWriter {
     }
 
     /// The connection, in a savepoint of the group transaction, until
-    /// [`WriteTx::commit`] (durable when it returns) or drop (rolled back).
+    /// [`WriteTx::commit`] (durable when it returns, or recorded with the deferred scope)
+    /// or drop (rolled back).
     pub(super) async fn begin(&self) -> Result<WriteTx> {
-        let mut state = self.ready().await?;
+        let deferred = durability::is_deferred();
+        let mut state = self.ready(!deferred).await?;
         state.next_savepoint += 1;
         let savepoint = state.next_savepoint;
         if let Err(error) = state.run(&format!("SAVEPOINT w{savepoint}")).await {
@@ -127,10 +171,59 @@ impl GroupWriter {
         }
         state.abandoned = Some(savepoint);
         Ok(WriteTx {
+            writer: self.clone(),
+            group: Joined::of(&state, deferred),
             state: Some(state),
-            shared: self.shared.clone(),
             savepoint,
         })
+    }
+
+    /// After the commit of the group a write joined: a deferred write is recorded with its
+    /// scope; any other write of a group committed without a sync waits for a sync.
+    async fn settled(&self, joined: Joined) -> Result<()> {
+        match joined {
+            Joined::Durable => Ok(()),
+            Joined::Deferred(group) => {
+                durability::record(self, group);
+                Ok(())
+            }
+            Joined::Unsynced(group) => self.make_durable(group).await,
+        }
+    }
+
+    /// Returns once group `through` is durable: at once if a group committed with a sync
+    /// since; else after a write of its own in a group that syncs.
+    pub(super) async fn make_durable(&self, through: u64) -> Result<()> {
+        loop {
+            if self.shared.durable_through.load(Ordering::SeqCst) >= through {
+                return Ok(());
+            }
+            let mut state = self.ready(true).await?;
+            // Joined an open group that commits without a sync: the next one will sync.
+            state.want_durable |= !state.durable;
+            // A write, so that the commit has a frame to sync: the header's user version,
+            // rewritten as it is.
+            state.in_doubt = true;
+            let conn = state.conn_mut();
+            let rewritten = match sqlx::query_scalar::<_, i64>("PRAGMA user_version")
+                .fetch_one(&mut **conn)
+                .await
+            {
+                Ok(version) => conn
+                    .execute(format!("PRAGMA user_version = {version}").as_str())
+                    .await
+                    .map(|_| ()),
+                Err(error) => Err(error),
+            };
+            state.in_doubt = false;
+            if let Err(error) = rewritten {
+                state.fail_group(&error);
+                return Err(error.into());
+            }
+            let outcome = state.outcome.subscribe();
+            drop(state);
+            wait_for_commit(outcome).await?;
+        }
     }
 
     /// One statement as a write of its own. A statement is atomic in SQLite, so it needs
@@ -140,7 +233,9 @@ impl GroupWriter {
         &self,
         query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
     ) -> Result<SqliteQueryResult> {
-        let mut state = self.ready().await?;
+        let deferred = durability::is_deferred();
+        let mut state = self.ready(!deferred).await?;
+        let joined = Joined::of(&state, deferred);
         state.in_doubt = true;
         let done = query.execute(&mut **state.conn_mut()).await;
         state.in_doubt = false;
@@ -149,6 +244,7 @@ impl GroupWriter {
                 let outcome = state.outcome.subscribe();
                 drop(state);
                 wait_for_commit(outcome).await?;
+                self.settled(joined).await?;
                 Ok(done)
             }
             // Reported once the group is settled: had it failed, the row the statement
@@ -164,6 +260,39 @@ impl GroupWriter {
                 Err(error.into())
             }
         }
+    }
+}
+
+/// What a write's commit leaves to do once its group has committed.
+#[derive(Clone, Copy, Debug)]
+enum Joined {
+    /// The group syncs: durable at its commit.
+    Durable,
+    /// Inside a deferred scope: the scope syncs group `n` before its request is answered.
+    Deferred(u64),
+    /// Outside any scope, in group `n` that commits without a sync: the writer waits for
+    /// a durable commit after it.
+    Unsynced(u64),
+}
+
+impl Joined {
+    fn of(state: &State, deferred: bool) -> Self {
+        match (state.durable, deferred) {
+            (true, _) => Joined::Durable,
+            (false, true) => Joined::Deferred(state.group),
+            (false, false) => Joined::Unsynced(state.group),
+        }
+    }
+}
+
+impl Barrier for GroupWriter {
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    fn make_durable(&self, through: u64) -> futures::future::BoxFuture<'static, Result<()>> {
+        let writer = self.clone();
+        Box::pin(async move { GroupWriter::make_durable(&writer, through).await })
     }
 }
 
@@ -249,7 +378,13 @@ impl Shared {
         };
         self.commits.fetch_add(1, Ordering::Relaxed);
         match conn.execute("COMMIT").await {
-            Ok(_) => state.finish(Ok(())),
+            Ok(_) => {
+                if state.durable {
+                    self.durable_through
+                        .fetch_max(state.group, Ordering::SeqCst);
+                }
+                state.finish(Ok(()))
+            }
             Err(error) => {
                 tracing::error!(%error, "a SQLite group commit failed");
                 let _ = conn.execute("ROLLBACK").await;
@@ -263,12 +398,14 @@ impl Shared {
 /// One write: the connection, inside its own savepoint of the open group.
 pub(super) struct WriteTx {
     state: Option<OwnedMutexGuard<State>>,
-    shared: Arc<Shared>,
+    writer: GroupWriter,
+    group: Joined,
     savepoint: u64,
 }
 
 impl WriteTx {
-    /// Releases the savepoint and returns once the group commit holding it is durable.
+    /// Releases the savepoint and returns once the group commit holding it is durable (or,
+    /// in a deferred scope, committed and recorded with the scope).
     pub(super) async fn commit(mut self) -> Result<()> {
         let mut state = self.state.take().expect("a write is committed once");
         // Cancelled during the release, the write stays abandoned and in doubt: the next
@@ -280,7 +417,8 @@ impl WriteTx {
         state.abandoned = None;
         let outcome = state.outcome.subscribe();
         drop(state);
-        wait_for_commit(outcome).await
+        wait_for_commit(outcome).await?;
+        self.writer.settled(self.group).await
     }
 }
 
@@ -322,7 +460,7 @@ impl Drop for WriteTx {
     /// write) rolls it back before anything else runs on the connection.
     fn drop(&mut self) {
         if let Some(mut state) = self.state.take() {
-            state.ensure_committer(&self.shared);
+            state.ensure_committer(&self.writer.shared);
         }
     }
 }
@@ -501,6 +639,74 @@ mod tests {
             vec![2, 4],
             "3 was rolled back alone"
         );
+    }
+
+    /// Inside a deferred scope a write commits without a sync and is visible at once; the
+    /// scope's end makes it durable with one commit that syncs.
+    #[tokio::test]
+    async fn deferred_writes_commit_without_a_sync_and_the_scope_syncs_them_once() {
+        let (_dir, writer, readers) = fresh().await;
+        insert(&writer, 0).await.expect("a durable write");
+        let durable_before = writer.durable_through();
+        assert_eq!(
+            durable_before,
+            writer.group().await,
+            "outside a scope: synced"
+        );
+        let (inside, commits_inside) = durability::deferred(async {
+            for x in 1..=3 {
+                insert(&writer, x).await?;
+                assert!(
+                    stored(&readers).await.contains(&x),
+                    "committed and visible before the scope ends"
+                );
+            }
+            let mut tx = writer.begin().await?;
+            sqlx::query("INSERT INTO n (x) VALUES (4)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StorageError::from)?;
+            tx.commit().await?;
+            Ok::<_, StorageError>((writer.durable_through(), writer.commits()))
+        })
+        .await
+        .expect("the scope's writes commit");
+        assert_eq!(inside, durable_before, "no write inside the scope synced");
+        let last = writer.group().await;
+        assert!(
+            writer.durable_through() >= last,
+            "the scope ended with a sync"
+        );
+        assert_eq!(
+            writer.commits(),
+            commits_inside + 1,
+            "one sync for the scope"
+        );
+        assert_eq!(stored(&readers).await, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// A write outside any scope that lands in a group committed without a sync returns
+    /// only after a durable commit; a sync already covered needs no commit of its own.
+    #[tokio::test]
+    async fn a_write_in_an_unsynced_group_waits_for_a_sync() {
+        let (_dir, writer, _readers) = fresh().await;
+        durability::deferred(insert(&writer, 1))
+            .await
+            .expect("commits");
+        let synced_earlier = writer.group().await;
+        // Another deferred write whose scope is not over yet: its group has not synced.
+        let scope = durability::deferred(async {
+            insert(&writer, 2).await?;
+            let group = writer.group().await;
+            assert!(writer.durable_through() < group);
+            writer.settled(Joined::Unsynced(group)).await?;
+            assert!(writer.durable_through() >= group, "waited for a sync");
+            let commits = writer.commits();
+            writer.settled(Joined::Unsynced(synced_earlier)).await?;
+            assert_eq!(writer.commits(), commits, "already covered: no commit");
+            Ok::<_, StorageError>(())
+        });
+        scope.await.expect("syncs");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
