@@ -556,9 +556,11 @@ fn upload(
 }
 
 /// Real content for every upload: one 256-byte upload is stored through the encrypted
-/// store (a data key in SQLite, a sealed file); its sealed bytes and wrapped key are then
-/// copied for the others (without an fsync each, then one `sync`), so loading takes
-/// seconds while the deletion side meets exactly what production stores.
+/// store over files (a data key in SQLite, a sealed file); its sealed bytes and wrapped key
+/// are then copied for the others (without an fsync each, then one `sync`), so loading
+/// takes seconds while the deletion side meets what production stores for audio: a sealed
+/// file each. (Production keeps an object this small as a row of the SQLite file; audio is
+/// larger than that threshold, and a file is the costlier deletion.)
 async fn lethe_seed(l: &Lethe, ids: &[uuid::Uuid], created: DateTime<Utc>) -> Result<()> {
     let keys: Vec<String> = ids
         .iter()

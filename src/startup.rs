@@ -19,6 +19,7 @@ use crate::storage::local::LocalContentStore;
 use crate::storage::postgres::PostgresStore;
 use crate::storage::s3::S3ContentStore;
 use crate::storage::sqlite::SqliteStore;
+use crate::storage::sqlite_content::SqliteInlineContentStore;
 use crate::storage::{AccountStore, ArtifactIndex, AuditLog, Backends, ContentStore};
 use crate::sweeper::{Sweeper, SweeperConfig};
 use tokio::net::TcpListener;
@@ -94,7 +95,7 @@ impl Backends {
                 let files = LocalContentStore::open(&config.data_dir.join("content"))
                     .await
                     .context("cannot open the content directory")?;
-                let keys: Arc<dyn DataKeyStore> = match &sqlite {
+                let db: Arc<SqliteStore> = match &sqlite {
                     Some(sql) => sql.clone(),
                     None => Arc::new(
                         open_private_sqlite(&config.data_dir.join("lethe.db"))
@@ -102,8 +103,11 @@ impl Backends {
                             .context("cannot open the SQLite database that holds the data keys")?,
                     ),
                 };
+                // Small sealed objects are rows of the same file, larger ones files.
+                let objects = SqliteInlineContentStore::new((*db).clone(), Arc::new(files));
+                let keys: Arc<dyn DataKeyStore> = db;
                 Arc::new(EncryptedContentStore::new(
-                    Arc::new(files),
+                    Arc::new(objects),
                     keys,
                     master_key(config)?,
                 ))

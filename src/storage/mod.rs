@@ -23,6 +23,7 @@ pub mod local;
 pub mod postgres;
 pub mod s3;
 pub mod sqlite;
+pub mod sqlite_content;
 mod sqlite_writer;
 
 use async_trait::async_trait;

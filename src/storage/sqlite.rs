@@ -181,6 +181,28 @@ impl SqliteStore {
         &self.pool
     }
 
+    pub(super) fn group_writer(&self) -> &GroupWriter {
+        &self.writer
+    }
+
+    /// Folds the WAL into the main file (where `secure_delete` has zeroed what was
+    /// deleted) and truncates it, so no older copy of a deleted row survives in the
+    /// journal. Fails if a reader kept it from finishing: the caller's deletion is then
+    /// not done, and is retried.
+    pub(super) async fn truncate_wal(&self) -> Result<()> {
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.writer_pool)
+            .await?;
+        match busy {
+            0 => Ok(()),
+            _ => Err(StorageError::Unavailable {
+                backend: BACKEND,
+                source: "the WAL could not be truncated after a deletion (readers kept it busy)"
+                    .into(),
+            }),
+        }
+    }
+
     /// Folds the WAL back into the main file and truncates it.
     pub async fn checkpoint(&self) -> Result<()> {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -776,7 +798,7 @@ fn bind_transcript<'q>(
 }
 
 /// The values of an `IN (…)` list, one bound parameter each, comma-separated.
-fn push_values<T: ToString>(
+pub(super) fn push_values<T: ToString>(
     query: &mut QueryBuilder<'_, Sqlite>,
     values: impl IntoIterator<Item = T>,
 ) {

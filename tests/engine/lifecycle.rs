@@ -545,55 +545,115 @@ fn content_file(e: &TestEngine, artifact: &lethe::domain::Artifact) -> std::path
     e.dir.path().join("content").join(&artifact.content_key)
 }
 
+/// A second connection to the embedded profile's SQLite file, as a backup tool would open.
+async fn database(e: &TestEngine) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        e.dir.path().join("lethe.db").display()
+    ))
+    .await
+    .expect("open")
+}
+
+/// The sealed object of `artifact` as a backup would hold it: its `contents` row (small
+/// objects) or its file (large ones).
+async fn backup_of(e: &TestEngine, artifact: &lethe::domain::Artifact) -> (bool, Vec<u8>) {
+    let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM contents WHERE key = ?")
+        .bind(&artifact.content_key)
+        .fetch_optional(&database(e).await)
+        .await
+        .expect("read the row");
+    match row {
+        Some(bytes) => (true, bytes),
+        None => (
+            false,
+            std::fs::read(content_file(e, artifact)).expect("the content file exists while live"),
+        ),
+    }
+}
+
+/// Small objects are rows of the SQLite file and large ones files; a backup of either
+/// taken while live, restored after the deletion, no longer opens.
 #[tokio::test]
 async fn s6_encryption_a_backup_of_a_content_file_is_unreadable_after_deletion_even_with_the_master_key(
 ) {
     let e = TestEngine::start_embedded().await;
     let account = e.ttl_account(hours(1)).await;
-    let t = e.url_transcript(&account).await;
-    e.process(&t).await;
-    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
-    let backup = std::fs::read(content_file(&e, &final_transcript))
-        .expect("the content file exists while live");
-    assert!(
-        !backup.windows(11).any(|w| w == b"MARKER-TEXT"),
-        "encrypted at rest"
-    );
-
+    let short = e.url_transcript(&account).await;
+    e.process(&short).await;
+    let long = e.url_transcript(&account).await;
     e.engine()
-        .delete_transcript(&account, t.id)
+        .mark_processing(long.id)
         .await
-        .expect("customer deletion");
-    assert!(!content_file(&e, &final_transcript).exists());
+        .expect("processing");
+    let long_text = format!("MARKER-TEXT {}", "word ".repeat(4000));
+    e.engine()
+        .complete(long.id, Content::new(long_text), Some(60.0))
+        .await
+        .expect("completes");
+    for (t, as_row) in [(short, true), (long, false)] {
+        let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+        let (is_row, backup) = backup_of(&e, &final_transcript).await;
+        assert_eq!(
+            is_row,
+            as_row,
+            "where the {} transcript is kept",
+            match as_row {
+                true => "short",
+                false => "long",
+            }
+        );
+        assert!(
+            !backup.windows(11).any(|w| w == b"MARKER-TEXT"),
+            "encrypted at rest"
+        );
 
-    // Restore the backup copy where it was: with the same master key, it no longer opens.
-    std::fs::create_dir_all(content_file(&e, &final_transcript).parent().expect("dir"))
-        .expect("mkdir");
-    std::fs::write(content_file(&e, &final_transcript), &backup).expect("restore");
-    let restored = e
-        .backends()
-        .content
-        .get(&final_transcript.content_key)
-        .await
-        .expect("get");
-    assert_eq!(
-        restored, None,
-        "the data key is destroyed: the backup is unreadable"
-    );
-    // Nor does any copy of the data key survive in the database files.
-    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE scope = ?")
-        .bind(lethe::domain::content_scope(&final_transcript.content_key))
-        .fetch_one(
-            &sqlx::SqlitePool::connect(&format!(
-                "sqlite://{}",
-                e.dir.path().join("lethe.db").display()
-            ))
+        e.engine()
+            .delete_transcript(&account, t.id)
             .await
-            .expect("open"),
-        )
-        .await
-        .expect("count");
-    assert_eq!(keys, 0);
+            .expect("customer deletion");
+        assert!(!content_file(&e, &final_transcript).exists());
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contents WHERE key = ?")
+            .bind(&final_transcript.content_key)
+            .fetch_one(&database(&e).await)
+            .await
+            .expect("count");
+        assert_eq!(rows, 0, "the row is deleted");
+
+        // Restore the backup copy where it was: with the same master key, it no longer opens.
+        match is_row {
+            true => {
+                sqlx::query("INSERT INTO contents (key, bytes, modified_at) VALUES (?, ?, 0)")
+                    .bind(&final_transcript.content_key)
+                    .bind(&backup)
+                    .execute(&database(&e).await)
+                    .await
+                    .expect("restore the row");
+            }
+            false => {
+                std::fs::create_dir_all(content_file(&e, &final_transcript).parent().expect("dir"))
+                    .expect("mkdir");
+                std::fs::write(content_file(&e, &final_transcript), &backup).expect("restore");
+            }
+        }
+        let restored = e
+            .backends()
+            .content
+            .get(&final_transcript.content_key)
+            .await
+            .expect("get");
+        assert_eq!(
+            restored, None,
+            "the data key is destroyed: the backup is unreadable"
+        );
+        // Nor does any copy of the data key survive in the database files.
+        let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE scope = ?")
+            .bind(lethe::domain::content_scope(&final_transcript.content_key))
+            .fetch_one(&database(&e).await)
+            .await
+            .expect("count");
+        assert_eq!(keys, 0);
+    }
 }
 
 #[tokio::test]

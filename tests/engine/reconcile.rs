@@ -172,7 +172,20 @@ async fn reconcile_destroys_a_data_key_whose_scope_has_nothing_left() {
         .put(&key, Content::new("MARKER"))
         .await
         .expect("put");
-    std::fs::remove_file(e.dir.path().join("content").join(&key)).expect("remove the file");
+    // Small, so a row of the SQLite file: it vanishes with its row.
+    let removed = sqlx::query("DELETE FROM contents WHERE key = ?")
+        .bind(&key)
+        .execute(
+            &sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}",
+                e.dir.path().join("lethe.db").display()
+            ))
+            .await
+            .expect("open"),
+        )
+        .await
+        .expect("remove the row");
+    assert_eq!(removed.rows_affected(), 1);
     e.clock.advance(hours(2));
 
     let found = e

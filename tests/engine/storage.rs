@@ -3,6 +3,7 @@
 use lethe::storage::conformance;
 use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
+use lethe::storage::sqlite_content::SqliteInlineContentStore;
 
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -55,21 +56,222 @@ async fn local_content_store_conforms() {
     conformance::content(&store).await;
 }
 
-/// The embedded profile's content store as `lethe serve` wires it: sealed files, keys in
-/// SQLite.
+/// The embedded profile's content store as `lethe serve` wires it: sealed objects, small
+/// ones as rows of the SQLite file and larger ones as files, keys in the same SQLite file.
 async fn encrypted() -> (
     tempfile::TempDir,
     lethe::storage::encrypted::EncryptedContentStore,
 ) {
     use lethe::storage::encrypted::{EncryptedContentStore, MasterKey};
     use std::sync::Arc;
-    let (dir, keys) = sqlite().await;
+    let (dir, db, objects) = inline().await;
+    let master = MasterKey::from_hex(&MasterKey::generate_hex()).expect("a key");
+    let store = EncryptedContentStore::new(Arc::new(objects), Arc::new(db), master);
+    (dir, store)
+}
+
+/// Small objects as rows of a SQLite file, larger ones as files under `content/`.
+async fn inline() -> (tempfile::TempDir, SqliteStore, SqliteInlineContentStore) {
+    let (dir, db) = sqlite().await;
     let files = LocalContentStore::open(&dir.path().join("content"))
         .await
         .expect("opens");
-    let master = MasterKey::from_hex(&MasterKey::generate_hex()).expect("a key");
-    let store = EncryptedContentStore::new(Arc::new(files), Arc::new(keys), master);
-    (dir, store)
+    let store = SqliteInlineContentStore::new(db.clone(), std::sync::Arc::new(files));
+    (dir, db, store)
+}
+
+/// The files under `content/` (not counting temporary ones).
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.join("content")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("an entry").path();
+            match path.is_dir() {
+                true => stack.push(path),
+                false => found.push(path.to_string_lossy().into_owned()),
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn inline_content_store_conforms() {
+    let (_dir, _db, store) = inline().await;
+    conformance::content(&store).await;
+}
+
+/// Up to the threshold an object is a row and no file; past it, a file and no row; a
+/// stream is decided by where it ends; writing a key again moves it; list shows each key
+/// once; deleting removes both.
+#[tokio::test]
+async fn inline_store_keeps_small_objects_as_rows_and_large_ones_as_files() {
+    use futures::stream;
+    use lethe::domain::Content;
+    use lethe::storage::sqlite_content::MAX_INLINE_BYTES;
+    use lethe::storage::ContentStore;
+    let (dir, db, store) = inline().await;
+    let rows = |db: SqliteStore| async move {
+        sqlx::query_scalar::<_, String>("SELECT key FROM contents ORDER BY key")
+            .fetch_all(db.pool())
+            .await
+            .expect("reads")
+    };
+    let small = Content::new(vec![1u8; MAX_INLINE_BYTES]);
+    let large = Content::new(vec![2u8; MAX_INLINE_BYTES + 1]);
+    store.put("a/s/1", small.clone()).await.expect("puts");
+    store.put("a/s/2", large.clone()).await.expect("puts");
+    assert_eq!(rows(db.clone()).await, vec!["a/s/1"]);
+    assert_eq!(
+        files_under(dir.path()).len(),
+        1,
+        "only the large one is a file"
+    );
+    assert_eq!(store.get("a/s/1").await.expect("gets"), Some(small.clone()));
+    assert_eq!(store.get("a/s/2").await.expect("gets"), Some(large.clone()));
+
+    // Streams: one that ends at the threshold is a row, a longer one a file, in chunks.
+    let chunks = |n: usize| {
+        Box::pin(stream::iter(
+            (0..n).map(|_| Ok(bytes::Bytes::from(vec![3u8; 1024]))),
+        )) as lethe::storage::ByteStream
+    };
+    let fits = MAX_INLINE_BYTES / 1024;
+    assert_eq!(
+        store.put_stream("a/s/3", chunks(fits)).await.expect("puts"),
+        fits as u64 * 1024
+    );
+    assert_eq!(
+        store
+            .put_stream("a/s/4", chunks(fits + 3))
+            .await
+            .expect("puts"),
+        (fits as u64 + 3) * 1024
+    );
+    assert_eq!(rows(db.clone()).await, vec!["a/s/1", "a/s/3"]);
+    assert_eq!(files_under(dir.path()).len(), 2);
+    let streamed = store.get("a/s/4").await.expect("gets").expect("there");
+    assert_eq!(streamed.expose(), vec![3u8; (fits + 3) * 1024].as_slice());
+
+    // Written again, a key moves: a large object replaces a row, a small one a file.
+    store.put("a/s/1", large.clone()).await.expect("puts");
+    store.put("a/s/2", small.clone()).await.expect("puts");
+    assert_eq!(store.get("a/s/1").await.expect("gets"), Some(large.clone()));
+    assert_eq!(store.get("a/s/2").await.expect("gets"), Some(small.clone()));
+    assert_eq!(rows(db.clone()).await, vec!["a/s/2", "a/s/3"]);
+
+    let batch = store
+        .get_many(&[
+            "a/s/4".into(),
+            "a/s/2".into(),
+            "a/s/9".into(),
+            "a/s/1".into(),
+        ])
+        .await
+        .expect("reads");
+    assert_eq!(batch[0].as_ref().map(Content::len), Some((fits + 3) * 1024));
+    assert_eq!(batch[1], Some(small.clone()));
+    assert_eq!(batch[2], None);
+    assert_eq!(batch[3], Some(large.clone()));
+
+    let listed: Vec<String> = store
+        .list("a/", None, 10)
+        .await
+        .expect("lists")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed, vec!["a/s/1", "a/s/2", "a/s/3", "a/s/4"]);
+    let page: Vec<String> = store
+        .list("a/", Some("a/s/1"), 2)
+        .await
+        .expect("lists")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(page, vec!["a/s/2", "a/s/3"]);
+
+    let results = store
+        .delete_many_shredded(&[
+            "a/s/1".into(),
+            "a/s/2".into(),
+            "a/s/3".into(),
+            "a/s/4".into(),
+        ])
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(rows(db.clone()).await.is_empty());
+    assert_eq!(
+        files_under(dir.path()),
+        Vec::<String>::new(),
+        "no file is left"
+    );
+    for key in ["a/s/1", "a/s/2", "a/s/3", "a/s/4"] {
+        assert_eq!(store.get(key).await.expect("gets"), None, "{key}");
+    }
+}
+
+/// The database file and its WAL as a copy of the data dir would hold them.
+fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(dir.join("lethe.db")).expect("the database file");
+    if let Ok(wal) = std::fs::read(dir.join("lethe.db-wal")) {
+        bytes.extend(wal);
+    }
+    bytes
+}
+
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// §5: a row deleted while its scope's data key lives (an audio URL deleted before the rest
+/// of its transcript) leaves no copy in the database file or its WAL, by whichever durable
+/// deletion removes it; a deletion left to a key's destruction is truncated away by the
+/// next durable deletion even if that one removes no row.
+#[tokio::test]
+async fn s5_deletion_a_deleted_row_leaves_no_copy_in_the_database_or_its_wal() {
+    use lethe::domain::Content;
+    use lethe::storage::ContentStore;
+    let (dir, _db, store) = inline().await;
+    let marker = |n: u32| format!("MARKER-ROW-{n:04}-{}", "x".repeat(200));
+    for n in 0..4 {
+        store
+            .put(&format!("a/s/{n}"), Content::new(marker(n)))
+            .await
+            .expect("puts");
+    }
+    for n in 0..4 {
+        assert!(
+            holds(&database_bytes(dir.path()), marker(n).as_bytes()),
+            "a live row is in the files (else this test proves nothing)"
+        );
+    }
+
+    store.delete("a/s/0").await.expect("deletes");
+    let results = store.delete_many(&["a/s/1".into()]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let bytes = database_bytes(dir.path());
+    for n in 0..2 {
+        assert!(!holds(&bytes, marker(n).as_bytes()), "row {n} left a copy");
+    }
+    assert!(holds(&bytes, marker(3).as_bytes()), "a live row stays");
+
+    let results = store.delete_many_unsynced(&["a/s/2".into()]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let results = store.delete_many(&["a/s/none".into()]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        !holds(&database_bytes(dir.path()), marker(2).as_bytes()),
+        "an unsynced deletion is truncated away by the next durable one"
+    );
+    assert_eq!(
+        store.get("a/s/3").await.expect("gets"),
+        Some(Content::new(marker(3)))
+    );
 }
 
 #[tokio::test]
