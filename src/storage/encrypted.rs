@@ -92,6 +92,15 @@ impl MasterKey {
     }
 }
 
+/// What [`DataKeyStore::keys_and_rows`] reads for one object key.
+#[derive(Clone, Debug, Default)]
+pub struct KeyAndRow {
+    /// The wrapped data key of the object's scope, if it has one.
+    pub wrapped: Option<Vec<u8>>,
+    /// The sealed object, if it is held as a row.
+    pub sealed: Option<Vec<u8>>,
+}
+
 /// Where wrapped data keys live (the embedded profile's SQLite file).
 #[async_trait]
 pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
@@ -107,6 +116,13 @@ pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
             }
         }
         Ok(found)
+    }
+    /// For a store that also holds small sealed objects beside the keys (the embedded
+    /// profile's SQLite file, [`super::sqlite_content`]): for each of `keys`, the wrapped
+    /// key of its scope and its sealed row, read together in one query. `None` where the
+    /// store holds no objects (the default).
+    async fn keys_and_rows(&self, _keys: &[String]) -> Result<Option<Vec<KeyAndRow>>> {
+        Ok(None)
     }
     /// Stores `wrapped` for `scope` unless a key exists; returns the key in force.
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
@@ -189,6 +205,67 @@ impl EncryptedContentStore {
             }
         }
         Ok(plain)
+    }
+}
+
+impl EncryptedContentStore {
+    /// [`ContentStore::get_many`] from what [`DataKeyStore::keys_and_rows`] read: rows
+    /// are opened at once, objects with a key and no row are read from the inner store.
+    async fn open_keys_and_rows(
+        &self,
+        keys: &[String],
+        found: Vec<KeyAndRow>,
+    ) -> Result<Vec<Option<Content>>> {
+        if found.len() != keys.len() {
+            return Err(crypto_error(
+                "a batch read of keys and rows answered the wrong number of objects",
+            ));
+        }
+        let mut unwrapped: std::collections::HashMap<&str, Key<Aes256Gcm>> =
+            std::collections::HashMap::new();
+        let mut opened = Vec::with_capacity(keys.len());
+        let mut elsewhere = Vec::new();
+        for (key, read) in keys.iter().zip(found) {
+            let Some(wrapped) = read.wrapped else {
+                // The key is gone: whatever bytes remain are unreadable, i.e. deleted.
+                opened.push(None);
+                continue;
+            };
+            let scope = scope_of(key);
+            let data_key = match unwrapped.get(scope) {
+                Some(k) => *k,
+                None => {
+                    let k = self.master.unwrap_key(&wrapped)?;
+                    unwrapped.insert(scope, k);
+                    k
+                }
+            };
+            match read.sealed {
+                Some(sealed) => {
+                    opened.push(Some(Content::new(Self::decrypt_all(&data_key, &sealed)?)))
+                }
+                None => {
+                    elsewhere.push((opened.len(), key.clone(), data_key));
+                    opened.push(None);
+                }
+            }
+        }
+        if !elsewhere.is_empty() {
+            let files: Vec<String> = elsewhere.iter().map(|(_, key, _)| key.clone()).collect();
+            let sealed = self.inner.get_many(&files).await?;
+            if sealed.len() != files.len() {
+                return Err(crypto_error(
+                    "a batch read answered the wrong number of objects",
+                ));
+            }
+            for ((slot, _, data_key), object) in elsewhere.into_iter().zip(sealed) {
+                if let Some(object) = object {
+                    opened[slot] =
+                        Some(Content::new(Self::decrypt_all(&data_key, object.expose())?));
+                }
+            }
+        }
+        Ok(opened)
     }
 }
 
@@ -376,8 +453,13 @@ impl ContentStore for EncryptedContentStore {
     }
 
     /// One query for the keys of all the scopes, one batch read of the objects whose
-    /// scope still has a key; an object without one reads as deleted, as in `get`.
+    /// scope still has a key; an object without one reads as deleted, as in `get`. Where
+    /// the key store holds the small objects too, keys and rows come in one query and
+    /// only objects kept as files need another read.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Content>>> {
+        if let Some(found) = self.keys.keys_and_rows(keys).await? {
+            return self.open_keys_and_rows(keys, found).await;
+        }
         let mut scopes: Vec<&str> = keys.iter().map(|key| scope_of(key)).collect();
         scopes.sort_unstable();
         scopes.dedup();

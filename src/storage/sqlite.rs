@@ -1336,6 +1336,37 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             .await?)
     }
 
+    /// Keys and rows of the `contents` table ([`super::sqlite_content`]) in one query,
+    /// both from one snapshot.
+    async fn keys_and_rows(
+        &self,
+        keys: &[String],
+    ) -> Result<Option<Vec<crate::storage::encrypted::KeyAndRow>>> {
+        let mut found = vec![crate::storage::encrypted::KeyAndRow::default(); keys.len()];
+        for (chunk_at, chunk) in keys.chunks(ROWS_PER_STATEMENT / 3).enumerate() {
+            let mut query = QueryBuilder::<Sqlite>::new("WITH wanted (n, key, scope) AS (");
+            query.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {
+                row.push_bind(n as i64)
+                    .push_bind(key.as_str())
+                    .push_bind(crate::domain::content_scope(key));
+            });
+            query.push(
+                ") SELECT w.n, k.wrapped, c.bytes FROM wanted w
+                 LEFT JOIN data_keys k ON k.scope = w.scope
+                 LEFT JOIN contents c ON c.key = w.key",
+            );
+            for row in query.build().fetch_all(&self.pool).await? {
+                let n: i64 = row.try_get("n")?;
+                let slot = found
+                    .get_mut(chunk_at * (ROWS_PER_STATEMENT / 3) + n as usize)
+                    .ok_or_else(|| corrupt("a row of keys and contents out of range".into()))?;
+                slot.wrapped = row.try_get("wrapped")?;
+                slot.sealed = row.try_get("bytes")?;
+            }
+        }
+        Ok(Some(found))
+    }
+
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
         sqlx::query(
             "INSERT INTO data_keys (scope, wrapped) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING",
