@@ -144,8 +144,13 @@ impl SqliteStore {
             .pragma("secure_delete", "ON")
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
+        // The "connection" is a library in this process, on a thread of its own: sqlx's
+        // liveness ping before each acquire would be one more round trip to that thread
+        // per query (half of a list request's thread wake-ups) and can find nothing a
+        // query would not.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         MIGRATOR
@@ -166,6 +171,7 @@ impl SqliteStore {
             false => {
                 SqlitePoolOptions::new()
                     .max_connections(8)
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?
             }
