@@ -26,6 +26,11 @@ mod resp;
 #[path = "peers/sys.rs"]
 mod sys;
 
+/// mimalloc instead of glibc's allocator: a profile of the list under 8 clients spent a
+/// fifth of the CPU in glibc's malloc and free across the runtime's and SQLite's threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as CDuration, Utc};
 use clap::{Parser, ValueEnum};
