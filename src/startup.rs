@@ -113,6 +113,15 @@ impl Backends {
                 ))
             }
         };
+        // One sync per ingest request (storage::durability) only where every store is the
+        // one SQLite file: a write to DynamoDB, S3 or PostgreSQL is durable at once and
+        // could outlive the unsynced SQLite writes it depends on.
+        let content_local = config.s3_bucket.is_none() || sdk.is_none();
+        if let (None, None, true, Some(sql)) =
+            (&postgres, &config.dynamodb_table, content_local, &sqlite)
+        {
+            sql.allow_deferred_durability();
+        }
         Ok(Backends {
             accounts,
             index,

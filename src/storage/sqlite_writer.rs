@@ -35,7 +35,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteQueryRes
 use sqlx::{Executor, Sqlite};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
@@ -67,6 +67,11 @@ struct Shared {
     commits: AtomicU64,
     /// The last group committed with a sync: it and every group before it are durable.
     durable_through: AtomicU64,
+    /// Whether writes in a deferred scope may commit without a sync: only where every
+    /// store of the process is this one database ([`GroupWriter::allow_deferral`]).
+    deferral: AtomicBool,
+    /// Header rewrites a syncing commit made to have a frame to sync.
+    sync_marks: AtomicU64,
 }
 
 struct State {
@@ -88,6 +93,9 @@ struct State {
     durable: bool,
     /// A writer waits for a durable commit: the next group opened syncs, whoever opens it.
     want_durable: bool,
+    /// A group committed without a sync since the last one that synced: the next syncing
+    /// commit must write a frame (an empty transaction's `COMMIT` syncs nothing).
+    unsynced: bool,
     /// Tells the writers of the open group how its commit went.
     outcome: watch::Sender<Outcome>,
 }
@@ -107,12 +115,33 @@ impl GroupWriter {
                     group: 0,
                     durable: true,
                     want_durable: false,
+                    unsynced: false,
                     outcome: watch::channel(None).0,
                 })),
                 commits: AtomicU64::new(0),
                 durable_through: AtomicU64::new(0),
+                deferral: AtomicBool::new(false),
+                sync_marks: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Lets writes inside a deferred scope commit without a sync. Only for a process whose
+    /// every store (index, audit, data keys, small objects) is this database, with content
+    /// files written after a flush: a write to another store is durable at once and could
+    /// otherwise outlive the unsynced writes it depends on.
+    pub(super) fn allow_deferral(&self) {
+        self.shared.deferral.store(true, Ordering::SeqCst);
+    }
+
+    fn deferring(&self) -> bool {
+        self.shared.deferral.load(Ordering::SeqCst) && durability::is_deferred()
+    }
+
+    /// Header rewrites made so that a syncing commit had a frame to sync.
+    #[cfg(test)]
+    fn sync_marks(&self) -> u64 {
+        self.shared.sync_marks.load(Ordering::SeqCst)
     }
 
     /// How many group commits have run.
@@ -161,7 +190,7 @@ impl GroupWriter {
     /// [`WriteTx::commit`] (durable when it returns, or recorded with the deferred scope)
     /// or drop (rolled back).
     pub(super) async fn begin(&self) -> Result<WriteTx> {
-        let deferred = durability::is_deferred();
+        let deferred = self.deferring();
         let mut state = self.ready(!deferred).await?;
         state.next_savepoint += 1;
         let savepoint = state.next_savepoint;
@@ -192,7 +221,9 @@ impl GroupWriter {
     }
 
     /// Returns once group `through` is durable: at once if a group committed with a sync
-    /// since; else after a write of its own in a group that syncs.
+    /// since; else once a group that syncs has committed after it. It writes nothing of its
+    /// own (the committer gives a syncing commit its frame), so a request cancelled here
+    /// leaves nothing in doubt.
     pub(super) async fn make_durable(&self, through: u64) -> Result<()> {
         loop {
             if self.shared.durable_through.load(Ordering::SeqCst) >= through {
@@ -201,25 +232,6 @@ impl GroupWriter {
             let mut state = self.ready(true).await?;
             // Joined an open group that commits without a sync: the next one will sync.
             state.want_durable |= !state.durable;
-            // A write, so that the commit has a frame to sync: the header's user version,
-            // rewritten as it is.
-            state.in_doubt = true;
-            let conn = state.conn_mut();
-            let rewritten = match sqlx::query_scalar::<_, i64>("PRAGMA user_version")
-                .fetch_one(&mut **conn)
-                .await
-            {
-                Ok(version) => conn
-                    .execute(format!("PRAGMA user_version = {version}").as_str())
-                    .await
-                    .map(|_| ()),
-                Err(error) => Err(error),
-            };
-            state.in_doubt = false;
-            if let Err(error) = rewritten {
-                state.fail_group(&error);
-                return Err(error.into());
-            }
             let outcome = state.outcome.subscribe();
             drop(state);
             wait_for_commit(outcome).await?;
@@ -233,7 +245,7 @@ impl GroupWriter {
         &self,
         query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
     ) -> Result<SqliteQueryResult> {
-        let deferred = durability::is_deferred();
+        let deferred = self.deferring();
         let mut state = self.ready(!deferred).await?;
         let joined = Joined::of(&state, deferred);
         state.in_doubt = true;
@@ -253,6 +265,8 @@ impl GroupWriter {
                 let outcome = state.outcome.subscribe();
                 drop(state);
                 wait_for_commit(outcome).await?;
+                // The row it ran into must be durable before the caller acts on it.
+                self.settled(joined).await?;
                 Err(error.into())
             }
             Err(error) => {
@@ -377,11 +391,26 @@ impl Shared {
             return;
         };
         self.commits.fetch_add(1, Ordering::Relaxed);
+        // A syncing commit after unsynced ones must write a frame, or SQLite syncs nothing
+        // (a transaction that changed no page commits without touching the WAL): the
+        // header's user version, rewritten as it is.
+        if state.durable && state.unsynced {
+            if let Err(error) = rewrite_header(&mut conn).await {
+                state.conn = Some(conn);
+                state.fail_group(&error);
+                return;
+            }
+            self.sync_marks.fetch_add(1, Ordering::SeqCst);
+        }
         match conn.execute("COMMIT").await {
             Ok(_) => {
-                if state.durable {
-                    self.durable_through
-                        .fetch_max(state.group, Ordering::SeqCst);
+                match state.durable {
+                    true => {
+                        state.unsynced = false;
+                        self.durable_through
+                            .fetch_max(state.group, Ordering::SeqCst);
+                    }
+                    false => state.unsynced = true,
                 }
                 state.finish(Ok(()))
             }
@@ -434,6 +463,17 @@ async fn wait_for_commit(mut outcome: watch::Receiver<Outcome>) -> Result<()> {
         Some(Err(message)) => Err(group_error(&message)),
         None => Err(group_error("the group commit was lost")),
     }
+}
+
+/// Rewrites the database header's user version as it is: a change of page 1, so the
+/// transaction has a frame for its commit to sync.
+async fn rewrite_header(conn: &mut PoolConnection<Sqlite>) -> std::result::Result<(), sqlx::Error> {
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut **conn)
+        .await?;
+    conn.execute(format!("PRAGMA user_version = {version}").as_str())
+        .await
+        .map(|_| ())
 }
 
 /// A constraint violation aborts only its statement (SQLite's default `ABORT`).
@@ -529,7 +569,9 @@ mod tests {
             .connect_with(options)
             .await
             .expect("opens");
-        (dir, GroupWriter::new(pool), readers)
+        let writer = GroupWriter::new(pool);
+        writer.allow_deferral();
+        (dir, writer, readers)
     }
 
     async fn insert(writer: &GroupWriter, x: i64) -> Result<()> {
@@ -707,6 +749,72 @@ mod tests {
             Ok::<_, StorageError>(())
         });
         scope.await.expect("syncs");
+    }
+
+    /// A syncing commit that changes nothing itself (a write that matched no row), after
+    /// one that did not sync: SQLite would commit it without touching the WAL, so the
+    /// committer gives it a frame to sync before counting it durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_syncing_commit_after_unsynced_ones_still_syncs() {
+        let (_dir, writer, _readers) = fresh().await;
+        insert(&writer, 0).await.expect("a durable write");
+        let marks = writer.sync_marks();
+        durability::deferred(async {
+            insert(&writer, 1).await?;
+            assert!(writer.durable_through() < writer.group().await);
+            // Outside the scope (another task): durable, and it changes no page.
+            let other = writer.clone();
+            tokio::spawn(async move {
+                sqlx::query("DELETE FROM n WHERE 0")
+                    .execute_write(&other)
+                    .await
+            })
+            .await
+            .expect("joins")?;
+            assert_eq!(
+                writer.sync_marks(),
+                marks + 1,
+                "the empty commit wrote a frame to sync"
+            );
+            assert!(writer.durable_through() >= writer.group().await);
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .expect("commits");
+        insert(&writer, 2).await.expect("a durable write");
+        assert_eq!(
+            writer.sync_marks(),
+            marks + 1,
+            "a syncing commit after syncing ones needs no extra frame"
+        );
+    }
+
+    /// Deferral is off unless the process allowed it: inside a scope every write syncs.
+    #[tokio::test]
+    async fn without_allowing_deferral_a_scope_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(dir.path().join("w.db"))
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
+            .await
+            .expect("opens");
+        sqlx::query("CREATE TABLE n (x INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .expect("creates");
+        let writer = GroupWriter::new(pool);
+        durability::deferred(async {
+            insert(&writer, 1).await?;
+            assert_eq!(writer.durable_through(), writer.group().await, "synced");
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .expect("commits");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
