@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Rows (or bound ids) per multi-row statement: far below SQLite's 32,766 variables.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -47,6 +48,29 @@ pub struct SqliteStore {
     writer: GroupWriter,
     /// The writer's connection, for what must run outside a transaction (checkpoints).
     writer_pool: SqlitePool,
+    /// Deletions whose older copies may still be in the WAL, and how far truncations have
+    /// covered them.
+    shredding: Arc<WalShredding>,
+}
+
+/// Deletions of content (rows, data keys) are numbered once committed; a truncation of the
+/// WAL covers every deletion numbered before it started. A deletion is done once a
+/// truncation covers its number. Starts with one deletion pending: after a restart,
+/// whatever an interrupted deletion left in the WAL is truncated by the first one.
+#[derive(Debug)]
+struct WalShredding {
+    deletions: std::sync::atomic::AtomicU64,
+    /// The last deletion a successful truncation covered; held while truncating.
+    truncated: tokio::sync::Mutex<u64>,
+}
+
+impl Default for WalShredding {
+    fn default() -> Self {
+        Self {
+            deletions: std::sync::atomic::AtomicU64::new(1),
+            truncated: tokio::sync::Mutex::new(0),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -180,6 +204,7 @@ impl SqliteStore {
             pool,
             writer: GroupWriter::new(writer.clone()),
             writer_pool: writer,
+            shredding: Arc::new(WalShredding::default()),
         })
     }
 
@@ -191,22 +216,70 @@ impl SqliteStore {
         &self.writer
     }
 
-    /// Folds the WAL into the main file (where `secure_delete` has zeroed what was
-    /// deleted) and truncates it, so no older copy of a deleted row survives in the
-    /// journal. Fails if a reader kept it from finishing: the caller's deletion is then
-    /// not done, and is retried.
-    pub(super) async fn truncate_wal(&self) -> Result<()> {
+    /// Lets the writes of a deferred scope ([`super::durability`]) commit without a sync:
+    /// for a process whose every store is this database.
+    pub fn allow_deferred_durability(&self) {
+        self.writer.allow_deferral();
+    }
+
+    /// Numbers a committed deletion of content (`deleted`: it removed something) and
+    /// returns the number a truncation must cover for it to be done; with nothing removed,
+    /// the last number given, so deletions whose truncation failed are covered first.
+    fn shredded(&self, deleted: bool) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        match deleted {
+            true => self.shredding.deletions.fetch_add(1, SeqCst) + 1,
+            false => self.shredding.deletions.load(SeqCst),
+        }
+    }
+
+    /// Returns once a truncation of the WAL has covered deletion `number`: folds the WAL
+    /// into the main file (where `secure_delete` has zeroed what was deleted) and truncates
+    /// it, so no older copy of a deleted row survives in the journal. Fails if a reader
+    /// kept it from finishing: the caller's deletion is then not done, and is retried.
+    pub(super) async fn truncated_through(&self, number: u64) -> Result<()> {
+        let mut truncated = self.shredding.truncated.lock().await;
+        if *truncated >= number {
+            return Ok(());
+        }
+        let covers = self
+            .shredding
+            .deletions
+            .load(std::sync::atomic::Ordering::SeqCst);
         let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
             .fetch_one(&self.writer_pool)
             .await?;
-        match busy {
-            0 => Ok(()),
-            _ => Err(StorageError::Unavailable {
+        if busy != 0 {
+            return Err(StorageError::Unavailable {
                 backend: BACKEND,
                 source: "the WAL could not be truncated after a deletion (readers kept it busy)"
                     .into(),
-            }),
+            });
         }
+        *truncated = covers.max(*truncated);
+        Ok(())
+    }
+
+    /// A deletion of content as one unit that a cancelled request cannot cut in two: the
+    /// `delete` (a durable write returning whether it removed anything), its number, and
+    /// with `truncate` the truncation that covers it.
+    pub(super) async fn shred<F>(&self, truncate: bool, delete: F) -> Result<()>
+    where
+        F: std::future::Future<Output = Result<bool>> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let number = store.shredded(delete.await?);
+            match truncate {
+                true => store.truncated_through(number).await,
+                false => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| StorageError::Other {
+            backend: BACKEND,
+            source: Box::new(e),
+        })?
     }
 
     /// Folds the WAL back into the main file and truncates it.
@@ -1398,25 +1471,33 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         )
     }
 
+    /// The WAL still holds the keys' pages as they were: the destruction is done once it
+    /// is folded in (zeroed by secure_delete) and truncated, so no copy of a key survives
+    /// in the journal; if a reader keeps that from finishing, it fails and is retried (a
+    /// retry that finds the keys gone still truncates first).
     async fn destroy_data_keys(&self, scopes: &[&str]) -> Result<()> {
         if scopes.is_empty() {
             return Ok(());
         }
-        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM data_keys WHERE scope IN (");
-        push_values(&mut query, scopes);
-        query.push(")");
-        let done = query.build().execute_write(&self.writer).await?;
-        if done.rows_affected() > 0 {
-            // The WAL still holds the page as it was; fold it in (zeroed by secure_delete)
-            // and truncate it, so no copy of the key survives in the journal.
-            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.writer_pool)
-                .await?;
-            if busy != 0 {
-                tracing::warn!("the WAL could not be truncated after destroying a data key; the next checkpoint will");
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let store = self.clone();
+        self.shred(true, async move {
+            let mut deleted = false;
+            for chunk in scopes.chunks(ROWS_PER_STATEMENT) {
+                let mut query =
+                    QueryBuilder::<Sqlite>::new("DELETE FROM data_keys WHERE scope IN (");
+                push_values(&mut query, chunk);
+                query.push(")");
+                deleted |= query
+                    .build()
+                    .execute_write(&store.writer)
+                    .await?
+                    .rows_affected()
+                    > 0;
             }
-        }
-        Ok(())
+            Ok(deleted)
+        })
+        .await
     }
 }
 

@@ -10,16 +10,18 @@
 //! A deleted row must leave nothing readable behind even while its scope's key lives (an
 //! audio URL deleted before the rest of its transcript, say): `secure_delete` zeroes its
 //! bytes in the main file, but the WAL keeps the pages as they were until a checkpoint. So a
-//! deletion is done only once the WAL has been folded in and truncated
-//! ([`SqliteStore::truncate_wal`]); if a reader keeps the checkpoint from finishing, the
-//! deletion fails and its caller retries it. The one exception is
-//! [`ContentStore::delete_many_unsynced`], whose caller destroys the scopes' keys next
-//! (that destruction truncates the WAL too); until a truncation succeeds, every later
-//! durable deletion truncates even if it removed no row itself.
+//! deletion is done only once a truncation of the WAL that started after it has succeeded
+//! ([`SqliteStore::truncated_through`]); if a reader keeps the checkpoint from finishing,
+//! the deletion fails and its caller retries it, and the retry truncates first even though
+//! it finds no row left. The one exception is [`ContentStore::delete_many_unsynced`], whose
+//! caller destroys the scopes' keys next, a destruction that is done only once truncated
+//! the same way. Deleting and numbering run in a task of their own, so a cancelled
+//! request cannot leave a deletion the truncations do not know of.
 //!
 //! A row hides a file of the same key: writing a large object writes its file, then removes
-//! any row; writing a small one replaces the row and leaves a file it replaces (keys are
-//! written once by the engine) to the key's deletion, which removes both.
+//! any row; writing a small one over an existing row deletes that row first (with its
+//! truncation), and leaves a file it replaces (keys are written once by the engine) to the
+//! key's deletion, which removes both.
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -27,7 +29,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::sqlite::{push_values, SqliteStore};
@@ -45,8 +46,6 @@ const KEYS_PER_STATEMENT: usize = 500;
 pub struct SqliteInlineContentStore {
     db: SqliteStore,
     files: Arc<dyn ContentStore>,
-    /// Rows were deleted without truncating the WAL since it was last truncated.
-    untruncated: Arc<AtomicBool>,
 }
 
 /// Whether a row deletion leaves the WAL with older copies of the rows.
@@ -60,24 +59,30 @@ enum Wal {
 
 impl SqliteInlineContentStore {
     pub fn new(db: SqliteStore, files: Arc<dyn ContentStore>) -> Self {
-        Self {
-            db,
-            files,
-            untruncated: Arc::new(AtomicBool::new(false)),
-        }
+        Self { db, files }
     }
 
+    /// A new row; a row already there is deleted first, as any deletion is (its older
+    /// bytes must not outlive it in the WAL).
     async fn put_row(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO contents (key, bytes, modified_at) VALUES (?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, modified_at = excluded.modified_at",
-        )
-        .bind(key)
-        .bind(bytes)
-        .bind(Utc::now().timestamp_micros())
-        .execute_write(self.db.group_writer())
-        .await?;
-        Ok(())
+        for _ in 0..2 {
+            let done = sqlx::query(
+                "INSERT INTO contents (key, bytes, modified_at) VALUES (?, ?, ?)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(bytes)
+            .bind(Utc::now().timestamp_micros())
+            .execute_write(self.db.group_writer())
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(());
+            }
+            self.delete_rows(&[key.to_owned()], Wal::Truncate).await?;
+        }
+        Err(StorageError::Conflict {
+            key: key.to_owned(),
+        })
     }
 
     async fn row(&self, key: &str) -> Result<Option<Content>> {
@@ -88,40 +93,29 @@ impl SqliteInlineContentStore {
         Ok(bytes.map(Content::new))
     }
 
-    /// Removes the rows of `keys`, in few statements; then, for [`Wal::Truncate`], the
-    /// older copies of every row deleted so far from the WAL.
+    /// Removes the rows of `keys`, in few statements; with [`Wal::Truncate`], done once a
+    /// truncation of the WAL covers the deletion (and every one before it).
     async fn delete_rows(&self, keys: &[String], wal: Wal) -> Result<()> {
-        let mut deleted = 0;
-        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM contents WHERE key IN (");
-            push_values(&mut query, chunk);
-            query.push(")");
-            deleted += query
-                .build()
-                .execute_write(self.db.group_writer())
-                .await?
-                .rows_affected();
-        }
-        match wal {
-            Wal::Leave => {
-                if deleted > 0 {
-                    self.untruncated.store(true, Ordering::SeqCst);
+        let keys = keys.to_vec();
+        let db = self.db.clone();
+        self.db
+            .shred(wal == Wal::Truncate, async move {
+                let mut deleted = false;
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut query =
+                        QueryBuilder::<Sqlite>::new("DELETE FROM contents WHERE key IN (");
+                    push_values(&mut query, chunk);
+                    query.push(")");
+                    deleted |= query
+                        .build()
+                        .execute_write(db.group_writer())
+                        .await?
+                        .rows_affected()
+                        > 0;
                 }
-                Ok(())
-            }
-            Wal::Truncate => {
-                // Cleared first: a deletion racing this truncation sets it again.
-                let pending = self.untruncated.swap(false, Ordering::SeqCst);
-                if deleted == 0 && !pending {
-                    return Ok(());
-                }
-                let truncated = self.db.truncate_wal().await;
-                if truncated.is_err() {
-                    self.untruncated.store(true, Ordering::SeqCst);
-                }
-                truncated
-            }
-        }
+                Ok(deleted)
+            })
+            .await
     }
 
     /// Removes the row of a key a large object now replaces (a row would hide it).

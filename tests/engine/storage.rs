@@ -274,6 +274,40 @@ async fn s5_deletion_a_deleted_row_leaves_no_copy_in_the_database_or_its_wal() {
     );
 }
 
+/// §5 across a restart: rows deleted without their truncation (the process stopped before
+/// destroying the keys) are truncated away by the first durable deletion after the restart,
+/// even one that finds nothing to delete.
+#[tokio::test]
+async fn s5_deletion_rows_left_in_the_wal_by_a_stopped_process_are_truncated_after_restart() {
+    use lethe::domain::Content;
+    use lethe::storage::ContentStore;
+    let (dir, db, store) = inline().await;
+    let marker = format!("MARKER-RESTART-{}", "y".repeat(200));
+    store
+        .put("a/s/0", Content::new(marker.clone()))
+        .await
+        .expect("puts");
+    let results = store.delete_many_unsynced(&["a/s/0".into()]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        holds(&database_bytes(dir.path()), marker.as_bytes()),
+        "left in the WAL (else this test proves nothing)"
+    );
+    // The stopped process: its connections stay as they were (a crash closes nothing, so
+    // no last-close checkpoint tidies the WAL). The restarted one opens the same file.
+    let (_stopped_db, _stopped_store) = (db, store);
+    let db = SqliteStore::open(&dir.path().join("lethe.db"))
+        .await
+        .expect("reopens");
+    let files = LocalContentStore::open(&dir.path().join("content"))
+        .await
+        .expect("opens");
+    let store = SqliteInlineContentStore::new(db, std::sync::Arc::new(files));
+    let results = store.delete_many(&["a/s/none".into()]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(!holds(&database_bytes(dir.path()), marker.as_bytes()));
+}
+
 #[tokio::test]
 async fn encrypted_content_store_conforms() {
     let (_dir, store) = encrypted().await;
