@@ -62,6 +62,8 @@ struct WalShredding {
     deletions: std::sync::atomic::AtomicU64,
     /// The last deletion a successful truncation covered; held while truncating.
     truncated: tokio::sync::Mutex<u64>,
+    /// A background task retries a failed truncation.
+    retrying: std::sync::atomic::AtomicBool,
 }
 
 impl Default for WalShredding {
@@ -69,6 +71,7 @@ impl Default for WalShredding {
         Self {
             deletions: std::sync::atomic::AtomicU64::new(1),
             truncated: tokio::sync::Mutex::new(0),
+            retrying: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -200,12 +203,17 @@ impl SqliteStore {
                     .await?
             }
         };
-        Ok(Self {
+        let store = Self {
             pool,
             writer: GroupWriter::new(writer.clone()),
             writer_pool: writer,
             shredding: Arc::new(WalShredding::default()),
-        })
+        };
+        // Whatever a deletion interrupted by a crash left in the WAL goes first.
+        if store.truncated_through(1).await.is_err() {
+            store.retry_truncation_in_background();
+        }
+        Ok(store)
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -246,18 +254,58 @@ impl SqliteStore {
             .shredding
             .deletions
             .load(std::sync::atomic::Ordering::SeqCst);
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&self.writer_pool)
-            .await?;
-        if busy != 0 {
-            return Err(StorageError::Unavailable {
+        // Another process checkpointing the same file makes SQLite answer busy at once,
+        // without waiting: a few short retries before the deletion is reported not done.
+        let mut last = None;
+        for attempt in 0..5u64 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.writer_pool)
+                .await
+            {
+                Ok((0, _, _)) => {
+                    *truncated = covers.max(*truncated);
+                    return Ok(());
+                }
+                Ok(_) => last = None,
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(match last {
+            Some(error) => error.into(),
+            None => StorageError::Unavailable {
                 backend: BACKEND,
                 source: "the WAL could not be truncated after a deletion (readers kept it busy)"
                     .into(),
-            });
+            },
+        })
+    }
+
+    /// Until a truncation covers every numbered deletion, retries it once a second in the
+    /// background (one such task at a time), so a deletion whose truncation failed after its
+    /// tombstone was written (a key destroyed in a sweep's last step) does not wait for
+    /// the next deletion to come along.
+    fn retry_truncation_in_background(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.shredding.retrying.swap(true, SeqCst) {
+            return;
         }
-        *truncated = covers.max(*truncated);
-        Ok(())
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let pending = store.shredding.deletions.load(SeqCst);
+                match store.truncated_through(pending).await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "the WAL still holds deleted content; retrying its truncation")
+                    }
+                }
+            }
+            store.shredding.retrying.store(false, SeqCst);
+        });
     }
 
     /// A deletion of content as one unit that a cancelled request cannot cut in two: the
@@ -269,11 +317,19 @@ impl SqliteStore {
     {
         let store = self.clone();
         tokio::spawn(async move {
-            let number = store.shredded(delete.await?);
-            match truncate {
-                true => store.truncated_through(number).await,
-                false => Ok(()),
+            // A failed deletion may have committed part of its work (a first chunk, a
+            // statement whose sync failed): it is numbered as if it deleted something.
+            let deleted = delete.await;
+            let number = store.shredded(!matches!(deleted, Ok(false)));
+            deleted?;
+            if !truncate {
+                return Ok(());
             }
+            let truncated = store.truncated_through(number).await;
+            if truncated.is_err() {
+                store.retry_truncation_in_background();
+            }
+            truncated
         })
         .await
         .map_err(|e| StorageError::Other {

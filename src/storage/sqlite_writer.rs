@@ -72,6 +72,11 @@ struct Shared {
     deferral: AtomicBool,
     /// Header rewrites a syncing commit made to have a frame to sync.
     sync_marks: AtomicU64,
+    /// A syncing commit failed after groups that did not sync: their pages may have been
+    /// dropped by the failed write-back, and no later sync can vouch for them.
+    /// Groups after `lost_after` up to `lost_through` are never reported durable.
+    lost_after: AtomicU64,
+    lost_through: AtomicU64,
 }
 
 struct State {
@@ -122,6 +127,8 @@ impl GroupWriter {
                 durable_through: AtomicU64::new(0),
                 deferral: AtomicBool::new(false),
                 sync_marks: AtomicU64::new(0),
+                lost_after: AtomicU64::new(0),
+                lost_through: AtomicU64::new(0),
             }),
         }
     }
@@ -226,6 +233,13 @@ impl GroupWriter {
     /// leaves nothing in doubt.
     pub(super) async fn make_durable(&self, through: u64) -> Result<()> {
         loop {
+            if through > self.shared.lost_after.load(Ordering::SeqCst)
+                && through <= self.shared.lost_through.load(Ordering::SeqCst)
+            {
+                return Err(group_error(
+                    "a sync failed after this write committed without one",
+                ));
+            }
             if self.shared.durable_through.load(Ordering::SeqCst) >= through {
                 return Ok(());
             }
@@ -416,6 +430,11 @@ impl Shared {
             }
             Err(error) => {
                 tracing::error!(%error, "a SQLite group commit failed");
+                if state.durable && state.unsynced {
+                    let synced = self.durable_through.load(Ordering::SeqCst);
+                    self.lost_after.store(synced, Ordering::SeqCst);
+                    self.lost_through.store(state.group, Ordering::SeqCst);
+                }
                 let _ = conn.execute("ROLLBACK").await;
                 conn.close_on_drop();
                 state.finish(Err(Arc::from(error.to_string())));

@@ -275,8 +275,8 @@ async fn s5_deletion_a_deleted_row_leaves_no_copy_in_the_database_or_its_wal() {
 }
 
 /// §5 across a restart: rows deleted without their truncation (the process stopped before
-/// destroying the keys) are truncated away by the first durable deletion after the restart,
-/// even one that finds nothing to delete.
+/// destroying the keys) are truncated away by the restarted store (when it opens, or at the
+/// latest by its first durable deletion, even one that finds nothing to delete).
 #[tokio::test]
 async fn s5_deletion_rows_left_in_the_wal_by_a_stopped_process_are_truncated_after_restart() {
     use lethe::domain::Content;
