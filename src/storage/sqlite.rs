@@ -308,10 +308,38 @@ impl SqliteStore {
         });
     }
 
+    /// [`shred`](Self::shred) for `delete` (`DELETE FROM … WHERE … IN (`) over `values`,
+    /// `per_statement` at a time.
+    pub(super) async fn shred_in(
+        &self,
+        truncate: bool,
+        delete: &'static str,
+        values: Vec<String>,
+        per_statement: usize,
+    ) -> Result<()> {
+        let store = self.clone();
+        self.shred(truncate, async move {
+            let mut deleted = false;
+            for chunk in values.chunks(per_statement) {
+                let mut query = QueryBuilder::<Sqlite>::new(delete);
+                push_values(&mut query, chunk);
+                query.push(")");
+                deleted |= query
+                    .build()
+                    .execute_write(&store.writer)
+                    .await?
+                    .rows_affected()
+                    > 0;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
     /// A deletion of content as one unit that a cancelled request cannot cut in two: the
     /// `delete` (a durable write returning whether it removed anything), its number, and
     /// with `truncate` the truncation that covers it.
-    pub(super) async fn shred<F>(&self, truncate: bool, delete: F) -> Result<()>
+    async fn shred<F>(&self, truncate: bool, delete: F) -> Result<()>
     where
         F: std::future::Future<Output = Result<bool>> + Send + 'static,
     {
@@ -1536,23 +1564,12 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             return Ok(());
         }
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let store = self.clone();
-        self.shred(true, async move {
-            let mut deleted = false;
-            for chunk in scopes.chunks(ROWS_PER_STATEMENT) {
-                let mut query =
-                    QueryBuilder::<Sqlite>::new("DELETE FROM data_keys WHERE scope IN (");
-                push_values(&mut query, chunk);
-                query.push(")");
-                deleted |= query
-                    .build()
-                    .execute_write(&store.writer)
-                    .await?
-                    .rows_affected()
-                    > 0;
-            }
-            Ok(deleted)
-        })
+        self.shred_in(
+            true,
+            "DELETE FROM data_keys WHERE scope IN (",
+            scopes,
+            ROWS_PER_STATEMENT,
+        )
         .await
     }
 }

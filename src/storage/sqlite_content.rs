@@ -96,25 +96,13 @@ impl SqliteInlineContentStore {
     /// Removes the rows of `keys`, in few statements; with [`Wal::Truncate`], done once a
     /// truncation of the WAL covers the deletion (and every one before it).
     async fn delete_rows(&self, keys: &[String], wal: Wal) -> Result<()> {
-        let keys = keys.to_vec();
-        let db = self.db.clone();
         self.db
-            .shred(wal == Wal::Truncate, async move {
-                let mut deleted = false;
-                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-                    let mut query =
-                        QueryBuilder::<Sqlite>::new("DELETE FROM contents WHERE key IN (");
-                    push_values(&mut query, chunk);
-                    query.push(")");
-                    deleted |= query
-                        .build()
-                        .execute_write(db.group_writer())
-                        .await?
-                        .rows_affected()
-                        > 0;
-                }
-                Ok(deleted)
-            })
+            .shred_in(
+                wal == Wal::Truncate,
+                "DELETE FROM contents WHERE key IN (",
+                keys.to_vec(),
+                KEYS_PER_STATEMENT,
+            )
             .await
     }
 

@@ -567,8 +567,16 @@ mod tests {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
     use std::time::Duration;
 
-    /// A writer over a fresh file with a table of unique numbers, and a reader pool.
+    /// A writer over a fresh file with a table of unique numbers, and a reader pool; it
+    /// defers durability inside a scope.
     async fn fresh() -> (tempfile::TempDir, GroupWriter, SqlitePool) {
+        let (dir, writer, readers) = fresh_without_deferral().await;
+        writer.allow_deferral();
+        (dir, writer, readers)
+    }
+
+    /// [`fresh`], as a process whose stores are not all this database.
+    async fn fresh_without_deferral() -> (tempfile::TempDir, GroupWriter, SqlitePool) {
         let dir = tempfile::tempdir().expect("tempdir");
         let options = SqliteConnectOptions::new()
             .filename(dir.path().join("w.db"))
@@ -588,9 +596,7 @@ mod tests {
             .connect_with(options)
             .await
             .expect("opens");
-        let writer = GroupWriter::new(pool);
-        writer.allow_deferral();
-        (dir, writer, readers)
+        (dir, GroupWriter::new(pool), readers)
     }
 
     async fn insert(writer: &GroupWriter, x: i64) -> Result<()> {
@@ -811,22 +817,7 @@ mod tests {
     /// Deferral is off unless the process allowed it: inside a scope every write syncs.
     #[tokio::test]
     async fn without_allowing_deferral_a_scope_changes_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .filename(dir.path().join("w.db"))
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal),
-            )
-            .await
-            .expect("opens");
-        sqlx::query("CREATE TABLE n (x INTEGER PRIMARY KEY)")
-            .execute(&pool)
-            .await
-            .expect("creates");
-        let writer = GroupWriter::new(pool);
+        let (_dir, writer, _readers) = fresh_without_deferral().await;
         durability::deferred(async {
             insert(&writer, 1).await?;
             assert_eq!(writer.durable_through(), writer.group().await, "synced");
