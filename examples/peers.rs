@@ -1533,6 +1533,10 @@ struct Facts {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // `RUST_LOG` (e.g. `sqlx::query=debug`, every statement) logs Lethe to stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        lethe::telemetry::init(lethe::config::LogFormat::Pretty);
+    }
     if args.runs == 0 || args.burst == 0 || args.rate == 0 || args.duration == 0 {
         bail!("--runs, --burst, --rate and --duration must be positive");
     }

@@ -70,10 +70,27 @@ impl Engine {
         account: &Account,
         new: NewTranscript,
     ) -> Result<Transcript> {
+        Ok(self
+            .create_transcript_content(account, new)
+            .await?
+            .transcript)
+    }
+
+    /// [`create_transcript`](Self::create_transcript), answered with what a read of the new
+    /// transcript would show (its content from what was just stored, not read back).
+    pub async fn create_transcript_content(
+        &self,
+        account: &Account,
+        new: NewTranscript,
+    ) -> Result<TranscriptContent> {
         durability::deferred(self.queue_transcript(account, new)).await
     }
 
-    async fn queue_transcript(&self, account: &Account, new: NewTranscript) -> Result<Transcript> {
+    async fn queue_transcript(
+        &self,
+        account: &Account,
+        new: NewTranscript,
+    ) -> Result<TranscriptContent> {
         let has_content = new.text_inputs.is_some() || matches!(new.audio, AudioSource::Url(_));
         if has_content {
             Self::ensure_may_store(account)?;
@@ -114,28 +131,34 @@ impl Engine {
             revision: 0,
         };
         self.backends.index.insert_transcript(&transcript).await?;
-        if let AudioSource::Url(url) = new.audio {
-            let a = Artifact::new_live(
-                new_id(now),
-                account,
-                Some(transcript.id),
-                ArtifactKind::UrlAudioReference,
-                now,
-            );
-            self.store_artifact(a, url).await?;
+        let mut view = TranscriptContent {
+            redacted: transcript.redaction_reason_at(now),
+            transcript,
+            result: None,
+            text_inputs: None,
+            audio_url: None,
+        };
+        let stored = [
+            match new.audio {
+                AudioSource::Url(url) => Some((ArtifactKind::UrlAudioReference, url)),
+                AudioSource::Upload(_) => None,
+            },
+            new.text_inputs
+                .map(|inputs| (ArtifactKind::TextInput, inputs)),
+        ];
+        for (kind, content) in stored.into_iter().flatten() {
+            let a = Artifact::new_live(new_id(now), account, Some(view.transcript.id), kind, now);
+            let a = self.store_artifact(a, content.clone()).await?;
+            // As `transcript_content` would serve it.
+            if view.redacted.is_none() && self.is_servable(&a, Some(&view.transcript), account) {
+                match kind {
+                    ArtifactKind::UrlAudioReference => view.audio_url = Some(content),
+                    _ => view.text_inputs = Some(content),
+                }
+            }
         }
-        if let Some(inputs) = new.text_inputs {
-            let a = Artifact::new_live(
-                new_id(now),
-                account,
-                Some(transcript.id),
-                ArtifactKind::TextInput,
-                now,
-            );
-            self.store_artifact(a, inputs).await?;
-        }
-        tracing::info!(transcript_id = %transcript.id, account_id = %account.id, "transcript queued");
-        Ok(transcript)
+        tracing::info!(transcript_id = %view.transcript.id, account_id = %account.id, "transcript queued");
+        Ok(view)
     }
 
     /// A transcript of this account, or `NotFound` (also for another account's).

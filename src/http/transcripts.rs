@@ -64,10 +64,9 @@ pub async fn create_transcript(
         text_inputs,
         webhook_auth,
     };
-    let transcript = state.engine.create_transcript(&account, new).await?;
     let view = state
         .engine
-        .transcript_content(&account, transcript.id)
+        .create_transcript_content(&account, new)
         .await?;
     Ok(Json(TranscriptBody::new(&state, &view)))
 }

@@ -76,6 +76,23 @@ impl Default for WalShredding {
     }
 }
 
+/// The statement of an account with its active holds, a row per hold (or one row without
+/// a hold): `$from` names `accounts a` (and what picks it), `$where` the account.
+macro_rules! account_with_holds {
+    ($from:literal, $where:literal) => {
+        concat!(
+            "SELECT a.*, h.id AS hold_id, h.transcript_id AS hold_transcript_id,
+                    h.reason AS hold_reason, h.created_at AS hold_created_at
+             FROM ",
+            $from,
+            " LEFT JOIN legal_holds h ON h.account_id = a.id AND h.released_at IS NULL
+             WHERE ",
+            $where,
+            " ORDER BY h.id"
+        )
+    };
+}
+
 impl From<sqlx::Error> for StorageError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
@@ -578,50 +595,26 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    /// The account and its active holds in one statement, like the lookup by key.
     async fn account(&self, id: AccountId) -> Result<Option<Account>> {
-        let account = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+        let rows = sqlx::query(account_with_holds!("accounts a", "a.id = ?"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(account_from_row)
-            .transpose()?;
-        match account {
-            Some(a) => Ok(super::attach_holds(self, vec![a]).await?.pop()),
-            None => Ok(None),
-        }
+            .fetch_all(&self.pool)
+            .await?;
+        account_with_holds(&rows)
     }
 
     /// The account and its active holds in one statement (a row per hold, or one row
     /// without a hold): every authenticated request runs it.
     async fn account_by_key_hash(&self, key: &ApiKeyHash) -> Result<Option<Account>> {
-        let rows = sqlx::query(
-            "SELECT a.*, h.id AS hold_id, h.transcript_id AS hold_transcript_id,
-                    h.reason AS hold_reason, h.created_at AS hold_created_at
-             FROM api_keys k JOIN accounts a ON a.id = k.account_id
-             LEFT JOIN legal_holds h ON h.account_id = a.id AND h.released_at IS NULL
-             WHERE k.key_hash = ? ORDER BY h.id",
-        )
+        let rows = sqlx::query(account_with_holds!(
+            "api_keys k JOIN accounts a ON a.id = k.account_id",
+            "k.key_hash = ?"
+        ))
         .bind(&key.0)
         .fetch_all(&self.pool)
         .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let mut account = account_from_row(first)?;
-        for row in &rows {
-            if let Some(id) = opt_uuid_col(row, "hold_id")? {
-                account.holds.push(LegalHold {
-                    id,
-                    account_id: account.id,
-                    transcript_id: opt_uuid_col(row, "hold_transcript_id")?,
-                    reason: row.try_get("hold_reason")?,
-                    created_at: from_micros(row.try_get("hold_created_at")?),
-                    released_at: None,
-                });
-            }
-        }
-        Ok(Some(account))
+        account_with_holds(&rows)
     }
 
     async fn update_account(&self, account: &Account, expected_version: i64) -> Result<()> {
@@ -859,10 +852,30 @@ fn hold_from_row(row: &SqliteRow) -> Result<LegalHold> {
     })
 }
 
-async fn insert_artifact_row<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
-    a: &Artifact,
-) -> Result<()> {
+/// The account of [`account_with_holds!`]' rows, if any.
+fn account_with_holds(rows: &[SqliteRow]) -> Result<Option<Account>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut account = account_from_row(first)?;
+    for row in rows {
+        if let Some(id) = opt_uuid_col(row, "hold_id")? {
+            account.holds.push(LegalHold {
+                id,
+                account_id: account.id,
+                transcript_id: opt_uuid_col(row, "hold_transcript_id")?,
+                reason: row.try_get("hold_reason")?,
+                created_at: from_micros(row.try_get("hold_created_at")?),
+                released_at: None,
+            });
+        }
+    }
+    Ok(Some(account))
+}
+
+/// The `INSERT` of a new artifact: one statement, atomic by itself (a write of its own
+/// needs no savepoint).
+fn artifact_insert(a: &Artifact) -> SqliteQuery<'_> {
     sqlx::query(
         "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
             anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,
@@ -892,15 +905,10 @@ async fn insert_artifact_row<'e>(
     .bind(opt_micros(a.deleted_at))
     .bind(a.deletion_reason.map(|r| r.as_str()))
     .bind(a.created_version)
-    .execute(executor)
-    .await?;
-    Ok(())
 }
 
-async fn insert_transcript_row<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
-    t: &Transcript,
-) -> Result<()> {
+/// The `INSERT` of a new transcript: one statement, like [`artifact_insert`].
+fn transcript_insert(t: &Transcript) -> SqliteQuery<'_> {
     let query = sqlx::query(
         "INSERT INTO transcripts (account_id, status, created_at, completed_at, upload_id, options,
             webhook_auth, audio_duration, error, policy_version, delete_after, delete_by,
@@ -910,9 +918,6 @@ async fn insert_transcript_row<'e>(
     bind_transcript(query, t)
         .bind(t.id.to_string())
         .bind(t.revision)
-        .execute(executor)
-        .await?;
-    Ok(())
 }
 
 impl SqliteStore {
@@ -920,7 +925,7 @@ impl SqliteStore {
     pub async fn insert_transcripts_bulk(&self, transcripts: &[Transcript]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for t in transcripts {
-            insert_transcript_row(&mut *tx, t).await?;
+            transcript_insert(t).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -930,17 +935,17 @@ impl SqliteStore {
     pub async fn insert_artifacts_bulk(&self, artifacts: &[Artifact]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         for a in artifacts {
-            insert_artifact_row(&mut *tx, a).await?;
+            artifact_insert(a).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 }
 
-fn bind_transcript<'q>(
-    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    t: &'q Transcript,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+/// A statement with its bound arguments.
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_transcript<'q>(query: SqliteQuery<'q>, t: &'q Transcript) -> SqliteQuery<'q> {
     query
         .bind(t.account_id.to_string())
         .bind(t.status.as_str())
@@ -1008,10 +1013,8 @@ fn push_list_filters(
 #[async_trait]
 impl ArtifactIndex for SqliteStore {
     async fn insert_transcript(&self, t: &Transcript) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let done = insert_transcript_row(&mut *tx, t).await?;
-        tx.commit().await?;
-        Ok(done)
+        transcript_insert(t).execute_write(&self.writer).await?;
+        Ok(())
     }
 
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {
@@ -1170,10 +1173,8 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let done = insert_artifact_row(&mut *tx, a).await?;
-        tx.commit().await?;
-        Ok(done)
+        artifact_insert(a).execute_write(&self.writer).await?;
+        Ok(())
     }
 
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {
@@ -1531,13 +1532,17 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
     }
 
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>> {
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO data_keys (scope, wrapped) VALUES (?, ?) ON CONFLICT (scope) DO NOTHING",
         )
         .bind(scope)
         .bind(wrapped)
         .execute_write(&self.writer)
         .await?;
+        // Inserted: the key in force is this one, no need to read it back.
+        if inserted.rows_affected() == 1 {
+            return Ok(wrapped.to_vec());
+        }
         self.data_key(scope)
             .await?
             .ok_or_else(|| corrupt(format!("data key of {scope} vanished")))

@@ -101,6 +101,8 @@ struct State {
     /// A group committed without a sync since the last one that synced: the next syncing
     /// commit must write a frame (an empty transaction's `COMMIT` syncs nothing).
     unsynced: bool,
+    /// The header's user version, once read ([`read_header`]).
+    header_version: Option<i64>,
     /// Tells the writers of the open group how its commit went.
     outcome: watch::Sender<Outcome>,
 }
@@ -121,6 +123,7 @@ impl GroupWriter {
                     durable: true,
                     want_durable: false,
                     unsynced: false,
+                    header_version: None,
                     outcome: watch::channel(None).0,
                 })),
                 commits: AtomicU64::new(0),
@@ -407,16 +410,24 @@ impl Shared {
         self.commits.fetch_add(1, Ordering::Relaxed);
         // A syncing commit after unsynced ones must write a frame, or SQLite syncs nothing
         // (a transaction that changed no page commits without touching the WAL): the
-        // header's user version, rewritten as it is.
+        // header's user version, rewritten as it is, in the same round trip as the commit.
+        let mut commit = String::from("COMMIT");
         if state.durable && state.unsynced {
-            if let Err(error) = rewrite_header(&mut conn).await {
-                state.conn = Some(conn);
-                state.fail_group(&error);
-                return;
-            }
+            let version = match state.header_version {
+                Some(version) => version,
+                None => match read_header(&mut conn).await {
+                    Ok(version) => *state.header_version.insert(version),
+                    Err(error) => {
+                        state.conn = Some(conn);
+                        state.fail_group(&error);
+                        return;
+                    }
+                },
+            };
+            commit = format!("PRAGMA user_version = {version}; COMMIT");
             self.sync_marks.fetch_add(1, Ordering::SeqCst);
         }
-        match conn.execute("COMMIT").await {
+        match conn.execute(commit.as_str()).await {
             Ok(_) => {
                 match state.durable {
                     true => {
@@ -484,15 +495,13 @@ async fn wait_for_commit(mut outcome: watch::Receiver<Outcome>) -> Result<()> {
     }
 }
 
-/// Rewrites the database header's user version as it is: a change of page 1, so the
-/// transaction has a frame for its commit to sync.
-async fn rewrite_header(conn: &mut PoolConnection<Sqlite>) -> std::result::Result<(), sqlx::Error> {
-    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+/// The database header's user version, which a syncing commit rewrites as it is (a change
+/// of page 1, so the transaction has a frame for its commit to sync). Nothing else writes
+/// it, so it is read once.
+async fn read_header(conn: &mut PoolConnection<Sqlite>) -> std::result::Result<i64, sqlx::Error> {
+    sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut **conn)
-        .await?;
-    conn.execute(format!("PRAGMA user_version = {version}").as_str())
         .await
-        .map(|_| ())
 }
 
 /// A constraint violation aborts only its statement (SQLite's default `ABORT`).
