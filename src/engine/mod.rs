@@ -31,7 +31,9 @@ pub use log::{ConsistencyProof, LogSigner};
 pub use operations::DueBatch;
 pub use retention::JobProgress;
 pub use training::TrainingExport;
-pub use transcripts::{ArtifactView, AudioSource, NewTranscript, RetentionView, TranscriptContent};
+pub use transcripts::{
+    ArtifactView, AudioSource, NewTranscript, RetentionView, TranscriptContent, TranscriptPage,
+};
 pub use uploads::UploadRead;
 pub use usage::{LlmGatewayRequest, Recorded, StreamingSession};
 

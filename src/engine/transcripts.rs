@@ -34,6 +34,19 @@ pub struct NewTranscript {
 }
 
 /// A transcript with the content a reader may see at the time of reading.
+/// A page of `GET /v2/transcript` ([`Lethe::transcript_page`]).
+#[derive(Clone, Debug)]
+pub struct TranscriptPage {
+    /// Newest first.
+    pub transcripts: Vec<Transcript>,
+    /// Whether an older page exists (the `prev_url` link).
+    pub older: bool,
+    /// Whether a newer page exists (the `next_url` link).
+    pub newer: bool,
+    /// The URL of each listed transcript whose URL may be served now.
+    pub audio_urls: HashMap<TranscriptId, Content>,
+}
+
 #[derive(Clone, Debug)]
 pub struct TranscriptContent {
     pub transcript: Transcript,
@@ -186,35 +199,48 @@ impl Engine {
             .collect())
     }
 
-    /// A page of `GET /v2/transcript`, and whether older and newer transcripts pass the
-    /// same filters (its links). The first page (no bound) reads one row more, which says
-    /// whether there is an older page; nothing is newer than the newest. A bounded page
-    /// asks both questions in one more read.
+    /// A page of `GET /v2/transcript`: its transcripts with the audio URLs that may be
+    /// served now, and whether older and newer transcripts pass the same filters (its
+    /// links). The first page (no bound) reads one row more, which says whether there is
+    /// an older page; nothing is newer than the newest. A bounded page asks both questions
+    /// in one more read.
     pub async fn transcript_page(
         &self,
         account: &Account,
         query: &TranscriptQuery,
-    ) -> Result<(Vec<Transcript>, bool, bool)> {
-        if query.before_id.is_none() && query.after_id.is_none() {
-            let probe = TranscriptQuery {
-                limit: query.limit.saturating_add(1),
-                ..query.clone()
-            };
-            let mut page = self.list_transcripts(account, &probe).await?;
-            let older = page.len() > query.limit as usize;
-            page.truncate(query.limit as usize);
-            return Ok((page, older, false));
-        }
-        let page = self.list_transcripts(account, query).await?;
-        let (Some(newest), Some(oldest)) = (page.first(), page.last()) else {
-            return Ok((page, false, false));
+    ) -> Result<TranscriptPage> {
+        let first = query.before_id.is_none() && query.after_id.is_none();
+        let probe = TranscriptQuery {
+            limit: query.limit.saturating_add(u32::from(first)),
+            ..query.clone()
         };
-        let (older, newer) = self
+        let (listed, urls) = self
             .backends
             .index
-            .has_neighbors(account.id, query, oldest.id, newest.id)
+            .list_transcripts_with_artifacts(account.id, &probe, ArtifactKind::UrlAudioReference)
             .await?;
-        Ok((page, older, newer))
+        let mut transcripts: Vec<Transcript> = listed
+            .into_iter()
+            .map(|t| self.effective_transcript(t, account))
+            .collect();
+        let (mut older, mut newer) = (false, false);
+        if first {
+            older = transcripts.len() > query.limit as usize;
+            transcripts.truncate(query.limit as usize);
+        } else if let (Some(newest), Some(oldest)) = (transcripts.first(), transcripts.last()) {
+            (older, newer) = self
+                .backends
+                .index
+                .has_neighbors(account.id, query, oldest.id, newest.id)
+                .await?;
+        }
+        let audio_urls = self.audio_urls(account, &transcripts, urls).await?;
+        Ok(TranscriptPage {
+            transcripts,
+            older,
+            newer,
+            audio_urls,
+        })
     }
 
     pub(crate) async fn transcript_for_pipeline(
@@ -545,13 +571,14 @@ impl Engine {
         Ok(view)
     }
 
-    /// The audio URLs of these transcripts that may be served now, by transcript: one
-    /// index query for all their artifacts and one batch read of the URLs (a page of list
-    /// items costs the same few round trips whatever its length).
-    pub async fn audio_urls(
+    /// The audio URLs of these transcripts that may be served now, by transcript, from
+    /// their URL artifacts (read with the page) and one batch read of the URLs (a page of
+    /// list items costs the same few round trips whatever its length).
+    async fn audio_urls(
         &self,
         account: &Account,
         transcripts: &[Transcript],
+        artifacts: Vec<Artifact>,
     ) -> Result<HashMap<TranscriptId, Content>> {
         let now = self.now();
         let readable: HashMap<TranscriptId, &Transcript> = transcripts
@@ -563,15 +590,9 @@ impl Engine {
         if readable.is_empty() {
             return Ok(HashMap::new());
         }
-        let ids: Vec<TranscriptId> = readable.keys().copied().collect();
         let mut owners = Vec::new();
         let mut keys = Vec::new();
-        for artifact in self
-            .backends
-            .index
-            .artifacts_of_kind_for_transcripts(&ids, ArtifactKind::UrlAudioReference)
-            .await?
-        {
+        for artifact in artifacts {
             let Some(t) = artifact.transcript_id.and_then(|id| readable.get(&id)) else {
                 continue;
             };

@@ -14,7 +14,7 @@ use super::error::*;
 use super::extract::*;
 use super::AppState;
 use crate::domain::{Content, DeletionReason, Transcript, TranscriptStatus};
-use crate::engine::{AudioSource, NewTranscript};
+use crate::engine::{AudioSource, NewTranscript, TranscriptPage};
 use crate::storage::TranscriptQuery;
 
 /// The audio source of a request: one of this server's upload URLs, or any http(s) URL.
@@ -241,8 +241,18 @@ pub async fn list_transcripts(
     let params = ListParams::parse(&query)?;
     let lethe = &state.engine;
     // Lethe never throttles a transcript: `throttled_only=true` lists none.
-    let (page, older, newer) = match query_bool(&query, "throttled_only")? {
-        true => (Vec::new(), false, false),
+    let TranscriptPage {
+        transcripts: page,
+        older,
+        newer,
+        audio_urls: urls,
+    } = match query_bool(&query, "throttled_only")? {
+        true => TranscriptPage {
+            transcripts: Vec::new(),
+            older: false,
+            newer: false,
+            audio_urls: HashMap::new(),
+        },
         false => {
             lethe
                 .transcript_page(
@@ -262,7 +272,6 @@ pub async fn list_transcripts(
         .first()
         .filter(|_| newer)
         .map(|newest| params.url(&state.base_url, None, Some(newest.id)));
-    let urls = lethe.audio_urls(&account, &page).await?;
     let items = page
         .iter()
         .map(|t| list_item(&state, t, urls.get(&t.id)))

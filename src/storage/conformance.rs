@@ -292,6 +292,65 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         vec![ids[4], ids[3]]
     );
 
+    // The page with its artifacts of one kind: the same page, and exactly the artifacts of
+    // that kind of its transcripts (none of another kind, page or account), whole.
+    let url_of =
+        |i: usize, kind| Artifact::new_live(new_id(t0()), &account, Some(ids[i]), kind, t0());
+    for (i, kind) in [
+        (6, ArtifactKind::UrlAudioReference),
+        (6, ArtifactKind::TextInput),
+        (4, ArtifactKind::UrlAudioReference),
+        (4, ArtifactKind::UrlAudioReference),
+        (3, ArtifactKind::TextInput),
+        (1, ArtifactKind::UrlAudioReference),
+    ] {
+        index.insert_artifact(&url_of(i, kind)).await.unwrap();
+    }
+    let foreign = Artifact::new_live(
+        new_id(t0()),
+        &other,
+        Some(others.id),
+        ArtifactKind::UrlAudioReference,
+        t0(),
+    );
+    index.insert_artifact(&foreign).await.unwrap();
+    for query in [
+        q(None, None, 3),
+        q(None, None, 10),
+        q(Some(ids[4]), None, 3),
+        q(None, Some(ids[1]), 2),
+        q(Some(ids[5]), Some(ids[2]), 10),
+        q(Some(ids[0]), None, 3),
+    ] {
+        let (page, artifacts) = index
+            .list_transcripts_with_artifacts(account.id, &query, ArtifactKind::UrlAudioReference)
+            .await
+            .unwrap();
+        let listed = index.list_transcripts(account.id, &query).await.unwrap();
+        assert_eq!(page, listed, "{query:?}");
+        let ids: Vec<_> = listed.iter().map(|t| t.id).collect();
+        let mut expected = match ids.is_empty() {
+            true => Vec::new(),
+            false => index
+                .artifacts_of_kind_for_transcripts(&ids, ArtifactKind::UrlAudioReference)
+                .await
+                .unwrap(),
+        };
+        let mut artifacts = artifacts;
+        artifacts.sort_by_key(|a| a.id);
+        expected.sort_by_key(|a| a.id);
+        assert_eq!(artifacts, expected, "{query:?}");
+    }
+    let (_, two_urls) = index
+        .list_transcripts_with_artifacts(
+            account.id,
+            &q(None, None, 3),
+            ArtifactKind::UrlAudioReference,
+        )
+        .await
+        .unwrap();
+    assert_eq!(two_urls.len(), 3, "ids[6] has one URL artifact, ids[4] two");
+
     // Filters.
     let completed = TranscriptQuery {
         status: Some(TranscriptStatus::Completed),

@@ -184,6 +184,23 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         account: AccountId,
         query: &TranscriptQuery,
     ) -> Result<Vec<Transcript>>;
+    /// [`list_transcripts`](Self::list_transcripts) and the listed transcripts' artifacts
+    /// of `kind` (a page of list items and its audio URLs), in one round trip where the
+    /// backend allows it. Default: the two reads.
+    async fn list_transcripts_with_artifacts(
+        &self,
+        account: AccountId,
+        query: &TranscriptQuery,
+        kind: ArtifactKind,
+    ) -> Result<(Vec<Transcript>, Vec<Artifact>)> {
+        let transcripts = self.list_transcripts(account, query).await?;
+        let ids: Vec<TranscriptId> = transcripts.iter().map(|t| t.id).collect();
+        let artifacts = match ids.is_empty() {
+            true => Vec::new(),
+            false => self.artifacts_of_kind_for_transcripts(&ids, kind).await?,
+        };
+        Ok((transcripts, artifacts))
+    }
     /// Whether the account has transcripts that pass `query`'s filters (status, day) and
     /// are older than `oldest` / newer than `newest`: a page's previous and next links.
     /// `query`'s own bounds and limit are ignored. Default: two one-row listings.

@@ -456,31 +456,68 @@ fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
 }
 
 fn artifact_from_row(row: &SqliteRow) -> Result<Artifact> {
+    artifact_at(row, "")
+}
+
+/// The columns of the `artifacts` table, in its `INSERT`'s order.
+const ARTIFACT_COLUMNS: [&str; 22] = [
+    "id",
+    "account_id",
+    "transcript_id",
+    "kind",
+    "name",
+    "state",
+    "created_at",
+    "anchor_at",
+    "schedule",
+    "delete_after",
+    "delete_by",
+    "due_at",
+    "policy_version",
+    "size_bytes",
+    "content_key",
+    "training_eligible",
+    "pending_reason",
+    "claimed_by",
+    "claimed_until",
+    "deleted_at",
+    "deletion_reason",
+    "created_version",
+];
+
+/// The artifact whose columns are named `{prefix}{column}` (a join's second table).
+fn artifact_at(row: &SqliteRow, prefix: &str) -> Result<Artifact> {
+    let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
+        match prefix {
+            "" => name.into(),
+            _ => format!("{prefix}{name}").into(),
+        }
+    };
     Ok(Artifact {
-        id: uuid_col(row, "id")?,
-        account_id: uuid_col(row, "account_id")?,
-        transcript_id: opt_uuid_col(row, "transcript_id")?,
-        kind: enum_col(row, "kind", ArtifactKind::parse)?,
-        name: row.try_get("name")?,
-        state: enum_col(row, "state", ArtifactState::parse)?,
-        created_at: from_micros(row.try_get("created_at")?),
-        anchor_at: ts_col(row, "anchor_at")?,
-        schedule: enum_col(row, "schedule", ScheduleKind::parse)?,
-        delete_after: ts_col(row, "delete_after")?,
-        delete_by: ts_col(row, "delete_by")?,
-        due_at: ts_col(row, "due_at")?,
-        policy_version: row.try_get("policy_version")?,
+        id: uuid_col(row, &col("id"))?,
+        account_id: uuid_col(row, &col("account_id"))?,
+        transcript_id: opt_uuid_col(row, &col("transcript_id"))?,
+        kind: enum_col(row, &col("kind"), ArtifactKind::parse)?,
+        name: row.try_get(&*col("name"))?,
+        state: enum_col(row, &col("state"), ArtifactState::parse)?,
+        created_at: from_micros(row.try_get(&*col("created_at"))?),
+        anchor_at: ts_col(row, &col("anchor_at"))?,
+        schedule: enum_col(row, &col("schedule"), ScheduleKind::parse)?,
+        delete_after: ts_col(row, &col("delete_after"))?,
+        delete_by: ts_col(row, &col("delete_by"))?,
+        due_at: ts_col(row, &col("due_at"))?,
+        policy_version: row.try_get(&*col("policy_version"))?,
         created_version: row
-            .try_get::<Option<i64>, _>("created_version")?
-            .unwrap_or(row.try_get("policy_version")?),
-        size_bytes: row.try_get("size_bytes")?,
-        content_key: row.try_get("content_key")?,
-        training_eligible: row.try_get("training_eligible")?,
-        pending_reason: opt_enum_col(row, "pending_reason", DeletionReason::parse)?,
-        claimed_by: row.try_get("claimed_by")?,
-        claimed_until: ts_col(row, "claimed_until")?,
-        deleted_at: ts_col(row, "deleted_at")?,
-        deletion_reason: opt_enum_col(row, "deletion_reason", DeletionReason::parse)?,
+            .try_get::<Option<i64>, _>(&*col("created_version"))?
+            .unwrap_or(row.try_get(&*col("policy_version"))?),
+        size_bytes: row.try_get(&*col("size_bytes"))?,
+        content_key: row.try_get(&*col("content_key"))?,
+        training_eligible: row.try_get(&*col("training_eligible"))?,
+        pending_reason: opt_enum_col(row, &col("pending_reason"), DeletionReason::parse)?,
+        claimed_by: row.try_get(&*col("claimed_by"))?,
+        claimed_until: ts_col(row, &col("claimed_until"))?,
+        deleted_at: ts_col(row, &col("deleted_at"))?,
+        deletion_reason: opt_enum_col(row, &col("deletion_reason"), DeletionReason::parse)?,
     })
 }
 
@@ -1010,6 +1047,50 @@ fn push_list_filters(
     true
 }
 
+/// `SELECT {columns}` of the page `q` asks for, newest first (ascending when only
+/// `after_id` bounds it: see [`page_from_rows`]); false if no transcript can match.
+fn push_page(
+    query: &mut QueryBuilder<'_, Sqlite>,
+    columns: &str,
+    account: AccountId,
+    q: &TranscriptQuery,
+) -> bool {
+    query.push(format_args!("SELECT {columns} FROM "));
+    query.push(listed_transcripts(q));
+    if !push_list_filters(query, account, q) {
+        return false;
+    }
+    if let Some(before) = q.before_id {
+        query.push(" AND id < ").push_bind(before.to_string());
+    }
+    if let Some(after) = q.after_id {
+        query.push(" AND id > ").push_bind(after.to_string());
+    }
+    query.push(match ascending(q) {
+        true => " ORDER BY id ASC",
+        false => " ORDER BY id DESC",
+    });
+    query.push(" LIMIT ").push_bind(i64::from(q.limit));
+    true
+}
+
+/// Only `after_id`: the page just newer than it, read upwards, then reversed.
+fn ascending(q: &TranscriptQuery) -> bool {
+    q.after_id.is_some() && q.before_id.is_none()
+}
+
+/// The transcripts of [`push_page`]'s rows, newest first.
+fn page_from_rows(rows: &[SqliteRow], q: &TranscriptQuery) -> Result<Vec<Transcript>> {
+    let mut transcripts = rows
+        .iter()
+        .map(transcript_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    if ascending(q) {
+        transcripts.reverse();
+    }
+    Ok(transcripts)
+}
+
 #[async_trait]
 impl ArtifactIndex for SqliteStore {
     async fn insert_transcript(&self, t: &Transcript) -> Result<()> {
@@ -1074,34 +1155,54 @@ impl ArtifactIndex for SqliteStore {
         account: AccountId,
         q: &TranscriptQuery,
     ) -> Result<Vec<Transcript>> {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT * FROM ");
-        query.push(listed_transcripts(q));
-        if !push_list_filters(&mut query, account, q) {
+        let mut query = QueryBuilder::<Sqlite>::new("");
+        if !push_page(&mut query, "*", account, q) {
             return Ok(Vec::new());
         }
-        if let Some(before) = q.before_id {
-            query.push(" AND id < ").push_bind(before.to_string());
-        }
-        if let Some(after) = q.after_id {
-            query.push(" AND id > ").push_bind(after.to_string());
-        }
-        // Only `after_id`: the page just newer than it, read upwards then reversed.
-        let ascending = q.after_id.is_some() && q.before_id.is_none();
-        query.push(if ascending {
-            " ORDER BY id ASC"
-        } else {
-            " ORDER BY id DESC"
-        });
-        query.push(" LIMIT ").push_bind(i64::from(q.limit));
         let rows = query.build().fetch_all(&self.pool).await?;
-        let mut transcripts = rows
-            .iter()
-            .map(transcript_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        if ascending {
-            transcripts.reverse();
+        page_from_rows(&rows, q)
+    }
+
+    /// One statement: the page, each transcript joined with its artifacts of `kind`
+    /// (their columns prefixed `a_`), so both come from one snapshot.
+    async fn list_transcripts_with_artifacts(
+        &self,
+        account: AccountId,
+        q: &TranscriptQuery,
+        kind: ArtifactKind,
+    ) -> Result<(Vec<Transcript>, Vec<Artifact>)> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT t.*");
+        for column in ARTIFACT_COLUMNS {
+            query.push(format_args!(", a.{column} AS a_{column}"));
         }
-        Ok(transcripts)
+        query.push(" FROM (");
+        if !push_page(&mut query, "*", account, q) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        // By transcript: the (kind, state) index would read every artifact of the kind.
+        query
+            .push(") t LEFT JOIN artifacts a INDEXED BY artifacts_by_transcript")
+            .push(" ON a.transcript_id = t.id AND a.kind = ")
+            .push_bind(kind.as_str())
+            .push(match ascending(q) {
+                true => " ORDER BY t.id ASC, a.id",
+                false => " ORDER BY t.id DESC, a.id",
+            });
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let (mut page, mut artifacts) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let id = uuid_col(row, "id")?;
+            if page.last().map(|t: &Transcript| t.id) != Some(id) {
+                page.push(transcript_from_row(row)?);
+            }
+            if row.try_get::<Option<String>, _>("a_id")?.is_some() {
+                artifacts.push(artifact_at(row, "a_")?);
+            }
+        }
+        if ascending(q) {
+            page.reverse();
+        }
+        Ok((page, artifacts))
     }
 
     /// Both links in one statement: two `EXISTS` probes of the keyset index.
