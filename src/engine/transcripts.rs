@@ -33,8 +33,7 @@ pub struct NewTranscript {
     pub webhook_auth: bool,
 }
 
-/// A transcript with the content a reader may see at the time of reading.
-/// A page of `GET /v2/transcript` ([`Lethe::transcript_page`]).
+/// A page of `GET /v2/transcript` ([`Engine::transcript_page`]).
 #[derive(Clone, Debug)]
 pub struct TranscriptPage {
     /// Newest first.
@@ -47,6 +46,7 @@ pub struct TranscriptPage {
     pub audio_urls: HashMap<TranscriptId, Content>,
 }
 
+/// A transcript with the content a reader may see at the time of reading.
 #[derive(Clone, Debug)]
 pub struct TranscriptContent {
     pub transcript: Transcript,
@@ -96,7 +96,28 @@ impl Engine {
         account: &Account,
         new: NewTranscript,
     ) -> Result<TranscriptContent> {
-        durability::deferred(self.queue_transcript(account, new)).await
+        let account = account.clone();
+        self.to_completion(|lethe| async move { lethe.queue_transcript(&account, new).await })
+            .await
+    }
+
+    /// Runs a request's writes in a task of their own, in one deferred-durability scope,
+    /// so they run to their end even if the client goes away or the request times out: a
+    /// statement cut off mid-flight would end the group of every concurrent write as
+    /// failed, since whether it ran, and whether the transaction survived it, is unknown.
+    async fn to_completion<T, F>(&self, work: impl FnOnce(Engine) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::spawn(durability::deferred(work(self.clone())))
+            .await
+            .map_err(|e| {
+                EngineError::Storage(StorageError::Other {
+                    backend: "engine",
+                    source: Box::new(e),
+                })
+            })?
     }
 
     async fn queue_transcript(
@@ -174,7 +195,6 @@ impl Engine {
         Ok(view)
     }
 
-    /// A transcript of this account, or `NotFound` (also for another account's).
     /// A transcript of this account, or `NotFound` (also for another account's), with the
     /// schedule every policy version since its creation imposes.
     pub async fn transcript(&self, account: &Account, id: TranscriptId) -> Result<Transcript> {
@@ -352,13 +372,17 @@ impl Engine {
         result: Content,
         audio_duration: Option<f64>,
     ) -> Result<Transcript> {
-        durability::deferred(self.finish_transcript(
-            id,
-            TranscriptStatus::Completed,
-            Some(result),
-            audio_duration,
-            None,
-        ))
+        self.to_completion(move |lethe| async move {
+            lethe
+                .finish_transcript(
+                    id,
+                    TranscriptStatus::Completed,
+                    Some(result),
+                    audio_duration,
+                    None,
+                )
+                .await
+        })
         .await
     }
 
@@ -367,13 +391,12 @@ impl Engine {
     /// Durable when it returns.
     pub async fn fail(&self, id: TranscriptId, error: &str) -> Result<Transcript> {
         let result = Content::new(serde_json::json!({"status": "error"}).to_string());
-        durability::deferred(self.finish_transcript(
-            id,
-            TranscriptStatus::Error,
-            Some(result),
-            None,
-            Some(error.to_owned()),
-        ))
+        let error = error.to_owned();
+        self.to_completion(move |lethe| async move {
+            lethe
+                .finish_transcript(id, TranscriptStatus::Error, Some(result), None, Some(error))
+                .await
+        })
         .await
     }
 
@@ -596,6 +619,9 @@ impl Engine {
             let Some(t) = artifact.transcript_id.and_then(|id| readable.get(&id)) else {
                 continue;
             };
+            if artifact.account_id != account.id {
+                continue;
+            }
             if artifact.kind == ArtifactKind::UrlAudioReference
                 && self.is_servable(&artifact, Some(t), account)
             {

@@ -303,6 +303,7 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         (4, ArtifactKind::UrlAudioReference),
         (3, ArtifactKind::TextInput),
         (1, ArtifactKind::UrlAudioReference),
+        (2, ArtifactKind::UrlAudioReference),
     ] {
         index.insert_artifact(&url_of(i, kind)).await.unwrap();
     }
@@ -321,6 +322,21 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         q(None, Some(ids[1]), 2),
         q(Some(ids[5]), Some(ids[2]), 10),
         q(Some(ids[0]), None, 3),
+        TranscriptQuery {
+            status: Some(TranscriptStatus::Completed),
+            limit: 10,
+            ..Default::default()
+        },
+        TranscriptQuery {
+            created_on: Some((t0() + Duration::hours(24)).date_naive()),
+            limit: 10,
+            ..Default::default()
+        },
+        TranscriptQuery {
+            created_on: Some(chrono::NaiveDate::MAX),
+            limit: 10,
+            ..Default::default()
+        },
     ] {
         let (page, artifacts) = index
             .list_transcripts_with_artifacts(account.id, &query, ArtifactKind::UrlAudioReference)

@@ -1182,7 +1182,7 @@ impl ArtifactIndex for SqliteStore {
         // By transcript: the (kind, state) index would read every artifact of the kind.
         query
             .push(") t LEFT JOIN artifacts a INDEXED BY artifacts_by_transcript")
-            .push(" ON a.transcript_id = t.id AND a.kind = ")
+            .push(" ON a.transcript_id = t.id AND a.account_id = t.account_id AND a.kind = ")
             .push_bind(kind.as_str())
             .push(match ascending(q) {
                 true => " ORDER BY t.id ASC, a.id",

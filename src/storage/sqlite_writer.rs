@@ -425,10 +425,12 @@ impl Shared {
                 },
             };
             commit = format!("PRAGMA user_version = {version}; COMMIT");
-            self.sync_marks.fetch_add(1, Ordering::SeqCst);
         }
         match conn.execute(commit.as_str()).await {
             Ok(_) => {
+                if commit != "COMMIT" {
+                    self.sync_marks.fetch_add(1, Ordering::SeqCst);
+                }
                 match state.durable {
                     true => {
                         state.unsynced = false;
@@ -442,8 +444,15 @@ impl Shared {
             Err(error) => {
                 tracing::error!(%error, "a SQLite group commit failed");
                 if state.durable && state.unsynced {
+                    // One range covers every loss so far: an earlier one is widened, never
+                    // forgotten (a group reported lost that was not is an error, not a lie).
                     let synced = self.durable_through.load(Ordering::SeqCst);
-                    self.lost_after.store(synced, Ordering::SeqCst);
+                    let earlier = self.lost_through.load(Ordering::SeqCst) > 0;
+                    let after = match earlier {
+                        true => synced.min(self.lost_after.load(Ordering::SeqCst)),
+                        false => synced,
+                    };
+                    self.lost_after.store(after, Ordering::SeqCst);
                     self.lost_through.store(state.group, Ordering::SeqCst);
                 }
                 let _ = conn.execute("ROLLBACK").await;
@@ -496,8 +505,9 @@ async fn wait_for_commit(mut outcome: watch::Receiver<Outcome>) -> Result<()> {
 }
 
 /// The database header's user version, which a syncing commit rewrites as it is (a change
-/// of page 1, so the transaction has a frame for its commit to sync). Nothing else writes
-/// it, so it is read once.
+/// of page 1, so the transaction has a frame for its commit to sync). Lethe never sets it
+/// otherwise (its migrations are sqlx's table), so it is read once per writer; a tool that
+/// changed it while Lethe runs would see it put back.
 async fn read_header(conn: &mut PoolConnection<Sqlite>) -> std::result::Result<i64, sqlx::Error> {
     sqlx::query_scalar("PRAGMA user_version")
         .fetch_one(&mut **conn)

@@ -904,3 +904,64 @@ async fn unsynced_removals_of_a_scope_that_stays_are_synced_before_their_tombsto
         .expect("scopes")
         .contains(&scope));
 }
+
+/// A create whose caller goes away mid-write (a client that disconnects, a request that
+/// times out) runs to its end in a task of its own: no statement is cut off, so the writes
+/// that share its group commit unharmed, and the transcript is whole, with its URL and
+/// prompt, not half made. Seeded by construction: every other call is dropped after its
+/// first poll, which is inside its first write.
+#[tokio::test]
+async fn a_create_whose_caller_goes_away_finishes_whole_and_harms_no_concurrent_write() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let new = || NewTranscript {
+        audio: AudioSource::Url(Content::new("https://example.com/a.mp3?sig=MARKER-URL")),
+        options: serde_json::json!({}),
+        text_inputs: Some(Content::new(r#"{"prompt":"MARKER-PROMPT"}"#)),
+        webhook_auth: false,
+    };
+    let calls = 16;
+    let mut kept = Vec::new();
+    for i in 0..calls {
+        let (lethe, account) = (e.engine().clone(), account.clone());
+        let create = async move { lethe.create_transcript(&account, new()).await };
+        if i % 2 == 0 {
+            kept.push(tokio::spawn(create));
+        } else {
+            let mut create = Box::pin(create);
+            assert!(futures::poll!(create.as_mut()).is_pending());
+            drop(create);
+        }
+    }
+    for call in kept {
+        call.await
+            .expect("no panic")
+            .expect("a concurrent create is unharmed by the ones dropped");
+    }
+    let query = lethe::storage::TranscriptQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        let listed = e
+            .engine()
+            .list_transcripts(&account, &query)
+            .await
+            .expect("list");
+        if listed.len() == calls || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(listed.len(), calls, "every dropped create finished");
+    for t in &listed {
+        let kinds: Vec<ArtifactKind> = e.artifacts_of(t).await.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![ArtifactKind::UrlAudioReference, ArtifactKind::TextInput],
+            "transcript {} is whole",
+            t.id
+        );
+    }
+}
