@@ -191,7 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            Backends::from_config(&config).await?;
+            Backends::from_config(&config, Arc::new(SystemClock)).await?;
             println!("database schema is up to date");
             Ok(())
         }

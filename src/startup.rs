@@ -28,7 +28,8 @@ impl Backends {
     /// The embedded profile unless configured otherwise: `LETHE_DATABASE_URL=postgres://…`
     /// puts accounts and the audit log in PostgreSQL, `LETHE_DYNAMODB_TABLE` the artifact
     /// index in DynamoDB, `LETHE_S3_BUCKET` the content in S3.
-    pub async fn from_config(config: &Config) -> anyhow::Result<Backends> {
+    /// `clock` dates what the stores record themselves (a small object's row).
+    pub async fn from_config(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Backends> {
         private_dir(&config.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -104,7 +105,7 @@ impl Backends {
                     ),
                 };
                 // Small sealed objects are rows of the same file, larger ones files.
-                let objects = SqliteInlineContentStore::new((*db).clone(), Arc::new(files));
+                let objects = SqliteInlineContentStore::new((*db).clone(), Arc::new(files), clock);
                 let keys: Arc<dyn DataKeyStore> = db;
                 Arc::new(EncryptedContentStore::new(
                     Arc::new(objects),
@@ -321,7 +322,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let backends = Backends::from_config(&config).await?;
+        let backends = Backends::from_config(&config, clock.clone()).await?;
         let signer = log_signer(&config)?;
         let app = Self::assemble(config, clock, backends, signer);
         let logged = app

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use super::sqlite::{push_values, SqliteStore};
 use super::sqlite_writer::ExecuteWrite;
 use super::{ByteStream, ContentStore, ObjectInfo, Result, StorageError};
+use crate::clock::Clock;
 use crate::domain::Content;
 
 /// Objects of at most this many bytes (as stored: sealed, under encryption) are rows.
@@ -46,6 +47,8 @@ const KEYS_PER_STATEMENT: usize = 500;
 pub struct SqliteInlineContentStore {
     db: SqliteStore,
     files: Arc<dyn ContentStore>,
+    /// A row's `modified_at`, which reconciliation's grace period compares with its now.
+    clock: Arc<dyn Clock>,
 }
 
 /// Whether a row deletion leaves the WAL with older copies of the rows.
@@ -58,8 +61,8 @@ enum Wal {
 }
 
 impl SqliteInlineContentStore {
-    pub fn new(db: SqliteStore, files: Arc<dyn ContentStore>) -> Self {
-        Self { db, files }
+    pub fn new(db: SqliteStore, files: Arc<dyn ContentStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { db, files, clock }
     }
 
     /// A new row; a row already there is deleted first, as any deletion is (its older
@@ -72,7 +75,7 @@ impl SqliteInlineContentStore {
             )
             .bind(key)
             .bind(bytes)
-            .bind(Utc::now().timestamp_micros())
+            .bind(self.clock.now().timestamp_micros())
             .execute_write(self.db.group_writer())
             .await?;
             if done.rows_affected() == 1 {

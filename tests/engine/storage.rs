@@ -1,5 +1,7 @@
 //! The storage conformance suite against the embedded backends, on real files.
 
+use crate::helpers::t0;
+use lethe::clock::ManualClock;
 use lethe::storage::conformance;
 use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
@@ -76,7 +78,11 @@ async fn inline() -> (tempfile::TempDir, SqliteStore, SqliteInlineContentStore) 
     let files = LocalContentStore::open(&dir.path().join("content"))
         .await
         .expect("opens");
-    let store = SqliteInlineContentStore::new(db.clone(), std::sync::Arc::new(files));
+    let store = SqliteInlineContentStore::new(
+        db.clone(),
+        std::sync::Arc::new(files),
+        std::sync::Arc::new(ManualClock::new(t0())),
+    );
     (dir, db, store)
 }
 
@@ -103,6 +109,27 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 async fn inline_content_store_conforms() {
     let (_dir, _db, store) = inline().await;
     conformance::content(&store).await;
+}
+
+/// A row is dated by the injected clock, not the system's: reconciliation compares that
+/// date with its own now to spare objects younger than its grace period.
+#[tokio::test]
+async fn inline_store_dates_a_row_by_the_injected_clock() {
+    use lethe::domain::Content;
+    use lethe::storage::ContentStore;
+    let (_dir, _db, store) = inline().await;
+    store
+        .put("a/s/dated", Content::new("small"))
+        .await
+        .expect("put");
+    let listed = store.list("a/", None, 10).await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|o| (o.key.as_str(), o.modified))
+            .collect::<Vec<_>>(),
+        vec![("a/s/dated", t0())]
+    );
 }
 
 /// Up to the threshold an object is a row and no file; past it, a file and no row; a
@@ -302,7 +329,11 @@ async fn s5_deletion_rows_left_in_the_wal_by_a_stopped_process_are_truncated_aft
     let files = LocalContentStore::open(&dir.path().join("content"))
         .await
         .expect("opens");
-    let store = SqliteInlineContentStore::new(db, std::sync::Arc::new(files));
+    let store = SqliteInlineContentStore::new(
+        db,
+        std::sync::Arc::new(files),
+        std::sync::Arc::new(ManualClock::new(t0())),
+    );
     let results = store.delete_many(&["a/s/none".into()]).await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert!(!holds(&database_bytes(dir.path()), marker.as_bytes()));

@@ -98,7 +98,9 @@ impl World {
         }
         lethe::testing::apply_profile(&mut config, start).await;
         let clock = ManualClock::new(start);
-        let base = Backends::from_config(&config).await.expect("stores open");
+        let base = Backends::from_config(&config, Arc::new(clock.clone()))
+            .await
+            .expect("stores open");
         let observer = App::with_backends(config.clone(), Arc::new(clock.clone()), base.clone())
             .engine
             .clone();
