@@ -13,8 +13,15 @@ use crate::domain::Content;
 use chrono::{DateTime, Utc};
 
 const BACKEND: &str = "local disk";
-/// Unlinks, and directory fsyncs, in flight at once in [`ContentStore::delete_many`].
+/// Directory fsyncs in flight at once in [`ContentStore::delete_many`].
 const PARALLEL: usize = 64;
+/// Unlinks that one blocking task of `delete_many` makes in turn: a thread hand-off per
+/// chunk rather than two per file. Against a task per file, 64 at a time, bursts of 10⁵
+/// uploads deleted 1.26× faster with 23% less CPU (docs/benchmarks.md).
+const UNLINKS_PER_TASK: usize = 16;
+/// Blocking tasks of unlinks in flight at once: enough to overlap the disk's waits (an
+/// account's files share a directory, whose unlinks the kernel serializes anyway).
+const UNLINK_TASKS: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct LocalContentStore {
@@ -113,6 +120,14 @@ async fn create_private_dir(dir: &Path) -> Result<()> {
 
 async fn remove_if_exists(path: &Path) -> Result<()> {
     match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(e)),
+    }
+}
+
+fn remove_if_exists_blocking(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error(e)),
@@ -278,20 +293,41 @@ impl ContentStore for LocalContentStore {
 }
 
 impl LocalContentStore {
-    /// Unlinks every file, then (with `sync`) makes the unlinks durable with one fsync per
-    /// directory rather than one per file. Both run [`PARALLEL`] at a time: the filesystem
-    /// commits concurrent directory fsyncs together (one journal commit for many), which
-    /// is most of a batch's wall time when every upload has its own directory. A key fails
-    /// only if its own unlink, or the sync of its directory, failed.
+    /// Unlinks every file, in chunks of [`UNLINKS_PER_TASK`] on [`UNLINK_TASKS`] blocking
+    /// threads, then (with `sync`) makes the unlinks durable with one fsync per directory
+    /// rather than one per file, [`PARALLEL`] at a time: the filesystem commits concurrent
+    /// directory fsyncs together (one journal commit for many). A key fails only if its
+    /// own unlink, or the sync of its directory, failed.
     async fn remove_many(&self, keys: &[String], sync: bool) -> Vec<Result<()>> {
-        let paths: Vec<Result<PathBuf>> = keys.iter().map(|key| self.path_of(key)).collect();
+        let chunks: Vec<Vec<String>> = keys
+            .chunks(UNLINKS_PER_TASK)
+            .map(<[String]>::to_vec)
+            .collect();
         let removed: Vec<Result<PathBuf>> =
-            futures::stream::iter(paths.into_iter().map(|path| async move {
-                let path = path?;
-                remove_if_exists(&path).await?;
-                Ok(path)
+            futures::stream::iter(chunks.into_iter().map(|chunk| {
+                let store = self.clone();
+                async move {
+                    let len = chunk.len();
+                    tokio::task::spawn_blocking(move || {
+                        chunk
+                            .iter()
+                            .map(|key| {
+                                let path = store.path_of(key)?;
+                                remove_if_exists_blocking(&path)?;
+                                Ok(path)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        (0..len)
+                            .map(|_| Err(io_error(std::io::Error::other(e.to_string()))))
+                            .collect()
+                    })
+                }
             }))
-            .buffered(PARALLEL)
+            .buffered(UNLINK_TASKS)
+            .flat_map(futures::stream::iter)
             .collect()
             .await;
         let mut parents: Vec<PathBuf> = match sync {
