@@ -28,7 +28,7 @@ impl Backends {
     /// The embedded profile unless configured otherwise: `LETHE_DATABASE_URL=postgres://…`
     /// puts accounts and the audit log in PostgreSQL, `LETHE_DYNAMODB_TABLE` the artifact
     /// index in DynamoDB, `LETHE_S3_BUCKET` the content in S3.
-    /// `clock` dates what the stores record themselves (a small object's row).
+    /// `clock` dates the rows of small objects; content files keep the filesystem's mtime.
     pub async fn from_config(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Backends> {
         private_dir(&config.data_dir).with_context(|| {
             format!(

@@ -19,8 +19,7 @@ const PARALLEL: usize = 64;
 /// chunk rather than two per file. Against a task per file, 64 at a time, bursts of 10⁵
 /// uploads deleted 1.26× faster with 23% less CPU (docs/benchmarks.md).
 const UNLINKS_PER_TASK: usize = 16;
-/// Blocking tasks of unlinks in flight at once: enough to overlap the disk's waits (an
-/// account's files share a directory, whose unlinks the kernel serializes anyway).
+/// Blocking tasks of unlinks in flight at once: enough to overlap the disk's waits.
 const UNLINK_TASKS: usize = 16;
 
 #[derive(Clone, Debug)]
@@ -54,7 +53,8 @@ impl LocalContentStore {
         Ok(store)
     }
 
-    /// Keys are `<account>/<artifact>`; anything that could escape the root is refused.
+    /// Keys are `<account>/<scope>/<artifact>`; anything that could escape the root is
+    /// refused.
     fn path_of(&self, key: &str) -> Result<PathBuf> {
         let safe = !key.is_empty()
             && key.split('/').all(|part| {

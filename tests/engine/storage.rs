@@ -371,6 +371,43 @@ async fn s6_encryption_a_batch_read_serves_nothing_of_a_shredded_scope() {
     );
 }
 
+/// A batch larger than one blocking task's chunk keeps one result per key, in order: a
+/// refused key in the middle fails alone, every other key is removed, synced or not.
+#[tokio::test]
+async fn local_content_store_batch_deletion_keeps_a_result_per_key_in_order() {
+    use lethe::domain::Content;
+    use lethe::storage::ContentStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalContentStore::open(&dir.path().join("content"))
+        .await
+        .expect("opens");
+    for unsynced in [false, true] {
+        let mut keys: Vec<String> = (0..41)
+            .map(|n| format!("a/s{}/{unsynced}-{n}", n % 3))
+            .collect();
+        keys[20] = "a/../escape".into();
+        for (n, key) in keys.iter().enumerate() {
+            if n != 20 && n % 7 != 0 {
+                store
+                    .put(key, Content::new("gone soon"))
+                    .await
+                    .expect("put");
+            }
+        }
+        let results = match unsynced {
+            false => store.delete_many(&keys).await,
+            true => store.delete_many_unsynced(&keys).await,
+        };
+        assert_eq!(results.len(), keys.len());
+        for (n, (key, result)) in keys.iter().zip(&results).enumerate() {
+            assert_eq!(result.is_err(), n == 20, "{key}: {result:?}");
+            if n != 20 {
+                assert_eq!(store.get(key).await.expect("get"), None, "{key}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn local_content_store_refuses_keys_that_escape_its_root() {
     let dir = tempfile::tempdir().expect("tempdir");
