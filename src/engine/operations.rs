@@ -5,12 +5,36 @@ use chrono::{DateTime, Utc};
 
 use super::deletion::{self, lag_seconds};
 use super::*;
-use crate::domain::{ArtifactKind, ArtifactState, ReconcileReport, SweepReport, Tombstone};
+use crate::domain::{
+    ArtifactId, ArtifactKind, ArtifactState, ReconcileReport, SweepReport, Tombstone,
+};
+use std::collections::HashSet;
+
+/// A batch of due artifacts, read and claimed, not yet deleted.
+#[derive(Debug)]
+pub struct ClaimedBatch {
+    /// Rows the due read returned (fewer than asked for means nothing else is due).
+    pub read: usize,
+    /// Due artifacts this batch took up (read, less those of batches still in flight and
+    /// a trailing group cut off for the next batch).
+    pub examined: usize,
+    /// Claimed artifacts that were past their `delete_by` when claimed.
+    pub overdue: u64,
+    claimed: Vec<Artifact>,
+    claim: crate::storage::Claim,
+}
+
+impl ClaimedBatch {
+    /// The artifacts this batch holds a claim on.
+    pub fn ids(&self) -> Vec<ArtifactId> {
+        self.claimed.iter().map(|a| a.id).collect()
+    }
+}
 
 /// What deleting one batch of due artifacts did.
 #[derive(Debug, Default)]
 pub struct DueBatch {
-    /// Due artifacts read (at most the batch size; fewer means nothing else is due).
+    /// Due artifacts taken up (see [`ClaimedBatch::examined`]).
     pub examined: usize,
     /// Claimed artifacts that were past their `delete_by` when claimed.
     pub overdue: u64,
@@ -18,27 +42,61 @@ pub struct DueBatch {
     pub failed: u64,
     /// Seconds from `delete_after` to deletion, for scheduled deletions.
     pub lags: Vec<f64>,
+    /// Final transcripts left claimed because another claim held a linked artifact (a
+    /// batch beside this one): [`Engine::delete_claimed_batch`] finishes them once that
+    /// batch ended.
+    pub waiting: Option<ClaimedBatch>,
 }
 
 impl Engine {
-    /// Reads up to `limit` artifacts due at `now`, claims them under a claim of this pass's
-    /// own, and deletes them through the deletion pipeline. An artifact found past its
-    /// deadline is logged (an operational incident) and counted.
-    pub async fn delete_due(&self, now: DateTime<Utc>, limit: u32) -> Result<DueBatch> {
-        let due = self.backends.index.due(now, limit).await?;
-        let mut batch = DueBatch {
-            examined: due.len(),
-            ..Default::default()
-        };
-        if due.is_empty() {
-            return Ok(batch);
-        }
-        // Each batch is claimed (and its tombstones dated) at its own start, not the pass's:
-        // in a long pass, a later batch's deletions happen later and say so.
+    /// Reads up to `limit` artifacts due at `now` and claims them under a claim of its
+    /// own (dated at its own start, not the pass's). An artifact found past its deadline
+    /// is logged (an operational incident) and counted. The next batch can be read and
+    /// claimed while this one is deleted by [`Engine::delete_claimed_batch`]:
+    /// - `in_flight` are the artifacts of batches still being deleted. A due index that is
+    ///   eventually consistent (DynamoDB's) may still list them; they are skipped, not
+    ///   claimed again nor counted.
+    /// - A full read ends at a group of artifacts due at one instant that may go on past
+    ///   it: that group is left to the next batch, unless it is the whole read. Linked
+    ///   artifacts share their final transcript's `due_at`, so a transcript is not split
+    ///   between two batches deleted at once, where the final transcript would have to
+    ///   wait for the other batch's claim to run out (see [`deletion`]).
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        in_flight: &HashSet<ArtifactId>,
+    ) -> Result<ClaimedBatch> {
+        let mut due = self.backends.index.due(now, limit).await?;
+        let read = due.len();
         let claim = self.new_claim(self.now().max(now), "sweep");
+        if read == limit as usize {
+            if let Some(last) = due.last().and_then(|a| a.due_at) {
+                let group = due
+                    .iter()
+                    .rev()
+                    .take_while(|a| a.due_at == Some(last))
+                    .count();
+                if group < read {
+                    due.truncate(read - group);
+                }
+            }
+        }
+        due.retain(|a| !in_flight.contains(&a.id));
+        let examined = due.len();
+        if due.is_empty() {
+            return Ok(ClaimedBatch {
+                read,
+                examined,
+                overdue: 0,
+                claimed: Vec::new(),
+                claim,
+            });
+        }
         let claimed = self.backends.index.claim_candidates(&due, &claim).await?;
+        let mut overdue = 0;
         for artifact in claimed.iter().filter(|a| a.is_overdue_at(claim.now)) {
-            batch.overdue += 1;
+            overdue += 1;
             tracing::warn!(
                 artifact_id = %artifact.id,
                 kind = %artifact.kind,
@@ -46,12 +104,47 @@ impl Engine {
                 "artifact overdue: deleted after its deadline"
             );
         }
+        Ok(ClaimedBatch {
+            read,
+            examined,
+            overdue,
+            claimed,
+            claim,
+        })
+    }
+
+    /// Deletes a batch [`Engine::claim_due`] claimed, through the deletion pipeline.
+    pub async fn delete_claimed_batch(&self, batch: ClaimedBatch) -> Result<DueBatch> {
+        let ClaimedBatch {
+            examined,
+            overdue,
+            claimed,
+            claim,
+            ..
+        } = batch;
+        let mut done = DueBatch {
+            examined,
+            overdue,
+            ..Default::default()
+        };
+        if claimed.is_empty() {
+            return Ok(done);
+        }
         let outcome =
             deletion::delete_claimed(&self.backends, &self.metrics, claimed, &claim).await?;
-        batch.failed = outcome.failed.len() as u64;
-        batch.lags = outcome.deleted.iter().filter_map(lag_seconds).collect();
-        batch.deleted = outcome.deleted;
-        Ok(batch)
+        done.failed = outcome.failed.len() as u64;
+        done.lags = outcome.deleted.iter().filter_map(lag_seconds).collect();
+        done.deleted = outcome.deleted;
+        if !outcome.waiting.is_empty() {
+            done.waiting = Some(ClaimedBatch {
+                read: 0,
+                examined: 0,
+                overdue: 0,
+                claimed: outcome.waiting,
+                claim,
+            });
+        }
+        Ok(done)
     }
 
     /// Whether anything is due at `now` (a pass that stopped at its bound says so).

@@ -191,6 +191,210 @@ async fn a_crash_between_content_deletion_and_tombstone_is_completed_by_the_next
 }
 
 #[tokio::test]
+async fn a_batch_that_fails_beside_others_in_flight_leaves_them_whole_and_the_next_pass_finishes_it(
+) {
+    // Batches of 4, several deleted at once: one fails at its tombstones. The pass
+    // reports the failure, the batches beside it are finished (not cut off), the failed
+    // one stays claimed, and nothing else was touched.
+    let e = TestEngine::start_with(|c| c.sweep_batch_size = 4).await;
+    let faults = Faults::new(1);
+    let app = App::with_backends(
+        e.config.clone(),
+        Arc::new(e.clock.clone()),
+        faulty(e.backends(), &faults),
+    );
+    let account = e.ttl_account(hours(1)).await;
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(e.upload(&account, b"MARKER-AUDIO").await.id);
+    }
+    e.clock.advance(hours(72));
+    faults.fail_next("audit.record_tombstones");
+    let failed = app.sweeper.run_once(e.clock.now_for_tests()).await;
+    assert!(failed.is_err(), "the pass reports its failed batch");
+
+    let (mut deleted, mut claimed, mut untouched) = (0, 0, 0);
+    for id in &ids {
+        let artifact = e
+            .backends()
+            .index
+            .artifact(*id)
+            .await
+            .expect("get")
+            .expect("tracked");
+        let tombstone = e.backends().audit.tombstone(*id).await.expect("get");
+        match artifact.state {
+            ArtifactState::Deleted => {
+                assert!(tombstone.is_some(), "{id}: deleted with its tombstone");
+                deleted += 1;
+            }
+            ArtifactState::Deleting => {
+                assert!(tombstone.is_none(), "{id}: the failed batch wrote none");
+                claimed += 1;
+            }
+            _ => {
+                assert!(tombstone.is_none(), "{id}");
+                untouched += 1;
+            }
+        }
+    }
+    assert_eq!(claimed, 4, "exactly the failed batch stays claimed");
+    assert!(
+        deleted >= 8 && deleted % 4 == 0,
+        "the batches in flight beside it finished whole: {deleted}"
+    );
+    assert_eq!(deleted + claimed + untouched, 30);
+
+    // After the claim's lease, the next pass deletes the rest, each exactly once.
+    e.clock.advance(Duration::minutes(5));
+    let next = app
+        .sweeper
+        .run_once(e.clock.now_for_tests())
+        .await
+        .expect("next pass");
+    assert_eq!(next.deleted as usize, claimed + untouched);
+    for id in &ids {
+        let artifact = e.backends().index.artifact(*id).await.expect("get");
+        assert_eq!(
+            artifact.map(|a| a.state),
+            Some(ArtifactState::Deleted),
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn s3_a_final_transcript_waits_while_another_claim_holds_one_of_its_linked_artifacts() {
+    // Another instance is deleting one linked artifact when the final transcript falls
+    // due. Its deletion may yet fail, so the final transcript is not recorded deleted (no
+    // tombstone, no key destroyed) until that claim has ended; then a pass finishes it.
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    let t = e.process(&t).await;
+    let final_transcript = e.artifact_of_kind(&t, ArtifactKind::FinalTranscript).await;
+    let linked = e
+        .artifacts_of(&t)
+        .await
+        .into_iter()
+        .find(|a| a.kind != ArtifactKind::FinalTranscript)
+        .expect("a linked artifact");
+    e.clock.advance(hours(1));
+    let now = e.clock.now_for_tests();
+    let other = Claim {
+        owner: "other-instance".into(),
+        now,
+        until: now + Duration::minutes(5),
+    };
+    e.backends()
+        .index
+        .request_and_claim(&[linked.id], DeletionReason::Linked, &other)
+        .await
+        .expect("claim");
+
+    let first = e.sweep().await;
+    assert_eq!(first.failed, 0);
+    let waiting = e
+        .backends()
+        .index
+        .artifact(final_transcript.id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(waiting.state, ArtifactState::Deleting, "still claimed");
+    assert!(e
+        .backends()
+        .audit
+        .tombstone(final_transcript.id)
+        .await
+        .expect("get")
+        .is_none());
+    assert!(
+        e.backends()
+            .content
+            .scopes_with_keys(None, 100)
+            .await
+            .expect("scopes")
+            .iter()
+            .any(|scope| scope.ends_with(&t.id.to_string())),
+        "the transcript's key is kept while a linked artifact may survive"
+    );
+
+    // The other claim runs out (its instance died): the next pass finishes everything.
+    e.clock.advance(Duration::minutes(5));
+    let next = e.sweep().await;
+    assert_eq!(first.deleted + next.deleted, 4, "{first:?} {next:?}");
+    for a in e.artifacts_of(&t).await {
+        assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
+        let tombstone = e.backends().audit.tombstone(a.id).await.expect("get");
+        assert!(tombstone.is_some(), "{}", a.kind);
+    }
+    assert!(!e
+        .backends()
+        .content
+        .scopes_with_keys(None, 100)
+        .await
+        .expect("scopes")
+        .iter()
+        .any(|scope| scope.ends_with(&t.id.to_string())));
+}
+
+#[tokio::test]
+async fn a_batch_leaves_a_trailing_group_due_at_one_instant_and_what_is_in_flight_to_the_next() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let mut transcripts = Vec::new();
+    for _ in 0..2 {
+        let t = e.url_transcript(&account).await;
+        transcripts.push(e.process(&t).await);
+        e.clock.advance(Duration::seconds(1));
+    }
+    e.clock.advance(hours(2));
+    let now = e.clock.now_for_tests();
+    let due = e.backends().index.due(now, 100).await.expect("due");
+    let first: Vec<_> = due
+        .iter()
+        .filter(|a| a.transcript_id == Some(transcripts[0].id))
+        .map(|a| a.id)
+        .collect();
+    let group = first.len();
+    assert!(
+        group >= 2,
+        "a transcript's artifacts share one due time: {due:?}"
+    );
+    assert_eq!(due.len(), 2 * group);
+
+    // A read of group + 1 ends one artifact into the second transcript: that artifact
+    // waits for the next batch, with the rest of its group.
+    let none = std::collections::HashSet::new();
+    let batch = e
+        .engine()
+        .claim_due(now, group as u32 + 1, &none)
+        .await
+        .expect("claim");
+    assert_eq!((batch.read, batch.examined), (group + 1, group));
+    let mut claimed = batch.ids();
+    claimed.sort();
+    let mut expected = first.clone();
+    expected.sort();
+    assert_eq!(claimed, expected, "the first transcript, whole");
+
+    // Artifacts of a batch in flight that a lagging index still lists are skipped.
+    let second: std::collections::HashSet<_> = due
+        .iter()
+        .filter(|a| a.transcript_id == Some(transcripts[1].id))
+        .map(|a| a.id)
+        .collect();
+    let batch = e
+        .engine()
+        .claim_due(now, 100, &second)
+        .await
+        .expect("claim");
+    assert_eq!((batch.read, batch.examined), (group, 0));
+    assert!(batch.ids().is_empty());
+}
+
+#[tokio::test]
 async fn an_instance_that_dies_holding_a_claim_leaves_nothing_the_next_pass_does_not_finish() {
     let e = TestEngine::start().await;
     let account = e.ttl_account(hours(1)).await;
