@@ -15,8 +15,11 @@
 //! 7. the index marks the artifacts **deleted**, and the deletions are counted (here only).
 //!
 //! An artifact whose content deletion failed stays claimed; when the lease runs out it is
-//! due again. A final transcript is only finished once every linked artifact went with it:
-//! one whose linked artifact failed, or is held by another claim, stays claimed too.
+//! due again. A final transcript is only finished once every linked artifact this run
+//! claimed went with it. A linked artifact another claim holds (another batch of the same
+//! pass, another instance, a customer request) is left to that claim, which finishes it or,
+//! failing, leaves it due again when its lease runs out; the transcript's data key stays
+//! until the last of its artifacts is gone.
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,10 +39,6 @@ pub struct DeletionOutcome {
     pub refused_early: Vec<ArtifactId>,
     /// Claimed artifacts a legal hold covers: parked, not deleted.
     pub held: Vec<ArtifactId>,
-    /// Final transcripts (their content gone) still claimed and not recorded, because
-    /// another claim holds one of their linked artifacts: running them again once that
-    /// claim's deletion ended finishes them; else their claim runs out.
-    pub waiting: Vec<Artifact>,
 }
 
 /// How long a parked (held) artifact stays out of the due index before a pass looks at it
@@ -373,28 +372,15 @@ pub async fn delete_claimed_knowing(
             }
         }
     }
-    // A final transcript waits for all of its linked artifacts: one whose content
-    // deletion failed, and one another claim holds (another batch of a pass, another
-    // instance, a customer request), whose deletion may yet fail. It stays claimed, its
-    // content gone and nothing recorded; when the claim runs out a later pass finishes
-    // it.
+    // A final transcript waits for all of its linked artifacts this run claimed (one
+    // another claim holds is that claim's to finish).
     let failed: HashSet<ArtifactId> = outcome.failed.iter().map(|(id, _)| *id).collect();
-    let mut waiting = Vec::new();
     gone.retain(|a| {
-        let Some(linked) = linked_of.get(&a.id) else {
-            return true;
-        };
-        if linked.iter().any(|id| failed.contains(id)) {
-            return false;
-        }
-        if linked.iter().any(|id| !claimed_ids.contains(id)) {
-            tracing::debug!(artifact_id = %a.id, "final transcript waits for a linked artifact another claim holds");
-            waiting.push(a.clone());
-            return false;
-        }
-        true
+        let blocked = linked_of
+            .get(&a.id)
+            .is_some_and(|linked| linked.iter().any(|id| failed.contains(id)));
+        !blocked
     });
-    outcome.waiting = waiting;
 
     // Step 4: the transcripts read as deleted once their final transcripts are gone
     // (unless the caller marked them already).

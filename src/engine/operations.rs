@@ -42,10 +42,6 @@ pub struct DueBatch {
     pub failed: u64,
     /// Seconds from `delete_after` to deletion, for scheduled deletions.
     pub lags: Vec<f64>,
-    /// Final transcripts left claimed because another claim held a linked artifact (a
-    /// batch beside this one): [`Engine::delete_claimed_batch`] finishes them once that
-    /// batch ended.
-    pub waiting: Option<ClaimedBatch>,
 }
 
 impl Engine {
@@ -58,9 +54,9 @@ impl Engine {
     ///   claimed again nor counted.
     /// - A full read ends at a group of artifacts due at one instant that may go on past
     ///   it: that group is left to the next batch, unless it is the whole read. Linked
-    ///   artifacts share their final transcript's `due_at`, so a transcript is not split
-    ///   between two batches deleted at once, where the final transcript would have to
-    ///   wait for the other batch's claim to run out (see [`deletion`]).
+    ///   artifacts share their final transcript's `due_at`, so where the index reads in
+    ///   `due_at` order (SQLite) a transcript is not split between two batches deleted at
+    ///   once (see [`deletion`] for what happens when it is).
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -135,15 +131,6 @@ impl Engine {
         done.failed = outcome.failed.len() as u64;
         done.lags = outcome.deleted.iter().filter_map(lag_seconds).collect();
         done.deleted = outcome.deleted;
-        if !outcome.waiting.is_empty() {
-            done.waiting = Some(ClaimedBatch {
-                read: 0,
-                examined: 0,
-                overdue: 0,
-                claimed: outcome.waiting,
-                claim,
-            });
-        }
         Ok(done)
     }
 

@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{new_id, ArtifactId, ReconcileReport, SweepReport, SweepState};
-use crate::engine::operations::ClaimedBatch;
 use crate::engine::reconcile::ReconcileOptions;
 use crate::engine::{DueBatch, Engine, EngineError};
 use crate::storage::StorageError;
@@ -296,8 +295,7 @@ impl Sweeper {
                          done: Result<crate::engine::Result<DueBatch>, tokio::task::JoinError>,
                          in_flight: &mut HashSet<ArtifactId>,
                          report: &mut SweepReport,
-                         first_error: &mut Option<StorageError>|
-         -> Option<ClaimedBatch> {
+                         first_error: &mut Option<StorageError>| {
             for id in &ids {
                 in_flight.remove(id);
             }
@@ -305,14 +303,14 @@ impl Sweeper {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(error)) => {
                     first_error.get_or_insert(storage(error));
-                    return None;
+                    return;
                 }
                 Err(error) => {
                     first_error.get_or_insert(StorageError::Other {
                         backend: "sweeper",
                         source: Box::new(error),
                     });
-                    return None;
+                    return;
                 }
             };
             report.failed += batch.failed;
@@ -323,9 +321,7 @@ impl Sweeper {
             report.deleted += batch.deleted.len() as u64;
             self.progress
                 .send_replace((report.examined, report.deleted));
-            batch.waiting
         };
-        let mut waiting: Vec<ClaimedBatch> = Vec::new();
         loop {
             if report.examined >= self.config.max_per_pass {
                 match self.engine.anything_due(now).await {
@@ -356,13 +352,7 @@ impl Sweeper {
                 // index lists: wait for the oldest of them, then read again.
                 match deleting.pop_front() {
                     Some((ids, oldest)) if !last => {
-                        waiting.extend(tally(
-                            ids,
-                            oldest.await,
-                            &mut in_flight,
-                            report,
-                            &mut first_error,
-                        ));
+                        tally(ids, oldest.await, &mut in_flight, report, &mut first_error);
                         match first_error {
                             Some(_) => break,
                             None => continue,
@@ -382,13 +372,7 @@ impl Sweeper {
             deleting.push_back((ids, handle));
             if deleting.len() >= BATCHES_IN_FLIGHT {
                 if let Some((ids, oldest)) = deleting.pop_front() {
-                    waiting.extend(tally(
-                        ids,
-                        oldest.await,
-                        &mut in_flight,
-                        report,
-                        &mut first_error,
-                    ));
+                    tally(ids, oldest.await, &mut in_flight, report, &mut first_error);
                 }
             }
             if last || first_error.is_some() {
@@ -396,29 +380,7 @@ impl Sweeper {
             }
         }
         while let Some((ids, next)) = deleting.pop_front() {
-            waiting.extend(tally(
-                ids,
-                next.await,
-                &mut in_flight,
-                report,
-                &mut first_error,
-            ));
-        }
-        // Final transcripts that waited for a linked artifact in a batch beside theirs:
-        // every batch of the pass has ended, so running them again finishes them (what
-        // still waits, on another instance's claim, is finished when its claim runs out).
-        if first_error.is_none() {
-            for batch in std::mem::take(&mut waiting) {
-                let ids = batch.ids();
-                let done = self.engine.delete_claimed_batch(batch).await;
-                let still = tally(ids, Ok(done), &mut in_flight, report, &mut first_error);
-                if let Some(still) = still {
-                    tracing::info!(
-                        artifacts = still.ids().len(),
-                        "final transcripts still wait for linked artifacts another claim holds; finished when their claim runs out"
-                    );
-                }
-            }
+            tally(ids, next.await, &mut in_flight, report, &mut first_error);
         }
         if let Some(error) = first_error {
             return Err(error);
