@@ -35,8 +35,9 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const MIN_PASS_GAP: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Batches of one pass being deleted at once: while one waits on the disk, the next is
-/// claimed and started. Measured on a burst of 10⁵ (docs/benchmarks.md): 1 → 2 → 3
-/// in flight gave 14,320 → 16,507 → 18,016 deletions/s.
+/// claimed and started. Measured alternately on a burst of 10⁵ uploads (docs/benchmarks.md,
+/// "Batches deleted at once"): 1 → 2 → 3 in flight gave 14,320 → 16,507 → 18,016
+/// deletions/s, medians of three.
 const BATCHES_IN_FLIGHT: usize = 3;
 
 /// A batch being deleted: the artifacts it claimed, and its task.
