@@ -31,13 +31,10 @@ impl ClaimedBatch {
     }
 }
 
-/// What deleting one batch of due artifacts did.
+/// What deleting one batch of due artifacts did (what its claim found is in
+/// [`ClaimedBatch`]).
 #[derive(Debug, Default)]
 pub struct DueBatch {
-    /// Due artifacts taken up (see [`ClaimedBatch::examined`]).
-    pub examined: usize,
-    /// Claimed artifacts that were past their `delete_by` when claimed.
-    pub overdue: u64,
     pub deleted: Vec<Tombstone>,
     pub failed: u64,
     /// Seconds from `delete_after` to deletion, for scheduled deletions.
@@ -111,18 +108,8 @@ impl Engine {
 
     /// Deletes a batch [`Engine::claim_due`] claimed, through the deletion pipeline.
     pub async fn delete_claimed_batch(&self, batch: ClaimedBatch) -> Result<DueBatch> {
-        let ClaimedBatch {
-            examined,
-            overdue,
-            claimed,
-            claim,
-            ..
-        } = batch;
-        let mut done = DueBatch {
-            examined,
-            overdue,
-            ..Default::default()
-        };
+        let ClaimedBatch { claimed, claim, .. } = batch;
+        let mut done = DueBatch::default();
         if claimed.is_empty() {
             return Ok(done);
         }

@@ -351,20 +351,17 @@ impl Sweeper {
             if batch.examined == 0 {
                 // Nothing but artifacts of batches still in flight, which a lagging due
                 // index lists: wait for the oldest of them, then read again.
-                match deleting.pop_front() {
-                    Some((ids, oldest)) if !last => {
-                        tally(ids, oldest.await, &mut in_flight, report, &mut first_error);
-                        match first_error {
-                            Some(_) => break,
-                            None => continue,
-                        }
-                    }
-                    Some(oldest) => {
-                        deleting.push_front(oldest);
-                        break;
-                    }
-                    None => break,
+                if last {
+                    break;
                 }
+                let Some((ids, oldest)) = deleting.pop_front() else {
+                    break;
+                };
+                tally(ids, oldest.await, &mut in_flight, report, &mut first_error);
+                if first_error.is_some() {
+                    break;
+                }
+                continue;
             }
             let ids = batch.ids();
             in_flight.extend(ids.iter().copied());
