@@ -119,18 +119,18 @@ async fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 async fn remove_if_exists(path: &Path) -> Result<()> {
-    match tokio::fs::remove_file(path).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(e)),
-    }
+    gone_is_fine(tokio::fs::remove_file(path).await)
 }
 
 fn remove_if_exists_blocking(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(e)),
+    gone_is_fine(std::fs::remove_file(path))
+}
+
+/// A removal of what is already gone succeeded.
+fn gone_is_fine(removed: std::io::Result<()>) -> Result<()> {
+    match removed {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(e)),
+        _ => Ok(()),
     }
 }
 

@@ -290,16 +290,10 @@ impl Sweeper {
         // leaves the tasks running to their end; a process exit stops them as a crash
         // would, which the claims' leases recover.)
         let mut deleting: VecDeque<InFlight> = VecDeque::new();
-        let mut in_flight: HashSet<ArtifactId> = HashSet::new();
         let mut first_error: Option<StorageError> = None;
-        let mut tally = |ids: Vec<ArtifactId>,
-                         done: Result<crate::engine::Result<DueBatch>, tokio::task::JoinError>,
-                         in_flight: &mut HashSet<ArtifactId>,
+        let mut tally = |done: Result<crate::engine::Result<DueBatch>, tokio::task::JoinError>,
                          report: &mut SweepReport,
                          first_error: &mut Option<StorageError>| {
-            for id in &ids {
-                in_flight.remove(id);
-            }
             let batch = match done {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(error)) => {
@@ -333,6 +327,8 @@ impl Sweeper {
                 }
                 break;
             }
+            let in_flight: HashSet<ArtifactId> =
+                deleting.iter().flat_map(|(ids, _)| ids).copied().collect();
             let batch = match self
                 .engine
                 .claim_due(now, self.config.batch_size, &in_flight)
@@ -354,31 +350,30 @@ impl Sweeper {
                 if last {
                     break;
                 }
-                let Some((ids, oldest)) = deleting.pop_front() else {
+                let Some((_, oldest)) = deleting.pop_front() else {
                     break;
                 };
-                tally(ids, oldest.await, &mut in_flight, report, &mut first_error);
+                tally(oldest.await, report, &mut first_error);
                 if first_error.is_some() {
                     break;
                 }
                 continue;
             }
             let ids = batch.ids();
-            in_flight.extend(ids.iter().copied());
             let engine = self.engine.clone();
             let handle = tokio::spawn(async move { engine.delete_claimed_batch(batch).await });
             deleting.push_back((ids, handle));
             if deleting.len() >= BATCHES_IN_FLIGHT {
-                if let Some((ids, oldest)) = deleting.pop_front() {
-                    tally(ids, oldest.await, &mut in_flight, report, &mut first_error);
+                if let Some((_, oldest)) = deleting.pop_front() {
+                    tally(oldest.await, report, &mut first_error);
                 }
             }
             if last || first_error.is_some() {
                 break;
             }
         }
-        while let Some((ids, next)) = deleting.pop_front() {
-            tally(ids, next.await, &mut in_flight, report, &mut first_error);
+        while let Some((_, next)) = deleting.pop_front() {
+            tally(next.await, report, &mut first_error);
         }
         if let Some(error) = first_error {
             return Err(error);
