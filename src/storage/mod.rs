@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod s3;
 pub mod sqlite;
 pub mod sqlite_content;
+mod sqlite_readers;
 mod sqlite_writer;
 
 use async_trait::async_trait;

@@ -23,6 +23,7 @@ use std::path::Path;
 use std::str::FromStr;
 use uuid::Uuid;
 
+use super::sqlite_readers::{Reader, Readers};
 use super::sqlite_writer::{ExecuteWrite, GroupWriter};
 use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
 use crate::domain::{
@@ -40,6 +41,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqli
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     /// Reads (WAL: they never wait for a writer).
+    readers: Readers,
+    /// sqlx's pool on the same file, for tools and tests ([`SqliteStore::pool`]).
     pool: SqlitePool,
     /// Writes, one connection with group commit: concurrent writers queue here, first
     /// come first served, instead of meeting SQLite's lock and backing off in its busy
@@ -210,17 +213,19 @@ impl SqliteStore {
                 .get_filename()
                 .to_string_lossy()
                 .contains("mode=memory");
-        let pool = match in_memory {
-            true => writer.clone(),
-            false => {
+        let (pool, readers) = match in_memory {
+            true => (writer.clone(), Readers::sharing(writer.clone())),
+            false => (
                 SqlitePoolOptions::new()
                     .max_connections(8)
+                    .min_connections(0)
                     .test_before_acquire(false)
-                    .connect_with(options)
-                    .await?
-            }
+                    .connect_lazy_with(options.clone()),
+                Readers::new(options, 8),
+            ),
         };
         let store = Self {
+            readers,
             pool,
             writer: GroupWriter::new(writer.clone()),
             writer_pool: writer,
@@ -233,8 +238,15 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// sqlx's pool on the file, for tools and tests; the store reads through
+    /// [`SqliteStore::read`].
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A reader connection until dropped.
+    pub(super) async fn read(&self) -> Result<Reader> {
+        self.readers.acquire().await
     }
 
     pub(super) fn group_writer(&self) -> &GroupWriter {
@@ -426,32 +438,43 @@ fn account_from_row(row: &SqliteRow) -> Result<Account> {
 }
 
 fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
-    let options: String = row.try_get("options")?;
+    transcript_at(row, "")
+}
+
+/// A transcript from the columns named `{prefix}{column}` of a row.
+fn transcript_at(row: &SqliteRow, prefix: &str) -> Result<Transcript> {
+    let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
+        match prefix {
+            "" => name.into(),
+            _ => format!("{prefix}{name}").into(),
+        }
+    };
+    let options: String = row.try_get(&*col("options"))?;
     let deletion = match (
-        ts_col(row, "deleted_at")?,
-        opt_enum_col(row, "deletion_reason", DeletionReason::parse)?,
+        ts_col(row, &col("deleted_at"))?,
+        opt_enum_col(row, &col("deletion_reason"), DeletionReason::parse)?,
     ) {
         (Some(at), Some(reason)) => Some(TranscriptDeletion { at, reason }),
         _ => None,
     };
     Ok(Transcript {
-        id: uuid_col(row, "id")?,
-        account_id: uuid_col(row, "account_id")?,
-        status: enum_col(row, "status", TranscriptStatus::parse)?,
-        created_at: from_micros(row.try_get("created_at")?),
-        completed_at: ts_col(row, "completed_at")?,
-        upload_id: opt_uuid_col(row, "upload_id")?,
+        id: uuid_col(row, &col("id"))?,
+        account_id: uuid_col(row, &col("account_id"))?,
+        status: enum_col(row, &col("status"), TranscriptStatus::parse)?,
+        created_at: from_micros(row.try_get(&*col("created_at"))?),
+        completed_at: ts_col(row, &col("completed_at"))?,
+        upload_id: opt_uuid_col(row, &col("upload_id"))?,
         options: serde_json::from_str(&options).map_err(|e| corrupt(format!("options: {e}")))?,
-        webhook_auth: row.try_get("webhook_auth")?,
-        audio_duration: row.try_get("audio_duration")?,
-        error: row.try_get("error")?,
-        policy_version: row.try_get("policy_version")?,
-        delete_after: ts_col(row, "delete_after")?,
-        delete_by: ts_col(row, "delete_by")?,
+        webhook_auth: row.try_get(&*col("webhook_auth"))?,
+        audio_duration: row.try_get(&*col("audio_duration"))?,
+        error: row.try_get(&*col("error"))?,
+        policy_version: row.try_get(&*col("policy_version"))?,
+        delete_after: ts_col(row, &col("delete_after"))?,
+        delete_by: ts_col(row, &col("delete_by"))?,
         deletion,
-        final_artifact_id: opt_uuid_col(row, "final_artifact_id")?,
-        settled: row.try_get("settled")?,
-        revision: row.try_get("revision")?,
+        final_artifact_id: opt_uuid_col(row, &col("final_artifact_id"))?,
+        settled: row.try_get(&*col("settled"))?,
+        revision: row.try_get(&*col("revision"))?,
     })
 }
 
@@ -636,7 +659,7 @@ impl AccountStore for SqliteStore {
     async fn account(&self, id: AccountId) -> Result<Option<Account>> {
         let rows = sqlx::query(account_with_holds!("accounts a", "a.id = ?"))
             .bind(id.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         account_with_holds(&rows)
     }
@@ -649,7 +672,7 @@ impl AccountStore for SqliteStore {
             "k.key_hash = ?"
         ))
         .bind(&key.0)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         account_with_holds(&rows)
     }
@@ -692,7 +715,7 @@ impl AccountStore for SqliteStore {
              WHERE retention_job IS NOT NULL ORDER BY id LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         let accounts = rows
             .iter()
@@ -723,7 +746,7 @@ impl AccountStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?")
             .bind(after.map(|a| a.to_string()).unwrap_or_default())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         let accounts = rows
             .iter()
@@ -787,7 +810,7 @@ impl AccountStore for SqliteStore {
             .await?;
         sqlx::query("SELECT * FROM legal_holds WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .as_ref()
             .map(hold_from_row)
@@ -810,7 +833,7 @@ impl AccountStore for SqliteStore {
         .bind(include_released)
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(hold_from_row).collect()
     }
@@ -824,7 +847,7 @@ impl AccountStore for SqliteStore {
         );
         push_values(&mut query, accounts);
         query.push(")");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
         rows.iter().map(hold_from_row).collect()
     }
 }
@@ -1101,7 +1124,7 @@ impl ArtifactIndex for SqliteStore {
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {
         sqlx::query("SELECT * FROM transcripts WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .as_ref()
             .map(transcript_from_row)
@@ -1159,7 +1182,7 @@ impl ArtifactIndex for SqliteStore {
         if !push_page(&mut query, "*", account, q) {
             return Ok(Vec::new());
         }
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
         page_from_rows(&rows, q)
     }
 
@@ -1188,7 +1211,7 @@ impl ArtifactIndex for SqliteStore {
                 true => " ORDER BY t.id ASC, a.id",
                 false => " ORDER BY t.id DESC, a.id",
             });
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
         let (mut page, mut artifacts) = (Vec::new(), Vec::new());
         for row in &rows {
             let id = uuid_col(row, "id")?;
@@ -1226,7 +1249,7 @@ impl ArtifactIndex for SqliteStore {
         query.push(")");
         Ok(query
             .build_query_as::<(bool, bool)>()
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.read().await?)
             .await?)
     }
 
@@ -1241,7 +1264,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(created_before))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(transcript_from_row).collect()
     }
@@ -1252,7 +1275,7 @@ impl ArtifactIndex for SqliteStore {
              WHERE upload_id = ? ORDER BY id",
         )
         .bind(upload.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(transcript_from_row).collect()
     }
@@ -1268,7 +1291,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(completed_before))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(transcript_from_row).collect()
     }
@@ -1281,7 +1304,7 @@ impl ArtifactIndex for SqliteStore {
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {
         sqlx::query("SELECT * FROM artifacts WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .as_ref()
             .map(artifact_from_row)
@@ -1313,7 +1336,7 @@ impl ArtifactIndex for SqliteStore {
             QueryBuilder::<Sqlite>::new("SELECT * FROM artifacts WHERE transcript_id IN (");
         push_values(&mut query, ids);
         query.push(") ORDER BY id");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
         rows.iter().map(artifact_from_row).collect()
     }
 
@@ -1334,7 +1357,7 @@ impl ArtifactIndex for SqliteStore {
             .push(" AND transcript_id IN (");
         push_values(&mut query, ids);
         query.push(") ORDER BY id");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
         rows.iter().map(artifact_from_row).collect()
     }
 
@@ -1351,7 +1374,7 @@ impl ArtifactIndex for SqliteStore {
         .bind(account.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1372,7 +1395,7 @@ impl ArtifactIndex for SqliteStore {
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1431,7 +1454,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1443,7 +1466,7 @@ impl ArtifactIndex for SqliteStore {
              ORDER BY due_at LIMIT 1",
         )
         .bind(micros(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         Ok(next.map(from_micros))
     }
@@ -1455,7 +1478,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1463,7 +1486,7 @@ impl ArtifactIndex for SqliteStore {
     async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>> {
         let rows =
             sqlx::query("SELECT kind, state, COUNT(*) AS n FROM artifacts GROUP BY kind, state")
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.read().await?)
                 .await?;
         rows.iter()
             .map(|row| {
@@ -1582,7 +1605,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         Ok(
             sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE scope = ?")
                 .bind(scope)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.read().await?)
                 .await?,
         )
     }
@@ -1597,7 +1620,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         query.push(")");
         Ok(query
             .build_query_as::<(String, Vec<u8>)>()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await?)
     }
 
@@ -1620,7 +1643,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
                  LEFT JOIN data_keys k ON k.scope = w.scope
                  LEFT JOIN contents c ON c.key = w.key",
             );
-            for row in query.build().fetch_all(&self.pool).await? {
+            for row in query.build().fetch_all(&mut *self.read().await?).await? {
                 let n: i64 = row.try_get("n")?;
                 let slot = found
                     .get_mut(chunk_at * (ROWS_PER_STATEMENT / 3) + n as usize)
@@ -1656,7 +1679,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             )
             .bind(after.unwrap_or_default())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await?,
         )
     }
@@ -1716,7 +1739,7 @@ impl AuditLog for SqliteStore {
         .bind(account.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(usage_from_row).collect()
     }
@@ -1841,7 +1864,7 @@ impl AuditLog for SqliteStore {
         let rows = sqlx::query("SELECT * FROM webhook_deliveries WHERE id > ? ORDER BY id LIMIT ?")
             .bind(after.map(|a| a.to_string()).unwrap_or_default())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(webhook_from_row).collect()
     }
@@ -1852,7 +1875,7 @@ impl AuditLog for SqliteStore {
         )
         .bind(i64::try_from(from).unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|row| leaf_hash_from("sqlite", row.try_get("leaf_hash")?))
@@ -1869,7 +1892,7 @@ impl AuditLog for SqliteStore {
         );
         push_values(&mut query, artifacts);
         query.push(") ORDER BY l.leaf_index");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -1926,7 +1949,7 @@ impl AuditLog for SqliteStore {
         .bind(account.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(tombstone_from_row).collect()
     }
@@ -1934,7 +1957,7 @@ impl AuditLog for SqliteStore {
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
         sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ?")
             .bind(artifact.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .as_ref()
             .map(tombstone_from_row)
@@ -1976,7 +1999,7 @@ impl AuditLog for SqliteStore {
     async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>> {
         let rows = sqlx::query("SELECT * FROM sweeps ORDER BY started_at DESC LIMIT ?")
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(sweep_from_row).collect()
     }
@@ -2001,7 +2024,7 @@ impl AuditLog for SqliteStore {
             "SELECT report FROM reconciliations ORDER BY started_at DESC LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.read().await?)
         .await?;
         reports
             .iter()
@@ -2012,7 +2035,7 @@ impl AuditLog for SqliteStore {
     async fn sweep(&self, id: Uuid) -> Result<Option<SweepReport>> {
         sqlx::query("SELECT * FROM sweeps WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .as_ref()
             .map(sweep_from_row)
