@@ -267,13 +267,16 @@ impl Engine {
         &self,
         id: TranscriptId,
     ) -> Result<(Transcript, Account)> {
-        let t = self
+        let (t, account) = self
             .backends
             .index
-            .transcript(id)
+            .transcript_and_account(id)
             .await?
             .ok_or(EngineError::NotFound)?;
-        let account = self.account(t.account_id).await?;
+        let account = match account {
+            Some(account) => account,
+            None => self.account(t.account_id).await?,
+        };
         Ok((self.effective_transcript(t, &account), account))
     }
 

@@ -223,6 +223,72 @@ pub async fn accounts(store: &dyn AccountStore) {
         .is_empty());
 }
 
+/// `transcript_and_account` reads what `transcript` and the account store read: the
+/// transcript, and the account with its active holds or `None` (the account store is asked
+/// then). `accounts` keeps the accounts beside `index` (the same store, or another).
+pub async fn transcript_and_account(index: &dyn ArtifactIndex, accounts: &dyn AccountStore) {
+    let account = sample_account(t0());
+    accounts
+        .create_account(&account, &ApiKey::generate().hash())
+        .await
+        .unwrap();
+    let hold = |transcript_id, minutes| crate::domain::LegalHold {
+        id: new_id(t0() + Duration::minutes(minutes)),
+        account_id: account.id,
+        transcript_id,
+        reason: format!("hold {minutes}"),
+        created_at: t0() + Duration::minutes(minutes),
+        released_at: None,
+    };
+    let mut t = sample_transcript(&account, t0());
+    t.status = TranscriptStatus::Completed;
+    t.completed_at = Some(t0() + Duration::minutes(3));
+    t.delete_after = Some(t0() + Duration::hours(1));
+    t.delete_by = Some(t0() + Duration::hours(2));
+    t.final_artifact_id = Some(new_id(t0()));
+    t.audio_duration = Some(1.5);
+    t.settled = false;
+    index.insert_transcript(&t).await.unwrap();
+    let (released, kept) = (hold(None, 1), hold(Some(t.id), 2));
+    for h in [&released, &kept, &hold(None, 3)] {
+        accounts.create_hold(h).await.unwrap();
+    }
+    accounts
+        .release_hold(released.id, t0() + Duration::minutes(4))
+        .await
+        .unwrap();
+
+    let (read, with) = index.transcript_and_account(t.id).await.unwrap().unwrap();
+    assert_eq!(Some(read), index.transcript(t.id).await.unwrap());
+    if let Some(with) = with {
+        assert_eq!(
+            Some(with.clone()),
+            accounts.account(account.id).await.unwrap()
+        );
+        assert_eq!(
+            with.holds.len(),
+            2,
+            "the two active holds: {:?}",
+            with.holds
+        );
+    }
+
+    // Another store's account, or none: left to the account store.
+    let stranger = sample_transcript(&sample_account(t0()), t0());
+    index.insert_transcript(&stranger).await.unwrap();
+    let (read, with) = index
+        .transcript_and_account(stranger.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((read, with), (stranger, None));
+    assert!(index
+        .transcript_and_account(new_id(t0()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
 pub async fn transcripts(index: &dyn ArtifactIndex) {
     let account = sample_account(t0());
     let other = sample_account(t0());

@@ -162,6 +162,15 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     async fn insert_transcript(&self, transcript: &Transcript) -> Result<()>;
     /// A transcript by id, whatever its account: callers enforce tenancy.
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>>;
+    /// A transcript by id with its account, where this store keeps accounts too and reads
+    /// both at once (the embedded profile's one file); `None` for the account where the
+    /// account store must be asked.
+    async fn transcript_and_account(
+        &self,
+        id: TranscriptId,
+    ) -> Result<Option<(Transcript, Option<Account>)>> {
+        Ok(self.transcript(id).await?.map(|t| (t, None)))
+    }
     /// The transcripts with these ids that exist, in no particular order.
     async fn transcripts(&self, ids: &[TranscriptId]) -> Result<Vec<Transcript>> {
         let mut found = Vec::with_capacity(ids.len());

@@ -441,6 +441,28 @@ fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
     transcript_at(row, "")
 }
 
+/// The columns of the `transcripts` table a [`Transcript`] is read from.
+const TRANSCRIPT_COLUMNS: [&str; 18] = [
+    "id",
+    "account_id",
+    "status",
+    "created_at",
+    "completed_at",
+    "upload_id",
+    "options",
+    "webhook_auth",
+    "audio_duration",
+    "error",
+    "policy_version",
+    "delete_after",
+    "delete_by",
+    "deleted_at",
+    "deletion_reason",
+    "final_artifact_id",
+    "settled",
+    "revision",
+];
+
 /// A transcript from the columns named `{prefix}{column}` of a row.
 fn transcript_at(row: &SqliteRow, prefix: &str) -> Result<Transcript> {
     let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
@@ -1129,6 +1151,43 @@ impl ArtifactIndex for SqliteStore {
             .as_ref()
             .map(transcript_from_row)
             .transpose()
+    }
+
+    /// Both in one read: the account and its active holds joined to the transcript
+    /// (a row per hold, the transcript's columns as `t_*`). An account this file does not
+    /// keep (another store keeps accounts) is left to the account store.
+    async fn transcript_and_account(
+        &self,
+        id: TranscriptId,
+    ) -> Result<Option<(Transcript, Option<Account>)>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let transcript: Vec<String> = TRANSCRIPT_COLUMNS
+                .iter()
+                .map(|c| format!("t.{c} AS t_{c}"))
+                .collect();
+            format!(
+                "SELECT {}, a.*, h.id AS hold_id, h.transcript_id AS hold_transcript_id,
+                        h.reason AS hold_reason, h.created_at AS hold_created_at
+                 FROM transcripts t LEFT JOIN accounts a ON a.id = t.account_id
+                 LEFT JOIN legal_holds h ON h.account_id = a.id AND h.released_at IS NULL
+                 WHERE t.id = ? ORDER BY h.id",
+                transcript.join(", ")
+            )
+        });
+        let rows = sqlx::query(sql)
+            .bind(id.to_string())
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let transcript = transcript_at(first, "t_")?;
+        let account = match first.try_get::<Option<String>, _>("id")? {
+            Some(_) => account_with_holds(&rows)?,
+            None => None,
+        };
+        Ok(Some((transcript, account)))
     }
 
     async fn update_transcript(&self, t: &Transcript) -> Result<()> {

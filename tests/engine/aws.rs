@@ -283,6 +283,11 @@ async fn dynamodb_transcript_index_conforms() {
 }
 
 #[tokio::test]
+async fn dynamodb_transcript_with_account_conforms() {
+    conformance::transcript_and_account(&fresh_dynamodb().await, &fresh_postgres().await).await;
+}
+
+#[tokio::test]
 async fn dynamodb_artifact_index_conforms() {
     conformance::artifacts(&fresh_dynamodb().await).await;
 }

@@ -2,10 +2,12 @@
 
 use crate::helpers::t0;
 use lethe::clock::ManualClock;
+use lethe::domain::ApiKey;
 use lethe::storage::conformance;
 use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
 use lethe::storage::sqlite_content::SqliteInlineContentStore;
+use lethe::storage::{AccountStore, ArtifactIndex};
 
 async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -25,6 +27,25 @@ async fn sqlite_account_store_conforms() {
 async fn sqlite_transcript_index_conforms() {
     let (_dir, store) = sqlite().await;
     conformance::transcripts(&store).await;
+}
+
+#[tokio::test]
+async fn sqlite_reads_a_transcript_with_its_account_at_once() {
+    let (_dir, store) = sqlite().await;
+    conformance::transcript_and_account(&store, &store).await;
+    let account = conformance::sample_account(conformance::t0());
+    store
+        .create_account(&account, &ApiKey::generate().hash())
+        .await
+        .expect("creates");
+    let t = conformance::sample_transcript(&account, conformance::t0());
+    store.insert_transcript(&t).await.expect("inserts");
+    let (_, with) = store
+        .transcript_and_account(t.id)
+        .await
+        .expect("reads")
+        .expect("found");
+    assert_eq!(with, Some(account), "one read, the account with it");
 }
 
 #[tokio::test]
