@@ -1735,25 +1735,37 @@ async fn api_throughput(ctx: &Ctx) -> Result<()> {
         "ingest: {} clients for {} s (create, processing, complete)",
         args.api_clients, args.api_seconds
     );
+    // The server's CPU (its runtime and SQLite threads) per request: steadier than
+    // requests/s on a machine whose speed drifts, and what the server-side work costs.
+    let tck = sys::clk_tck();
+    let server_cpu = || sys::thread_cpu(LETHE_THREADS);
+    let cpu_per = |before: &std::collections::HashMap<u32, u64>, requests: usize| {
+        let ticks = sys::thread_cpu_delta(before, &server_cpu());
+        ticks as f64 / tck * 1e6 / requests.max(1) as f64
+    };
+    let before = server_cpu();
     let (done, mut lat) = closed_loop(args.api_clients, seconds, &ingest).await?;
     let requests = lat.len();
     let ingest_line = format!(
-        "ingest: {:.0} transcripts/s ({:.0} requests/s), request p50 {:.2} / p99 {:.2} ms",
+        "ingest: {:.0} transcripts/s ({:.0} requests/s), request p50 {:.2} / p99 {:.2} ms, server CPU {:.0} µs/request",
         done as f64 / seconds.as_secs_f64(),
         requests as f64 / seconds.as_secs_f64(),
         percentile(&mut lat, 0.5),
-        percentile(&mut lat, 0.99)
+        percentile(&mut lat, 0.99),
+        cpu_per(&before, requests)
     );
     eprintln!(
         "list: {} clients for {} s",
         args.api_clients, args.api_seconds
     );
+    let before = server_cpu();
     let (done, mut lat) = closed_loop(args.api_clients, seconds, &list).await?;
     let list_line = format!(
-        "list (limit=10, over the URL-audio transcripts just ingested): {:.0} requests/s, p50 {:.2} / p99 {:.2} ms",
+        "list (limit=10, over the URL-audio transcripts just ingested): {:.0} requests/s, p50 {:.2} / p99 {:.2} ms, server CPU {:.0} µs/request",
         done as f64 / seconds.as_secs_f64(),
         percentile(&mut lat, 0.5),
-        percentile(&mut lat, 0.99)
+        percentile(&mut lat, 0.99),
+        cpu_per(&before, lat.len())
     );
     // What the same clients get from the server when a request does (almost) nothing: the
     // ceiling of this closed loop, client and server sharing the machine's cores.
@@ -1769,12 +1781,14 @@ async fn api_throughput(ctx: &Ctx) -> Result<()> {
             "{label}: {} clients for {} s",
             args.api_clients, args.api_seconds
         );
+        let before = server_cpu();
         let (done, mut lat) = closed_loop(args.api_clients, seconds, &|_| get(path)).await?;
         ceilings.push(format!(
-            "{label}: {:.0} requests/s, p50 {:.2} / p99 {:.2} ms",
+            "{label}: {:.0} requests/s, p50 {:.2} / p99 {:.2} ms, server CPU {:.0} µs/request",
             done as f64 / seconds.as_secs_f64(),
             percentile(&mut lat, 0.5),
-            percentile(&mut lat, 0.99)
+            percentile(&mut lat, 0.99),
+            cpu_per(&before, lat.len())
         ));
     }
     l.server_stop.cancel();
