@@ -66,7 +66,10 @@ impl Backends {
         let (accounts, audit): (Arc<dyn AccountStore>, Arc<dyn AuditLog>) =
             match (&postgres, &sqlite) {
                 (Some(pg), _) => (pg.clone(), pg.clone()),
-                (None, Some(sql)) => (sql.clone(), sql.clone()),
+                (None, Some(sql)) => {
+                    sql.keeps_accounts();
+                    (sql.clone(), sql.clone())
+                }
                 (None, None) => {
                     unreachable!("SQLite is opened whenever PostgreSQL is not configured")
                 }

@@ -253,6 +253,19 @@ pub async fn transcript_and_account(index: &dyn ArtifactIndex, accounts: &dyn Ac
     for h in [&released, &kept, &hold(None, 3)] {
         accounts.create_hold(h).await.unwrap();
     }
+    // Another account's active hold is not this account's.
+    let neighbour = sample_account(t0());
+    accounts
+        .create_account(&neighbour, &ApiKey::generate().hash())
+        .await
+        .unwrap();
+    accounts
+        .create_hold(&crate::domain::LegalHold {
+            account_id: neighbour.id,
+            ..hold(None, 5)
+        })
+        .await
+        .unwrap();
     accounts
         .release_hold(released.id, t0() + Duration::minutes(4))
         .await

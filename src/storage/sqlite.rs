@@ -51,6 +51,9 @@ pub struct SqliteStore {
     writer: GroupWriter,
     /// The writer's connection, for what must run outside a transaction (checkpoints).
     writer_pool: SqlitePool,
+    /// Whether this file is the process's account store, so a transcript's account may be
+    /// read with it ([`SqliteStore::keeps_accounts`]).
+    accounts_here: Arc<std::sync::atomic::AtomicBool>,
     /// Deletions whose older copies may still be in the WAL, and how far truncations have
     /// covered them.
     shredding: Arc<WalShredding>,
@@ -225,6 +228,7 @@ impl SqliteStore {
             ),
         };
         let store = Self {
+            accounts_here: Arc::default(),
             readers,
             pool,
             writer: GroupWriter::new(writer.clone()),
@@ -242,6 +246,14 @@ impl SqliteStore {
     /// [`SqliteStore::read`].
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Marks this file as the process's account store: a transcript read for the
+    /// pipeline brings its account along ([`ArtifactIndex::transcript_and_account`]).
+    /// Not where another store keeps the accounts, whatever this file's own table holds.
+    pub fn keeps_accounts(&self) {
+        self.accounts_here
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A reader connection until dropped.
@@ -681,7 +693,7 @@ impl AccountStore for SqliteStore {
     async fn account(&self, id: AccountId) -> Result<Option<Account>> {
         let rows = sqlx::query(account_with_holds!("accounts a", "a.id = ?"))
             .bind(id.to_string())
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         account_with_holds(&rows)
     }
@@ -694,7 +706,7 @@ impl AccountStore for SqliteStore {
             "k.key_hash = ?"
         ))
         .bind(&key.0)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         account_with_holds(&rows)
     }
@@ -737,7 +749,7 @@ impl AccountStore for SqliteStore {
              WHERE retention_job IS NOT NULL ORDER BY id LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         let accounts = rows
             .iter()
@@ -768,7 +780,7 @@ impl AccountStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?")
             .bind(after.map(|a| a.to_string()).unwrap_or_default())
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         let accounts = rows
             .iter()
@@ -832,7 +844,7 @@ impl AccountStore for SqliteStore {
             .await?;
         sqlx::query("SELECT * FROM legal_holds WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut self.read().await?)
             .await?
             .as_ref()
             .map(hold_from_row)
@@ -855,7 +867,7 @@ impl AccountStore for SqliteStore {
         .bind(include_released)
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(hold_from_row).collect()
     }
@@ -869,7 +881,7 @@ impl AccountStore for SqliteStore {
         );
         push_values(&mut query, accounts);
         query.push(")");
-        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
+        let rows = query.build().fetch_all(&mut self.read().await?).await?;
         rows.iter().map(hold_from_row).collect()
     }
 }
@@ -1146,20 +1158,23 @@ impl ArtifactIndex for SqliteStore {
     async fn transcript(&self, id: TranscriptId) -> Result<Option<Transcript>> {
         sqlx::query("SELECT * FROM transcripts WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut self.read().await?)
             .await?
             .as_ref()
             .map(transcript_from_row)
             .transpose()
     }
 
-    /// Both in one read: the account and its active holds joined to the transcript
-    /// (a row per hold, the transcript's columns as `t_*`). An account this file does not
-    /// keep (another store keeps accounts) is left to the account store.
+    /// Both in one read where this file is the account store ([`SqliteStore::keeps_accounts`]):
+    /// the account and its active holds joined to the transcript (a row per hold, the
+    /// transcript's columns as `t_*`). Elsewhere the transcript alone.
     async fn transcript_and_account(
         &self,
         id: TranscriptId,
     ) -> Result<Option<(Transcript, Option<Account>)>> {
+        if !self.accounts_here.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(self.transcript(id).await?.map(|t| (t, None)));
+        }
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
             let transcript: Vec<String> = TRANSCRIPT_COLUMNS
@@ -1177,7 +1192,7 @@ impl ArtifactIndex for SqliteStore {
         });
         let rows = sqlx::query(sql)
             .bind(id.to_string())
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -1241,7 +1256,7 @@ impl ArtifactIndex for SqliteStore {
         if !push_page(&mut query, "*", account, q) {
             return Ok(Vec::new());
         }
-        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
+        let rows = query.build().fetch_all(&mut self.read().await?).await?;
         page_from_rows(&rows, q)
     }
 
@@ -1270,7 +1285,7 @@ impl ArtifactIndex for SqliteStore {
                 true => " ORDER BY t.id ASC, a.id",
                 false => " ORDER BY t.id DESC, a.id",
             });
-        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
+        let rows = query.build().fetch_all(&mut self.read().await?).await?;
         let (mut page, mut artifacts) = (Vec::new(), Vec::new());
         for row in &rows {
             let id = uuid_col(row, "id")?;
@@ -1308,7 +1323,7 @@ impl ArtifactIndex for SqliteStore {
         query.push(")");
         Ok(query
             .build_query_as::<(bool, bool)>()
-            .fetch_one(&mut *self.read().await?)
+            .fetch_one(&mut self.read().await?)
             .await?)
     }
 
@@ -1323,7 +1338,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(created_before))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(transcript_from_row).collect()
     }
@@ -1334,7 +1349,7 @@ impl ArtifactIndex for SqliteStore {
              WHERE upload_id = ? ORDER BY id",
         )
         .bind(upload.to_string())
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(transcript_from_row).collect()
     }
@@ -1350,7 +1365,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(completed_before))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(transcript_from_row).collect()
     }
@@ -1363,7 +1378,7 @@ impl ArtifactIndex for SqliteStore {
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {
         sqlx::query("SELECT * FROM artifacts WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut self.read().await?)
             .await?
             .as_ref()
             .map(artifact_from_row)
@@ -1395,7 +1410,7 @@ impl ArtifactIndex for SqliteStore {
             QueryBuilder::<Sqlite>::new("SELECT * FROM artifacts WHERE transcript_id IN (");
         push_values(&mut query, ids);
         query.push(") ORDER BY id");
-        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
+        let rows = query.build().fetch_all(&mut self.read().await?).await?;
         rows.iter().map(artifact_from_row).collect()
     }
 
@@ -1416,7 +1431,7 @@ impl ArtifactIndex for SqliteStore {
             .push(" AND transcript_id IN (");
         push_values(&mut query, ids);
         query.push(") ORDER BY id");
-        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
+        let rows = query.build().fetch_all(&mut self.read().await?).await?;
         rows.iter().map(artifact_from_row).collect()
     }
 
@@ -1433,7 +1448,7 @@ impl ArtifactIndex for SqliteStore {
         .bind(account.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1454,7 +1469,7 @@ impl ArtifactIndex for SqliteStore {
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1513,7 +1528,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1525,7 +1540,7 @@ impl ArtifactIndex for SqliteStore {
              ORDER BY due_at LIMIT 1",
         )
         .bind(micros(now))
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
         Ok(next.map(from_micros))
     }
@@ -1537,7 +1552,7 @@ impl ArtifactIndex for SqliteStore {
         )
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(artifact_from_row).collect()
     }
@@ -1545,7 +1560,7 @@ impl ArtifactIndex for SqliteStore {
     async fn count_by_kind_and_state(&self) -> Result<Vec<(ArtifactKind, ArtifactState, u64)>> {
         let rows =
             sqlx::query("SELECT kind, state, COUNT(*) AS n FROM artifacts GROUP BY kind, state")
-                .fetch_all(&mut *self.read().await?)
+                .fetch_all(&mut self.read().await?)
                 .await?;
         rows.iter()
             .map(|row| {
@@ -1664,7 +1679,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         Ok(
             sqlx::query_scalar("SELECT wrapped FROM data_keys WHERE scope = ?")
                 .bind(scope)
-                .fetch_optional(&mut *self.read().await?)
+                .fetch_optional(&mut self.read().await?)
                 .await?,
         )
     }
@@ -1679,7 +1694,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
         query.push(")");
         Ok(query
             .build_query_as::<(String, Vec<u8>)>()
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?)
     }
 
@@ -1702,7 +1717,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
                  LEFT JOIN data_keys k ON k.scope = w.scope
                  LEFT JOIN contents c ON c.key = w.key",
             );
-            for row in query.build().fetch_all(&mut *self.read().await?).await? {
+            for row in query.build().fetch_all(&mut self.read().await?).await? {
                 let n: i64 = row.try_get("n")?;
                 let slot = found
                     .get_mut(chunk_at * (ROWS_PER_STATEMENT / 3) + n as usize)
@@ -1738,7 +1753,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             )
             .bind(after.unwrap_or_default())
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?,
         )
     }
@@ -1798,7 +1813,7 @@ impl AuditLog for SqliteStore {
         .bind(account.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(usage_from_row).collect()
     }
@@ -1923,7 +1938,7 @@ impl AuditLog for SqliteStore {
         let rows = sqlx::query("SELECT * FROM webhook_deliveries WHERE id > ? ORDER BY id LIMIT ?")
             .bind(after.map(|a| a.to_string()).unwrap_or_default())
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         rows.iter().map(webhook_from_row).collect()
     }
@@ -1934,7 +1949,7 @@ impl AuditLog for SqliteStore {
         )
         .bind(i64::try_from(from).unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter()
             .map(|row| leaf_hash_from("sqlite", row.try_get("leaf_hash")?))
@@ -1951,7 +1966,7 @@ impl AuditLog for SqliteStore {
         );
         push_values(&mut query, artifacts);
         query.push(") ORDER BY l.leaf_index");
-        let rows = query.build().fetch_all(&mut *self.read().await?).await?;
+        let rows = query.build().fetch_all(&mut self.read().await?).await?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -2008,7 +2023,7 @@ impl AuditLog for SqliteStore {
         .bind(account.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(tombstone_from_row).collect()
     }
@@ -2016,7 +2031,7 @@ impl AuditLog for SqliteStore {
     async fn tombstone(&self, artifact: ArtifactId) -> Result<Option<Tombstone>> {
         sqlx::query("SELECT * FROM tombstones WHERE artifact_id = ?")
             .bind(artifact.to_string())
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut self.read().await?)
             .await?
             .as_ref()
             .map(tombstone_from_row)
@@ -2058,7 +2073,7 @@ impl AuditLog for SqliteStore {
     async fn recent_sweeps(&self, limit: u32) -> Result<Vec<SweepReport>> {
         let rows = sqlx::query("SELECT * FROM sweeps ORDER BY started_at DESC LIMIT ?")
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.read().await?)
+            .fetch_all(&mut self.read().await?)
             .await?;
         rows.iter().map(sweep_from_row).collect()
     }
@@ -2083,7 +2098,7 @@ impl AuditLog for SqliteStore {
             "SELECT report FROM reconciliations ORDER BY started_at DESC LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         reports
             .iter()
@@ -2094,7 +2109,7 @@ impl AuditLog for SqliteStore {
     async fn sweep(&self, id: Uuid) -> Result<Option<SweepReport>> {
         sqlx::query("SELECT * FROM sweeps WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut self.read().await?)
             .await?
             .as_ref()
             .map(sweep_from_row)

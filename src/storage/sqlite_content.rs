@@ -91,7 +91,7 @@ impl SqliteInlineContentStore {
     async fn row(&self, key: &str) -> Result<Option<Content>> {
         let bytes: Option<Vec<u8>> = sqlx::query_scalar("SELECT bytes FROM contents WHERE key = ?")
             .bind(key)
-            .fetch_optional(&mut *self.db.read().await?)
+            .fetch_optional(&mut self.db.read().await?)
             .await?;
         Ok(bytes.map(Content::new))
     }
@@ -113,7 +113,7 @@ impl SqliteInlineContentStore {
     async fn drop_row_if_any(&self, key: &str) -> Result<()> {
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM contents WHERE key = ?")
             .bind(key)
-            .fetch_optional(&mut *self.db.read().await?)
+            .fetch_optional(&mut self.db.read().await?)
             .await?;
         if exists.is_some() {
             self.delete_rows(&[key.to_owned()], Wal::Truncate).await?;
@@ -214,7 +214,7 @@ impl ContentStore for SqliteInlineContentStore {
                 QueryBuilder::<Sqlite>::new("SELECT key, bytes FROM contents WHERE key IN (");
             push_values(&mut query, chunk);
             query.push(")");
-            for row in query.build().fetch_all(&mut *self.db.read().await?).await? {
+            for row in query.build().fetch_all(&mut self.db.read().await?).await? {
                 rows.insert(row.try_get("key")?, row.try_get("bytes")?);
             }
         }
@@ -261,7 +261,7 @@ impl ContentStore for SqliteInlineContentStore {
         .bind(prefix)
         .bind(after.unwrap_or_default())
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.db.read().await?)
+        .fetch_all(&mut self.db.read().await?)
         .await?;
         let mut found = self.files.list(prefix, after, limit).await?;
         for row in rows {

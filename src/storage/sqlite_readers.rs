@@ -6,17 +6,34 @@
 //! trip for every query, half of a list request's wake-ups, and it can find nothing a
 //! query would not. These connections only read, outside any transaction (a statement
 //! is reset when its rows are read or dropped, so none holds a snapshot once returned),
-//! and go straight back to the idle list.
+//! and go straight back to the idle list. They must never begin a transaction: a
+//! snapshot held open would keep the WAL from the truncation a deletion waits for.
+//!
+//! A query cut off mid-flight is finished (or stopped at its next row) by the
+//! connection's thread, which then resets the statement: the next user of the connection
+//! queues behind it, and a truncation meanwhile waits for it in SQLite's busy handler. A
+//! connection whose thread has gone (sqlx's `WorkerCrashed`) is closed when handed back,
+//! not kept: sqlx's pool found that with its ping.
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{TryFutureExt, TryStreamExt};
 
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
-use sqlx::{ConnectOptions, Sqlite};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteQueryResult, SqliteRow,
+    SqliteStatement, SqliteTypeInfo,
+};
+use sqlx::{ConnectOptions, Describe, Either, Execute, Executor, Sqlite};
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Result;
+use super::{Result, StorageError};
+
+/// How long a read waits for a connection (sqlx's pool default).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// At most `size` reader connections, opened as needed and kept.
 #[derive(Clone)]
@@ -71,16 +88,20 @@ impl Readers {
             return Ok(Reader {
                 conn: Some(Conn::Pooled(pool.acquire().await?)),
                 readers: self.clone(),
+                broken: AtomicBool::new(false),
                 _permit: None,
             });
         }
-        let permit = self
-            .shared
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        // As sqlx's pool did: a read that cannot get a connection for this long fails as
+        // unavailable rather than waiting on.
+        let permit =
+            tokio::time::timeout(ACQUIRE_TIMEOUT, self.shared.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| StorageError::Unavailable {
+                    backend: "sqlite",
+                    source: format!("no reader connection free for {ACQUIRE_TIMEOUT:?}").into(),
+                })?
+                .expect("the semaphore is never closed");
         let idle = self.idle().pop();
         let conn = match (idle, &self.shared.options) {
             (Some(conn), _) => conn,
@@ -90,6 +111,7 @@ impl Readers {
         Ok(Reader {
             conn: Some(Conn::Own(conn)),
             readers: self.clone(),
+            broken: AtomicBool::new(false),
             _permit: Some(permit),
         })
     }
@@ -100,10 +122,13 @@ impl Readers {
 }
 
 /// A reader connection until dropped, when it goes back to the idle list (a command a
-/// cancelled request left queued runs before the next user's).
+/// cancelled request left queued runs before the next user's). Queries run on it as
+/// `query.fetch_all(&mut reader)`.
 pub(super) struct Reader {
     conn: Option<Conn>,
     readers: Readers,
+    /// A query found the connection's thread gone: closed, not handed out again.
+    broken: AtomicBool,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -112,30 +137,93 @@ enum Conn {
     Pooled(PoolConnection<Sqlite>),
 }
 
-impl Deref for Reader {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        match self.conn.as_ref().expect("held until dropped") {
+impl Reader {
+    /// The connection, and where a query on it records that its thread is gone.
+    fn parts(&mut self) -> (&mut SqliteConnection, &AtomicBool) {
+        let conn: &mut SqliteConnection = match self.conn.as_mut().expect("held until dropped") {
             Conn::Own(conn) => conn,
             Conn::Pooled(conn) => conn,
-        }
+        };
+        (conn, &self.broken)
     }
 }
 
-impl DerefMut for Reader {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match self.conn.as_mut().expect("held until dropped") {
-            Conn::Own(conn) => conn,
-            Conn::Pooled(conn) => conn,
-        }
+fn note(broken: &AtomicBool, error: &sqlx::Error) {
+    if matches!(error, sqlx::Error::WorkerCrashed) {
+        broken.store(true, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl<'c> Executor<'c> for &'c mut Reader {
+    type Database = Sqlite;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let (conn, broken) = self.parts();
+        Box::pin(conn.fetch_many(query).inspect_err(move |e| note(broken, e)))
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let (conn, broken) = self.parts();
+        Box::pin(
+            conn.fetch_optional(query)
+                .inspect_err(move |e| note(broken, e)),
+        )
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [SqliteTypeInfo],
+    ) -> BoxFuture<'e, Result<SqliteStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let (conn, broken) = self.parts();
+        Box::pin(
+            conn.prepare_with(sql, parameters)
+                .inspect_err(move |e| note(broken, e)),
+        )
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Sqlite>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let (conn, broken) = self.parts();
+        Box::pin(conn.describe(sql).inspect_err(move |e| note(broken, e)))
     }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
+        let broken = self.broken.load(Ordering::SeqCst);
         if let Some(Conn::Own(conn)) = self.conn.take() {
-            self.readers.idle().push(conn);
+            if !broken {
+                self.readers.idle().push(conn);
+            }
         }
     }
 }
@@ -179,13 +267,13 @@ mod tests {
         let mut first = readers.acquire().await.expect("opens");
         // A temporary table exists on its own connection only.
         sqlx::query("CREATE TEMP TABLE mine (x)")
-            .execute(&mut *first)
+            .execute(&mut first)
             .await
             .expect("creates");
         drop(first);
         let mut again = readers.acquire().await.expect("reuses");
         let found: i64 = sqlx::query_scalar("SELECT count(*) FROM temp.sqlite_master")
-            .fetch_one(&mut *again)
+            .fetch_one(&mut again)
             .await
             .expect("reads");
         assert_eq!(found, 1, "the same connection came back");
@@ -224,14 +312,14 @@ mod tests {
         let readers = Readers::new(options(&dir), 1);
         {
             let mut reader = readers.acquire().await.expect("opens");
-            let mut rows = sqlx::query("SELECT x FROM n ORDER BY x").fetch(&mut *reader);
+            let mut rows = sqlx::query("SELECT x FROM n ORDER BY x").fetch(&mut reader);
             rows.next().await.expect("a row").expect("reads");
         }
         {
             let mut reader = readers.acquire().await.expect("reuses");
             // Polled once (sent to the connection's thread), then dropped.
             let cancelled = sqlx::query("SELECT count(*) FROM n a, n b, n c")
-                .fetch_all(&mut *reader)
+                .fetch_all(&mut reader)
                 .now_or_never();
             assert!(cancelled.is_none(), "the query was cut off");
         }
@@ -246,7 +334,7 @@ mod tests {
         assert_eq!(busy, 0, "no reader kept the WAL from its truncation");
         let mut reader = readers.acquire().await.expect("reuses");
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM n")
-            .fetch_one(&mut *reader)
+            .fetch_one(&mut reader)
             .await
             .expect("the connection still reads");
         assert_eq!(left, 50);
