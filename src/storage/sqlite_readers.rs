@@ -13,7 +13,8 @@
 //! connection's thread, which then resets the statement: the next user of the connection
 //! queues behind it, and a truncation meanwhile waits for it in SQLite's busy handler. A
 //! connection whose thread has gone (sqlx's `WorkerCrashed`) is closed when handed back,
-//! not kept: sqlx's pool found that with its ping.
+//! not kept. sqlx's pool found that with its ping, before any query; here the first query
+//! on such a connection fails, and the next read gets another.
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -92,28 +93,38 @@ impl Readers {
                 _permit: None,
             });
         }
-        // As sqlx's pool did: a read that cannot get a connection for this long fails as
-        // unavailable rather than waiting on.
-        let permit =
-            tokio::time::timeout(ACQUIRE_TIMEOUT, self.shared.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| StorageError::Unavailable {
-                    backend: "sqlite",
-                    source: format!("no reader connection free for {ACQUIRE_TIMEOUT:?}").into(),
-                })?
-                .expect("the semaphore is never closed");
-        let idle = self.idle().pop();
-        let conn = match (idle, &self.shared.options) {
-            (Some(conn), _) => conn,
-            (None, Some(options)) => options.connect().await?,
-            (None, None) => unreachable!("a store in memory reads through its pool"),
-        };
+        // As sqlx's pool did: a read that cannot get a connection (a free one, or a new
+        // one opened) for this long fails as unavailable rather than waiting on.
+        let (permit, conn) = tokio::time::timeout(ACQUIRE_TIMEOUT, self.take_or_open())
+            .await
+            .map_err(|_| StorageError::Unavailable {
+                backend: "sqlite",
+                source: format!("no reader connection within {ACQUIRE_TIMEOUT:?}").into(),
+            })??;
         Ok(Reader {
             conn: Some(Conn::Own(conn)),
             readers: self.clone(),
             broken: AtomicBool::new(false),
             _permit: Some(permit),
         })
+    }
+
+    /// A slot, and an idle connection or a new one.
+    async fn take_or_open(&self) -> Result<(OwnedSemaphorePermit, SqliteConnection)> {
+        let permit = self
+            .shared
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let idle = self.idle().pop();
+        let conn = match (idle, &self.shared.options) {
+            (Some(conn), _) => conn,
+            (None, Some(options)) => options.connect().await?,
+            (None, None) => unreachable!("a store in memory reads through its pool"),
+        };
+        Ok((permit, conn))
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
