@@ -475,14 +475,17 @@ const TRANSCRIPT_COLUMNS: [&str; 18] = [
     "revision",
 ];
 
+/// The column `name` of a join's table whose columns are named `{prefix}{name}`.
+fn prefixed(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
+    match prefix {
+        "" => name.into(),
+        _ => format!("{prefix}{name}").into(),
+    }
+}
+
 /// A transcript from the columns named `{prefix}{column}` of a row.
 fn transcript_at(row: &SqliteRow, prefix: &str) -> Result<Transcript> {
-    let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
-        match prefix {
-            "" => name.into(),
-            _ => format!("{prefix}{name}").into(),
-        }
-    };
+    let col = |name: &'static str| prefixed(prefix, name);
     let options: String = row.try_get(&*col("options"))?;
     let deletion = match (
         ts_col(row, &col("deleted_at"))?,
@@ -544,12 +547,7 @@ const ARTIFACT_COLUMNS: [&str; 22] = [
 
 /// The artifact whose columns are named `{prefix}{column}` (a join's second table).
 fn artifact_at(row: &SqliteRow, prefix: &str) -> Result<Artifact> {
-    let col = |name: &'static str| -> std::borrow::Cow<'static, str> {
-        match prefix {
-            "" => name.into(),
-            _ => format!("{prefix}{name}").into(),
-        }
-    };
+    let col = |name: &'static str| prefixed(prefix, name);
     Ok(Artifact {
         id: uuid_col(row, &col("id"))?,
         account_id: uuid_col(row, &col("account_id"))?,
