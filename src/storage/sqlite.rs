@@ -83,13 +83,18 @@ impl Default for WalShredding {
 }
 
 /// The statement of an account with its active holds, a row per hold (or one row without
-/// a hold): `$from` names `accounts a` (and what picks it), `$where` the account.
+/// a hold): `$from` names `accounts a` (and what picks it), `$where` the account; `$also`,
+/// if given, more columns (`", t.id AS t_id"`).
 macro_rules! account_with_holds {
     ($from:literal, $where:literal) => {
+        account_with_holds!("", $from, $where)
+    };
+    ($also:literal, $from:literal, $where:literal) => {
         concat!(
             "SELECT a.*, h.id AS hold_id, h.transcript_id AS hold_transcript_id,
-                    h.reason AS hold_reason, h.created_at AS hold_created_at
-             FROM ",
+                    h.reason AS hold_reason, h.created_at AS hold_created_at",
+            $also,
+            " FROM ",
             $from,
             " LEFT JOIN legal_holds h ON h.account_id = a.id AND h.released_at IS NULL
              WHERE ",
@@ -452,28 +457,6 @@ fn account_from_row(row: &SqliteRow) -> Result<Account> {
 fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
     transcript_at(row, "")
 }
-
-/// The columns of the `transcripts` table a [`Transcript`] is read from.
-const TRANSCRIPT_COLUMNS: [&str; 18] = [
-    "id",
-    "account_id",
-    "status",
-    "created_at",
-    "completed_at",
-    "upload_id",
-    "options",
-    "webhook_auth",
-    "audio_duration",
-    "error",
-    "policy_version",
-    "delete_after",
-    "delete_by",
-    "deleted_at",
-    "deletion_reason",
-    "final_artifact_id",
-    "settled",
-    "revision",
-];
 
 /// The column `name` of a join's table whose columns are named `{prefix}{name}`.
 fn prefixed(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
@@ -1173,21 +1156,20 @@ impl ArtifactIndex for SqliteStore {
         if !self.accounts_here.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(self.transcript(id).await?.map(|t| (t, None)));
         }
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            let transcript: Vec<String> = TRANSCRIPT_COLUMNS
-                .iter()
-                .map(|c| format!("t.{c} AS t_{c}"))
-                .collect();
-            format!(
-                "SELECT {}, a.*, h.id AS hold_id, h.transcript_id AS hold_transcript_id,
-                        h.reason AS hold_reason, h.created_at AS hold_created_at
-                 FROM transcripts t LEFT JOIN accounts a ON a.id = t.account_id
-                 LEFT JOIN legal_holds h ON h.account_id = a.id AND h.released_at IS NULL
-                 WHERE t.id = ? ORDER BY h.id",
-                transcript.join(", ")
-            )
-        });
+        // The transcript's columns as `t_*`, beside the account's.
+        let sql = account_with_holds!(
+            ", t.id AS t_id, t.account_id AS t_account_id, t.status AS t_status,
+             t.created_at AS t_created_at, t.completed_at AS t_completed_at,
+             t.upload_id AS t_upload_id, t.options AS t_options,
+             t.webhook_auth AS t_webhook_auth, t.audio_duration AS t_audio_duration,
+             t.error AS t_error, t.policy_version AS t_policy_version,
+             t.delete_after AS t_delete_after, t.delete_by AS t_delete_by,
+             t.deleted_at AS t_deleted_at, t.deletion_reason AS t_deletion_reason,
+             t.final_artifact_id AS t_final_artifact_id, t.settled AS t_settled,
+             t.revision AS t_revision",
+            "transcripts t LEFT JOIN accounts a ON a.id = t.account_id",
+            "t.id = ?"
+        );
         let rows = sqlx::query(sql)
             .bind(id.to_string())
             .fetch_all(&mut self.read().await?)
