@@ -19,7 +19,6 @@
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{TryFutureExt, TryStreamExt};
-
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteQueryResult, SqliteRow,
@@ -39,17 +38,18 @@ const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// At most `size` reader connections, opened as needed and kept.
 #[derive(Clone)]
 pub(super) struct Readers {
-    shared: Arc<Shared>,
+    source: Arc<Source>,
 }
 
-struct Shared {
-    /// `None`: the database is in memory, one per connection, so reads share the
-    /// writer's pool.
-    options: Option<SqliteConnectOptions>,
-    shared_pool: Option<SqlitePool>,
-    /// One permit per connection that may be open.
-    permits: Arc<Semaphore>,
-    idle: Mutex<Vec<SqliteConnection>>,
+enum Source {
+    Own {
+        options: Box<SqliteConnectOptions>,
+        /// One permit per connection that may be open.
+        permits: Arc<Semaphore>,
+        idle: Mutex<Vec<SqliteConnection>>,
+    },
+    /// A database in memory exists per connection: reads share the writer's pool.
+    Writer(SqlitePool),
 }
 
 impl fmt::Debug for Readers {
@@ -61,9 +61,8 @@ impl fmt::Debug for Readers {
 impl Readers {
     pub(super) fn new(options: SqliteConnectOptions, size: usize) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                options: Some(options),
-                shared_pool: None,
+            source: Arc::new(Source::Own {
+                options: Box::new(options),
                 permits: Arc::new(Semaphore::new(size)),
                 idle: Mutex::new(Vec::with_capacity(size)),
             }),
@@ -73,63 +72,54 @@ impl Readers {
     /// Reads through `pool` (a database in memory exists per connection).
     pub(super) fn sharing(pool: SqlitePool) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                options: None,
-                shared_pool: Some(pool),
-                permits: Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)),
-                idle: Mutex::new(Vec::new()),
-            }),
+            source: Arc::new(Source::Writer(pool)),
         }
     }
 
     /// An idle connection, or a new one while fewer than `size` are open; else waits for
     /// one to come back.
     pub(super) async fn acquire(&self) -> Result<Reader> {
-        if let Some(pool) = &self.shared.shared_pool {
-            return Ok(Reader {
-                conn: Some(Conn::Pooled(pool.acquire().await?)),
-                readers: self.clone(),
-                broken: AtomicBool::new(false),
-                _permit: None,
-            });
-        }
-        // As sqlx's pool did: a read that cannot get a connection (a free one, or a new
-        // one opened) for this long fails as unavailable rather than waiting on.
-        let (permit, conn) = tokio::time::timeout(ACQUIRE_TIMEOUT, self.take_or_open())
-            .await
-            .map_err(|_| StorageError::Unavailable {
-                backend: "sqlite",
-                source: format!("no reader connection within {ACQUIRE_TIMEOUT:?}").into(),
-            })??;
+        let (conn, permit) = match &*self.source {
+            Source::Writer(pool) => (Conn::Pooled(pool.acquire().await?), None),
+            Source::Own {
+                options,
+                permits,
+                idle,
+            } => {
+                // As sqlx's pool did: a read that cannot get a connection (a free one, or
+                // a new one opened) for this long fails as unavailable rather than waiting.
+                let take_or_open = async {
+                    let permit = permits
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let idle = lock(idle).pop();
+                    let conn = match idle {
+                        Some(conn) => conn,
+                        None => options.connect().await?,
+                    };
+                    Ok::<_, StorageError>((Conn::Own(conn), Some(permit)))
+                };
+                tokio::time::timeout(ACQUIRE_TIMEOUT, take_or_open)
+                    .await
+                    .map_err(|_| StorageError::Unavailable {
+                        backend: "sqlite",
+                        source: format!("no reader connection within {ACQUIRE_TIMEOUT:?}").into(),
+                    })??
+            }
+        };
         Ok(Reader {
-            conn: Some(Conn::Own(conn)),
+            conn: Some(conn),
             readers: self.clone(),
             broken: AtomicBool::new(false),
-            _permit: Some(permit),
+            _permit: permit,
         })
     }
+}
 
-    /// A slot, and an idle connection or a new one.
-    async fn take_or_open(&self) -> Result<(OwnedSemaphorePermit, SqliteConnection)> {
-        let permit = self
-            .shared
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let idle = self.idle().pop();
-        let conn = match (idle, &self.shared.options) {
-            (Some(conn), _) => conn,
-            (None, Some(options)) => options.connect().await?,
-            (None, None) => unreachable!("a store in memory reads through its pool"),
-        };
-        Ok((permit, conn))
-    }
-
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
-        self.shared.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
+fn lock(idle: &Mutex<Vec<SqliteConnection>>) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
+    idle.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A reader connection until dropped, when it goes back to the idle list (a command a
@@ -231,9 +221,11 @@ impl<'c> Executor<'c> for &'c mut Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         let broken = self.broken.load(Ordering::SeqCst);
-        if let Some(Conn::Own(conn)) = self.conn.take() {
+        if let (Some(Conn::Own(conn)), Source::Own { idle, .. }) =
+            (self.conn.take(), &*self.readers.source)
+        {
             if !broken {
-                self.readers.idle().push(conn);
+                lock(idle).push(conn);
             }
         }
     }
@@ -310,7 +302,10 @@ mod tests {
             .expect("served once one came back")
             .expect("joins")
             .expect("reads");
-        assert_eq!(readers.idle().len(), 1, "no third connection was opened");
+        let Source::Own { idle, .. } = &*readers.source else {
+            unreachable!("a file's readers")
+        };
+        assert_eq!(lock(idle).len(), 1, "no third connection was opened");
     }
 
     /// What the WAL's truncation after a deletion relies on: a connection handed back
