@@ -458,11 +458,45 @@ fn transcript_from_row(row: &SqliteRow) -> Result<Transcript> {
     transcript_at(row, "")
 }
 
-/// The column `name` of a join's table whose columns are named `{prefix}{name}`.
-fn prefixed(prefix: &str, name: &'static str) -> std::borrow::Cow<'static, str> {
-    match prefix {
-        "" => name.into(),
-        _ => format!("{prefix}{name}").into(),
+/// The column `name` of a join's table whose columns are named `{prefix}{name}`. A page
+/// of list items reads a few hundred of them: short names are put together on the stack.
+fn prefixed(prefix: &str, name: &'static str) -> ColumnName {
+    if prefix.is_empty() {
+        return ColumnName::Static(name);
+    }
+    let mut bytes = [0u8; 32];
+    let len = prefix.len() + name.len();
+    match bytes.get_mut(..len) {
+        Some(slot) => {
+            slot[..prefix.len()].copy_from_slice(prefix.as_bytes());
+            slot[prefix.len()..].copy_from_slice(name.as_bytes());
+            ColumnName::Short { bytes, len }
+        }
+        None => ColumnName::Long(format!("{prefix}{name}")),
+    }
+}
+
+enum ColumnName {
+    Static(&'static str),
+    /// UTF-8: two whole strings, one after the other.
+    Short {
+        bytes: [u8; 32],
+        len: usize,
+    },
+    Long(String),
+}
+
+impl std::ops::Deref for ColumnName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            ColumnName::Static(name) => name,
+            ColumnName::Short { bytes, len } => {
+                std::str::from_utf8(&bytes[..*len]).expect("two strings joined are UTF-8")
+            }
+            ColumnName::Long(name) => name,
+        }
     }
 }
 
