@@ -109,6 +109,10 @@ impl Backends {
                 };
                 // Small sealed objects are rows of the same file, larger ones files.
                 let objects = SqliteInlineContentStore::new((*db).clone(), Arc::new(files), clock);
+                if let (None, Some(_)) = (&config.dynamodb_table, &sqlite) {
+                    // The index is this file too: a page reads its URLs' keys and rows.
+                    db.keeps_content();
+                }
                 let keys: Arc<dyn DataKeyStore> = db;
                 Arc::new(EncryptedContentStore::new(
                     Arc::new(objects),

@@ -12,6 +12,7 @@ use crate::domain::{
     new_id, Account, Artifact, ArtifactId, ArtifactKind, ArtifactState, Content, DeletionReason,
     Schedule, ScheduleKind, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus,
 };
+use crate::storage::encrypted::ReadWithPage;
 use crate::storage::{durability, ByteStream, StorageError, TranscriptQuery};
 
 /// Where a transcript's audio comes from.
@@ -234,12 +235,13 @@ impl Engine {
             limit: query.limit.saturating_add(u32::from(first)),
             ..query.clone()
         };
-        let (listed, urls) = self
+        let listed = self
             .backends
             .index
             .list_transcripts_with_artifacts(account.id, &probe, ArtifactKind::UrlAudioReference)
             .await?;
         let mut transcripts: Vec<Transcript> = listed
+            .transcripts
             .into_iter()
             .map(|t| self.effective_transcript(t, account))
             .collect();
@@ -254,7 +256,9 @@ impl Engine {
                 .has_neighbors(account.id, query, oldest.id, newest.id)
                 .await?;
         }
-        let audio_urls = self.audio_urls(account, &transcripts, urls).await?;
+        let audio_urls = self
+            .audio_urls(account, &transcripts, listed.artifacts, listed.content)
+            .await?;
         Ok(TranscriptPage {
             transcripts,
             older,
@@ -598,13 +602,15 @@ impl Engine {
     }
 
     /// The audio URLs of these transcripts that may be served now, by transcript, from
-    /// their URL artifacts (read with the page) and one batch read of the URLs (a page of
-    /// list items costs the same few round trips whatever its length).
+    /// their URL artifacts (read with the page) and the URLs' keys and rows where the
+    /// index read them with the page (`read`, one per artifact), else one batch read of
+    /// the URLs: a page of list items costs the same few round trips whatever its length.
     async fn audio_urls(
         &self,
         account: &Account,
         transcripts: &[Transcript],
         artifacts: Vec<Artifact>,
+        read: Option<ReadWithPage>,
     ) -> Result<HashMap<TranscriptId, Content>> {
         let now = self.now();
         let readable: HashMap<TranscriptId, &Transcript> = transcripts
@@ -616,9 +622,28 @@ impl Engine {
         if readable.is_empty() {
             return Ok(HashMap::new());
         }
+        // What the index read with each artifact, if it did: kept for those served.
+        let mut read = match read {
+            Some(read) if read.objects.len() != artifacts.len() => {
+                return Err(StorageError::Other {
+                    backend: "index",
+                    source: "a page read a different number of objects than artifacts".into(),
+                }
+                .into())
+            }
+            Some(ReadWithPage { source, objects }) => Some((
+                objects.into_iter(),
+                ReadWithPage {
+                    source,
+                    objects: Vec::new(),
+                },
+            )),
+            None => None,
+        };
         let mut owners = Vec::new();
         let mut keys = Vec::new();
         for artifact in artifacts {
+            let with = read.as_mut().and_then(|(read, _)| read.next());
             let Some(t) = artifact.transcript_id.and_then(|id| readable.get(&id)) else {
                 continue;
             };
@@ -630,12 +655,18 @@ impl Engine {
             {
                 owners.push(t.id);
                 keys.push(artifact.content_key);
+                if let (Some((_, kept)), Some(with)) = (&mut read, with) {
+                    kept.objects.push(with);
+                }
             }
         }
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let contents = self.backends.content.get_many(&keys).await?;
+        let contents = match read {
+            Some((_, kept)) => self.backends.content.get_many_read(&keys, kept).await?,
+            None => self.backends.content.get_many(&keys).await?,
+        };
         if contents.len() != keys.len() {
             return Err(StorageError::Other {
                 backend: "content",

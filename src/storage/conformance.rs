@@ -417,10 +417,16 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
             ..Default::default()
         },
     ] {
-        let (page, artifacts) = index
+        let listed = index
             .list_transcripts_with_artifacts(account.id, &query, ArtifactKind::UrlAudioReference)
             .await
             .unwrap();
+        if let Some(content) = &listed.content {
+            let keys: Vec<&String> = listed.artifacts.iter().map(|a| &a.content_key).collect();
+            let read: Vec<&String> = content.objects.iter().map(|(key, _)| key).collect();
+            assert_eq!(read, keys, "one per artifact, in order: {query:?}");
+        }
+        let (page, artifacts) = (listed.transcripts, listed.artifacts);
         let listed = index.list_transcripts(account.id, &query).await.unwrap();
         assert_eq!(page, listed, "{query:?}");
         let ids: Vec<_> = listed.iter().map(|t| t.id).collect();
@@ -436,14 +442,15 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         expected.sort_by_key(|a| a.id);
         assert_eq!(artifacts, expected, "{query:?}");
     }
-    let (_, two_urls) = index
+    let two_urls = index
         .list_transcripts_with_artifacts(
             account.id,
             &q(None, None, 3),
             ArtifactKind::UrlAudioReference,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .artifacts;
     assert_eq!(two_urls.len(), 3, "ids[6] has one URL artifact, ids[4] two");
 
     // Filters.

@@ -92,13 +92,33 @@ impl MasterKey {
     }
 }
 
-/// What [`DataKeyStore::keys_and_rows`] reads for one object key.
-#[derive(Clone, Debug, Default)]
+/// What [`DataKeyStore::keys_and_rows`] reads for one object key. Its `Debug` shows sizes,
+/// never bytes.
+#[derive(Clone, Default)]
 pub struct KeyAndRow {
     /// The wrapped data key of the object's scope, if it has one.
     pub wrapped: Option<Vec<u8>>,
     /// The sealed object, if it is held as a row.
     pub sealed: Option<Vec<u8>>,
+}
+
+/// The keys and rows a page's own statement read beside its artifacts
+/// ([`super::PageWithArtifacts::content`]): one per artifact, in order, each under its object
+/// key, and the database they came from.
+#[derive(Clone, Debug)]
+pub struct ReadWithPage {
+    /// The [`DataKeyStore::identity`] of the database read.
+    pub source: usize,
+    pub objects: Vec<(String, KeyAndRow)>,
+}
+
+impl fmt::Debug for KeyAndRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyAndRow")
+            .field("wrapped_bytes", &self.wrapped.as_ref().map(Vec::len))
+            .field("sealed_bytes", &self.sealed.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 /// Where wrapped data keys live (the embedded profile's SQLite file).
@@ -123,6 +143,12 @@ pub trait DataKeyStore: fmt::Debug + Send + Sync + 'static {
     /// store holds no objects (the default).
     async fn keys_and_rows(&self, _keys: &[String]) -> Result<Option<Vec<KeyAndRow>>> {
         Ok(None)
+    }
+    /// Where [`keys_and_rows`](Self::keys_and_rows) reads: the same for every handle on one
+    /// database, so keys and rows read elsewhere ([`ReadWithPage`]) are known to be this
+    /// store's. `None` (the default) where the store holds no objects.
+    fn identity(&self) -> Option<usize> {
+        None
     }
     /// Stores `wrapped` for `scope` unless a key exists; returns the key in force.
     async fn create_data_key(&self, scope: &str, wrapped: &[u8]) -> Result<Vec<u8>>;
@@ -491,6 +517,33 @@ impl ContentStore for EncryptedContentStore {
             });
         }
         Ok(found)
+    }
+
+    /// Keys and rows the index read beside a page from this store's own database are
+    /// opened as [`DataKeyStore::keys_and_rows`]'s would be; any others are not trusted,
+    /// and the objects are read again.
+    async fn get_many_read(
+        &self,
+        keys: &[String],
+        read: ReadWithPage,
+    ) -> Result<Vec<Option<Content>>> {
+        if self.keys.identity() != Some(read.source) {
+            return self.get_many(keys).await;
+        }
+        // Sealed objects do not name their keys: one out of step would open as another's.
+        let in_step = read.objects.len() == keys.len()
+            && read
+                .objects
+                .iter()
+                .zip(keys)
+                .all(|((read, _), key)| read == key);
+        if !in_step {
+            return Err(crypto_error(
+                "keys and rows read with a page do not match the objects asked for",
+            ));
+        }
+        let found = read.objects.into_iter().map(|(_, found)| found).collect();
+        self.open_keys_and_rows(keys, found).await
     }
 
     async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {

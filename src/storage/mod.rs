@@ -63,6 +63,20 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// A page of transcripts with their artifacts of one kind
+/// ([`ArtifactIndex::list_transcripts_with_artifacts`]).
+#[derive(Debug, Default)]
+pub struct PageWithArtifacts {
+    /// Newest first.
+    pub transcripts: Vec<Transcript>,
+    pub artifacts: Vec<Artifact>,
+    /// For each of `artifacts`, in order: its scope's wrapped data key and its sealed row,
+    /// read in the page's own statement where the index's database also keeps the
+    /// content's keys and small objects ([`sqlite::SqliteStore::keeps_content`]). `None`
+    /// elsewhere. Opened by [`ContentStore::get_many_read`].
+    pub content: Option<encrypted::ReadWithPage>,
+}
+
 /// A claim on artifacts for deletion: who holds it and until when.
 #[derive(Clone, Debug)]
 pub struct Claim {
@@ -196,20 +210,24 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     ) -> Result<Vec<Transcript>>;
     /// [`list_transcripts`](Self::list_transcripts) and the listed transcripts' artifacts
     /// of `kind` (a page of list items and its audio URLs), in one round trip where the
-    /// backend allows it. Default: the two reads.
+    /// backend allows it. Default: the two reads, and no content.
     async fn list_transcripts_with_artifacts(
         &self,
         account: AccountId,
         query: &TranscriptQuery,
         kind: ArtifactKind,
-    ) -> Result<(Vec<Transcript>, Vec<Artifact>)> {
+    ) -> Result<PageWithArtifacts> {
         let transcripts = self.list_transcripts(account, query).await?;
         let ids: Vec<TranscriptId> = transcripts.iter().map(|t| t.id).collect();
         let artifacts = match ids.is_empty() {
             true => Vec::new(),
             false => self.artifacts_of_kind_for_transcripts(&ids, kind).await?,
         };
-        Ok((transcripts, artifacts))
+        Ok(PageWithArtifacts {
+            transcripts,
+            artifacts,
+            content: None,
+        })
     }
     /// Whether the account has transcripts that pass `query`'s filters (status, day) and
     /// are older than `oldest` / newer than `newest`: a page's previous and next links.
@@ -413,6 +431,17 @@ pub trait ContentStore: std::fmt::Debug + Send + Sync + 'static {
             found.push(self.get(key).await?);
         }
         Ok(found)
+    }
+    /// [`get_many`](Self::get_many), given what the index read with the keys
+    /// ([`PageWithArtifacts::content`], one per key in order): the store whose keys and
+    /// rows those are opens them without reading them again (objects held as files are
+    /// still read). Default: `get_many`, ignoring them.
+    async fn get_many_read(
+        &self,
+        keys: &[String],
+        _read: encrypted::ReadWithPage,
+    ) -> Result<Vec<Option<Content>>> {
+        self.get_many(keys).await
     }
     /// Removes the object. Deleting a missing object is `Ok`.
     async fn delete(&self, key: &str) -> Result<()>;

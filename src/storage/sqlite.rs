@@ -23,15 +23,19 @@ use std::path::Path;
 use std::str::FromStr;
 use uuid::Uuid;
 
+use super::encrypted::{KeyAndRow, ReadWithPage};
 use super::sqlite_readers::{Reader, Readers};
 use super::sqlite_writer::{ExecuteWrite, GroupWriter};
-use super::{AccountStore, ArtifactIndex, AuditLog, Claim, Result, StorageError, TranscriptQuery};
+use super::{
+    AccountStore, ArtifactIndex, AuditLog, Claim, PageWithArtifacts, Result, StorageError,
+    TranscriptQuery,
+};
 use crate::domain::{
-    Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind, ArtifactState,
-    DeletionReason, DeletionWebhook, DeliveryState, LegalHold, ReconcileReport, Region,
-    RetentionJob, RetentionSettings, Schedule, ScheduleKind, SweepReport, SweepState, Tombstone,
-    Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind, UsageRecord,
-    WebhookDelivery, WebhookEvent, HOLD_OWNER,
+    content_scope, Account, AccountId, ApiKeyHash, Artifact, ArtifactId, ArtifactKind,
+    ArtifactState, DeletionReason, DeletionWebhook, DeliveryState, LegalHold, ReconcileReport,
+    Region, RetentionJob, RetentionSettings, Schedule, ScheduleKind, SweepReport, SweepState,
+    Tombstone, Transcript, TranscriptDeletion, TranscriptId, TranscriptStatus, UsageKind,
+    UsageRecord, WebhookDelivery, WebhookEvent, HOLD_OWNER,
 };
 
 const BACKEND: &str = "sqlite";
@@ -54,6 +58,9 @@ pub struct SqliteStore {
     /// Whether this file is the process's account store, so a transcript's account may be
     /// read with it ([`SqliteStore::keeps_accounts`]).
     accounts_here: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether this file also keeps the content's data keys and small objects, so a page's
+    /// may be read with it ([`SqliteStore::keeps_content`]).
+    content_here: Arc<std::sync::atomic::AtomicBool>,
     /// Deletions whose older copies may still be in the WAL, and how far truncations have
     /// covered them.
     shredding: Arc<WalShredding>,
@@ -234,6 +241,7 @@ impl SqliteStore {
         };
         let store = Self {
             accounts_here: Arc::default(),
+            content_here: Arc::default(),
             readers,
             pool,
             writer: GroupWriter::new(writer.clone()),
@@ -259,6 +267,20 @@ impl SqliteStore {
     pub fn keeps_accounts(&self) {
         self.accounts_here
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Marks this file as where the process's encrypted content store keeps its data keys
+    /// and small sealed objects ([`super::sqlite_content`]): a page of list items reads
+    /// its audio URLs' keys and rows in its own statement
+    /// ([`ArtifactIndex::list_transcripts_with_artifacts`]).
+    pub fn keeps_content(&self) {
+        self.content_here
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The same for every handle on this store ([`DataKeyStore::identity`]).
+    fn file_identity(&self) -> usize {
+        Arc::as_ptr(&self.shredding) as usize
     }
 
     /// A reader connection until dropped.
@@ -1274,46 +1296,83 @@ impl ArtifactIndex for SqliteStore {
         page_from_rows(&rows, q)
     }
 
-    /// One statement: the page, each transcript joined with its artifacts of `kind`
-    /// (their columns prefixed `a_`), so both come from one snapshot.
+    /// One statement: the page, its artifacts of `kind` in a `LEFT JOIN` (columns `a_*`),
+    /// and where this file keeps the content ([`SqliteStore::keeps_content`]), each
+    /// artifact's sealed row and its scope's wrapped key, all from one snapshot.
     async fn list_transcripts_with_artifacts(
         &self,
         account: AccountId,
         q: &TranscriptQuery,
         kind: ArtifactKind,
-    ) -> Result<(Vec<Transcript>, Vec<Artifact>)> {
+    ) -> Result<PageWithArtifacts> {
+        let with_content = self.content_here.load(std::sync::atomic::Ordering::SeqCst);
         let mut query = QueryBuilder::<Sqlite>::new("SELECT t.*");
         for column in ARTIFACT_COLUMNS {
             query.push(format_args!(", a.{column} AS a_{column}"));
         }
+        // A key's scope is all before its last `/`, and the artifact's id follows it
+        // (`domain::content_key`); checked against `content_scope` below.
+        const SCOPE: &str = "substr(a.content_key, 1, length(a.content_key) - length(a.id) - 1)";
+        if with_content {
+            query.push(format_args!(
+                ", {SCOPE} AS k_scope, k.wrapped AS k_wrapped, c.bytes AS c_bytes"
+            ));
+        }
         query.push(" FROM (");
         if !push_page(&mut query, "*", account, q) {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(PageWithArtifacts::default());
         }
         // By transcript: the (kind, state) index would read every artifact of the kind.
         query
             .push(") t LEFT JOIN artifacts a INDEXED BY artifacts_by_transcript")
             .push(" ON a.transcript_id = t.id AND a.account_id = t.account_id AND a.kind = ")
-            .push_bind(kind.as_str())
-            .push(match ascending(q) {
-                true => " ORDER BY t.id ASC, a.id",
-                false => " ORDER BY t.id DESC, a.id",
-            });
+            .push_bind(kind.as_str());
+        if with_content {
+            query.push(format_args!(
+                " LEFT JOIN contents c ON c.key = a.content_key
+                 LEFT JOIN data_keys k ON k.scope = {SCOPE}"
+            ));
+        }
+        query.push(match ascending(q) {
+            true => " ORDER BY t.id ASC, a.id",
+            false => " ORDER BY t.id DESC, a.id",
+        });
         let rows = query.build().fetch_all(&mut self.read().await?).await?;
-        let (mut page, mut artifacts) = (Vec::new(), Vec::new());
+        let mut page = PageWithArtifacts {
+            content: with_content.then(|| ReadWithPage {
+                source: self.file_identity(),
+                objects: Vec::new(),
+            }),
+            ..Default::default()
+        };
         for row in &rows {
             let id = uuid_col(row, "id")?;
-            if page.last().map(|t: &Transcript| t.id) != Some(id) {
-                page.push(transcript_from_row(row)?);
+            if page.transcripts.last().map(|t: &Transcript| t.id) != Some(id) {
+                page.transcripts.push(transcript_from_row(row)?);
             }
             if row.try_get::<Option<String>, _>("a_id")?.is_some() {
-                artifacts.push(artifact_at(row, "a_")?);
+                let artifact = artifact_at(row, "a_")?;
+                if let Some(content) = &mut page.content {
+                    let scope: Option<String> = row.try_get("k_scope")?;
+                    match scope.as_deref() == Some(content_scope(&artifact.content_key)) {
+                        true => content.objects.push((
+                            artifact.content_key.clone(),
+                            KeyAndRow {
+                                wrapped: row.try_get("k_wrapped")?,
+                                sealed: row.try_get("c_bytes")?,
+                            },
+                        )),
+                        // A key of another shape: its content is read on its own.
+                        false => page.content = None,
+                    }
+                }
+                page.artifacts.push(artifact);
             }
         }
         if ascending(q) {
-            page.reverse();
+            page.transcripts.reverse();
         }
-        Ok((page, artifacts))
+        Ok(page)
     }
 
     /// Both links in one statement: two `EXISTS` probes of the keyset index.
@@ -1712,13 +1771,14 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
             .await?)
     }
 
+    fn identity(&self) -> Option<usize> {
+        Some(self.file_identity())
+    }
+
     /// Keys and rows of the `contents` table ([`super::sqlite_content`]) in one query,
     /// both from one snapshot.
-    async fn keys_and_rows(
-        &self,
-        keys: &[String],
-    ) -> Result<Option<Vec<crate::storage::encrypted::KeyAndRow>>> {
-        let mut found = vec![crate::storage::encrypted::KeyAndRow::default(); keys.len()];
+    async fn keys_and_rows(&self, keys: &[String]) -> Result<Option<Vec<KeyAndRow>>> {
+        let mut found = vec![KeyAndRow::default(); keys.len()];
         for (chunk_at, chunk) in keys.chunks(ROWS_PER_STATEMENT / 3).enumerate() {
             let mut query = QueryBuilder::<Sqlite>::new("WITH wanted (n, key, scope) AS (");
             query.push_values(chunk.iter().enumerate(), |mut row, (n, key)| {

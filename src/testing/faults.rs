@@ -497,6 +497,14 @@ impl ContentStore for FaultyContent {
         self.faults.check("content.get_many")?;
         self.inner.get_many(keys).await
     }
+    async fn get_many_read(
+        &self,
+        keys: &[String],
+        read: crate::storage::encrypted::ReadWithPage,
+    ) -> Result<Vec<Option<Content>>> {
+        self.faults.check("content.get_many")?;
+        self.inner.get_many_read(keys, read).await
+    }
     async fn get_stream(&self, key: &str) -> Result<Option<ByteStream>> {
         self.faults.check("content.get_stream")?;
         self.inner.get_stream(key).await

@@ -27,6 +27,10 @@ async fn sqlite_account_store_conforms() {
 async fn sqlite_transcript_index_conforms() {
     let (_dir, store) = sqlite().await;
     conformance::transcripts(&store).await;
+    // Again where the file also keeps the content: a page reads its URLs' keys and rows.
+    let (_dir, store) = sqlite().await;
+    store.keeps_content();
+    conformance::transcripts(&store).await;
 }
 
 #[tokio::test]
@@ -60,6 +64,147 @@ async fn sqlite_reads_a_transcript_with_its_account_at_once() {
         .expect("reads")
         .expect("found");
     assert_eq!(with, Some(account), "one read, the account with it");
+}
+
+/// Where the file also keeps the content's keys and rows, a page of list items brings its
+/// URL artifacts' sealed rows and wrapped keys in its own statement, and they open to what
+/// a separate batch read gives: a row, a file, a destroyed key. A key of another shape
+/// than `<account>/<scope>/<artifact>` leaves the page without them (read on its own).
+#[tokio::test]
+async fn sqlite_reads_a_pages_audio_urls_with_it() {
+    use lethe::domain::{Artifact, ArtifactKind, Content};
+    use lethe::storage::encrypted::{EncryptedContentStore, MasterKey};
+    use lethe::storage::{ContentStore, TranscriptQuery};
+    use std::sync::Arc;
+
+    let (_dir, db, objects) = inline().await;
+    let master = MasterKey::from_hex(&MasterKey::generate_hex()).expect("a key");
+    let content = EncryptedContentStore::new(Arc::new(objects), Arc::new(db.clone()), master);
+    let account = conformance::sample_account(conformance::t0());
+    db.create_account(&account, &ApiKey::generate().hash())
+        .await
+        .expect("creates");
+    // Oldest first: a row, a file, a destroyed key, no URL at all.
+    let large = format!("https://media.example.com/{}", "x".repeat(20_000));
+    let contents = [
+        Some("https://media.example.com/a.mp3".to_owned()),
+        Some(large.clone()),
+        Some("https://media.example.com/shredded.mp3".to_owned()),
+        None,
+    ];
+    let mut urls = Vec::new();
+    for (n, url) in contents.iter().enumerate() {
+        let at = conformance::t0() + chrono::Duration::seconds(n as i64);
+        let t = conformance::sample_transcript(&account, at);
+        db.insert_transcript(&t).await.expect("inserts");
+        let Some(url) = url else { continue };
+        let a = Artifact::new_live(
+            lethe::domain::new_id(at),
+            &account,
+            Some(t.id),
+            ArtifactKind::UrlAudioReference,
+            at,
+        );
+        db.insert_artifact(&a).await.expect("inserts");
+        content
+            .put(&a.content_key, Content::new(url.clone()))
+            .await
+            .expect("stores");
+        urls.push(a);
+    }
+    content
+        .forget_scope(lethe::domain::content_scope(&urls[2].content_key))
+        .await
+        .expect("forgets");
+    let query = TranscriptQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let page = |db: SqliteStore| {
+        let query = query.clone();
+        async move {
+            db.list_transcripts_with_artifacts(account.id, &query, ArtifactKind::UrlAudioReference)
+                .await
+                .expect("lists")
+        }
+    };
+    assert!(
+        page(db.clone()).await.content.is_none(),
+        "not read unless the file keeps the content"
+    );
+
+    db.keeps_content();
+    let listed = page(db.clone()).await;
+    assert_eq!(listed.transcripts.len(), 4);
+    let keys: Vec<String> = listed
+        .artifacts
+        .iter()
+        .map(|a| a.content_key.clone())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    let read = listed.content.expect("read with the page");
+    let shapes: Vec<_> = read
+        .objects
+        .iter()
+        .map(|(key, found)| (key.clone(), found.wrapped.is_some(), found.sealed.is_some()))
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            (keys[0].clone(), false, true),
+            (keys[1].clone(), true, false),
+            (keys[2].clone(), true, true),
+        ],
+        "each under its key: the shredded URL's row without a key, the file without a row, the row with both"
+    );
+    let opened = content
+        .get_many_read(&keys, read.clone())
+        .await
+        .expect("opens");
+    assert_eq!(opened, content.get_many(&keys).await.expect("reads"));
+    // Out of step with the keys asked for: refused, not opened as another object.
+    let mut swapped = read.clone();
+    swapped.objects.swap(1, 2);
+    assert!(content.get_many_read(&keys, swapped).await.is_err());
+    // Read from another database: not trusted; the objects are read again.
+    let mut elsewhere = read.clone();
+    elsewhere.source ^= 1;
+    for (_, found) in &mut elsewhere.objects {
+        found.sealed = Some(b"not this store's".to_vec());
+    }
+    assert_eq!(
+        content
+            .get_many_read(&keys, elsewhere)
+            .await
+            .expect("reads"),
+        opened
+    );
+    let expose = |c: &Option<Content>| c.as_ref().map(|c| c.expose().to_vec());
+    // Newest first: the shredded URL, the file, the row.
+    assert_eq!(expose(&opened[0]), None, "its key is destroyed");
+    assert_eq!(expose(&opened[1]), Some(large.into_bytes()), "a file");
+    assert_eq!(
+        expose(&opened[2]),
+        Some(b"https://media.example.com/a.mp3".to_vec()),
+        "a row"
+    );
+
+    // A key of another shape: its scope is not what the statement computes.
+    let t =
+        conformance::sample_transcript(&account, conformance::t0() + chrono::Duration::seconds(9));
+    db.insert_transcript(&t).await.expect("inserts");
+    let mut odd = Artifact::new_live(
+        lethe::domain::new_id(conformance::t0()),
+        &account,
+        Some(t.id),
+        ArtifactKind::UrlAudioReference,
+        conformance::t0(),
+    );
+    odd.content_key = format!("{}/{}/{}-x", account.id, t.id, odd.id);
+    db.insert_artifact(&odd).await.expect("inserts");
+    let listed = page(db.clone()).await;
+    assert_eq!(listed.artifacts.len(), 4);
+    assert!(listed.content.is_none(), "left to a read of its own");
 }
 
 #[tokio::test]
