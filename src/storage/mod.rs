@@ -73,7 +73,8 @@ pub struct PageWithArtifacts {
     /// For each of `artifacts`, in order: its scope's wrapped data key and its sealed row,
     /// read in the page's own statement where the index's database also keeps the
     /// content's keys and small objects ([`sqlite::SqliteStore::keeps_content`]). `None`
-    /// elsewhere. Opened by [`ContentStore::get_many_read`].
+    /// elsewhere, and where a key's scope could not be worked out in the statement (the
+    /// objects are then read on their own). Opened by [`ContentStore::get_many_read`].
     pub content: Option<encrypted::ReadWithPage>,
 }
 

@@ -61,6 +61,9 @@ pub struct SqliteStore {
     /// Whether this file also keeps the content's data keys and small objects, so a page's
     /// may be read with it ([`SqliteStore::keeps_content`]).
     content_here: Arc<std::sync::atomic::AtomicBool>,
+    /// This store's number, the same for its clones, never another open store's
+    /// ([`DataKeyStore::identity`]).
+    opened: usize,
     /// Deletions whose older copies may still be in the WAL, and how far truncations have
     /// covered them.
     shredding: Arc<WalShredding>,
@@ -242,6 +245,11 @@ impl SqliteStore {
         let store = Self {
             accounts_here: Arc::default(),
             content_here: Arc::default(),
+            opened: {
+                static OPENED: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(1);
+                OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             readers,
             pool,
             writer: GroupWriter::new(writer.clone()),
@@ -280,7 +288,7 @@ impl SqliteStore {
 
     /// The same for every handle on this store ([`DataKeyStore::identity`]).
     fn file_identity(&self) -> usize {
-        Arc::as_ptr(&self.shredding) as usize
+        self.opened
     }
 
     /// A reader connection until dropped.

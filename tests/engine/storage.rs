@@ -162,9 +162,10 @@ async fn sqlite_reads_a_pages_audio_urls_with_it() {
         .await
         .expect("opens");
     assert_eq!(opened, content.get_many(&keys).await.expect("reads"));
-    // Out of step with the keys asked for: refused, not opened as another object.
+    // Out of step with the keys asked for: refused, not opened as another object (the
+    // row of one scope would open under its own key as the other's URL).
     let mut swapped = read.clone();
-    swapped.objects.swap(1, 2);
+    swapped.objects.swap(0, 2);
     assert!(content.get_many_read(&keys, swapped).await.is_err());
     // Read from another database: not trusted; the objects are read again.
     let mut elsewhere = read.clone();
@@ -205,6 +206,34 @@ async fn sqlite_reads_a_pages_audio_urls_with_it() {
     let listed = page(db.clone()).await;
     assert_eq!(listed.artifacts.len(), 4);
     assert!(listed.content.is_none(), "left to a read of its own");
+}
+
+/// As `lethe serve` wires the embedded profile, a page reads its URLs' keys and rows.
+#[tokio::test]
+async fn the_embedded_wiring_reads_a_pages_urls_with_it() {
+    use lethe::domain::ArtifactKind;
+    use lethe::storage::TranscriptQuery;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = lethe::config::Config::defaults();
+    config.data_dir = dir.path().to_owned();
+    let backends =
+        lethe::storage::Backends::from_config(&config, std::sync::Arc::new(ManualClock::new(t0())))
+            .await
+            .expect("opens");
+    let query = TranscriptQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let listed = backends
+        .index
+        .list_transcripts_with_artifacts(
+            lethe::domain::new_id(t0()),
+            &query,
+            ArtifactKind::UrlAudioReference,
+        )
+        .await
+        .expect("lists");
+    assert!(listed.content.is_some(), "read with the page");
 }
 
 #[tokio::test]
