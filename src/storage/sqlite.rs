@@ -286,11 +286,6 @@ impl SqliteStore {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The same for every handle on this store ([`DataKeyStore::identity`]).
-    fn file_identity(&self) -> usize {
-        self.opened
-    }
-
     /// A reader connection until dropped.
     pub(super) async fn read(&self) -> Result<Reader> {
         self.readers.acquire().await
@@ -1348,7 +1343,7 @@ impl ArtifactIndex for SqliteStore {
         let rows = query.build().fetch_all(&mut self.read().await?).await?;
         let mut page = PageWithArtifacts {
             content: with_content.then(|| ReadWithPage {
-                source: self.file_identity(),
+                source: self.opened,
                 objects: Vec::new(),
             }),
             ..Default::default()
@@ -1780,7 +1775,7 @@ impl crate::storage::encrypted::DataKeyStore for SqliteStore {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(self.file_identity())
+        Some(self.opened)
     }
 
     /// Keys and rows of the `contents` table ([`super::sqlite_content`]) in one query,
