@@ -623,7 +623,7 @@ impl Engine {
             return Ok(HashMap::new());
         }
         // What the index read with each artifact, if it did: kept for those served.
-        let mut read = match read {
+        let (source, read) = match read {
             Some(read) if read.objects.len() != artifacts.len() => {
                 return Err(StorageError::Other {
                     backend: "index",
@@ -631,19 +631,16 @@ impl Engine {
                 }
                 .into())
             }
-            Some(ReadWithPage { source, objects }) => Some((
-                objects.into_iter(),
-                ReadWithPage {
-                    source,
-                    objects: Vec::new(),
-                },
-            )),
-            None => None,
+            Some(read) => (
+                Some(read.source),
+                read.objects.into_iter().map(Some).collect(),
+            ),
+            None => (None, vec![None; artifacts.len()]),
         };
         let mut owners = Vec::new();
         let mut keys = Vec::new();
-        for artifact in artifacts {
-            let with = read.as_mut().and_then(|(read, _)| read.next());
+        let mut kept = Vec::new();
+        for (artifact, with) in artifacts.into_iter().zip(read) {
             let Some(t) = artifact.transcript_id.and_then(|id| readable.get(&id)) else {
                 continue;
             };
@@ -655,17 +652,19 @@ impl Engine {
             {
                 owners.push(t.id);
                 keys.push(artifact.content_key);
-                if let (Some((_, kept)), Some(with)) = (&mut read, with) {
-                    kept.objects.push(with);
-                }
+                kept.push(with);
             }
         }
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
-        let contents = match read {
-            Some((_, kept)) => self.backends.content.get_many_read(&keys, kept).await?,
-            None => self.backends.content.get_many(&keys).await?,
+        let kept: Option<Vec<_>> = kept.into_iter().collect();
+        let contents = match (source, kept) {
+            (Some(source), Some(objects)) => {
+                let read = ReadWithPage { source, objects };
+                self.backends.content.get_many_read(&keys, read).await?
+            }
+            _ => self.backends.content.get_many(&keys).await?,
         };
         if contents.len() != keys.len() {
             return Err(StorageError::Other {
