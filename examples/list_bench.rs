@@ -5,23 +5,28 @@
 //! cargo run --release --example list_bench            # 10^4 and 10^6 transcripts (~3 min)
 //! cargo run --release --example list_bench -- --quick # 10^4 and 10^5
 //! cargo run --release --example list_bench -- --sizes 100000,10000000
+//! cargo run --release --example list_bench -- --sizes 100000,10000000 --keep /var/tmp/lb
 //! ```
-//! One in ten transcripts was created from a URL (its list item reads the URL artifact);
-//! the rest from uploads. One in ten is still queued.
+//! The embedded profile as `lethe serve` wires it. One in ten transcripts was created from a
+//! URL (its list item reads the URL, a sealed row of the same file); the rest from uploads.
+//! One in ten is still queued. `--keep DIR` builds each fixture once in `DIR` and reuses it.
+//! Every query shape runs `--rounds` times, the sizes alternating, and each figure is the
+//! median of the rounds': a single pass's p99 on a shared 2-core VM moves by 2× run to run.
 
 /// The peers harness's /proc readings (peak RSS).
 #[allow(dead_code)]
 #[path = "peers/sys.rs"]
 mod sys;
 use chrono::{DateTime, Duration, Utc};
+use futures::{StreamExt, TryStreamExt};
 use lethe::clock::SystemClock;
 use lethe::config::Config;
 use lethe::domain::{
-    new_id, Account, Artifact, ArtifactKind, RetentionSettings, Transcript, TranscriptStatus,
+    new_id, Account, Artifact, ArtifactKind, Content, RetentionSettings, Transcript,
+    TranscriptStatus,
 };
 use lethe::http::Tokens;
 use lethe::startup::App;
-use lethe::storage::local::LocalContentStore;
 use lethe::storage::sqlite::SqliteStore;
 use lethe::storage::Backends;
 use rand::Rng;
@@ -35,52 +40,108 @@ fn percentile(xs: &mut [f64], p: f64) -> f64 {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    /// The fixture's directory when it is a temporary one (removed on drop).
+    _temp: Option<tempfile::TempDir>,
     base: String,
     key: String,
     ids: Vec<uuid::Uuid>,
     first_day: DateTime<Utc>,
 }
 
-async fn fixture(n: usize) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sql = Arc::new(
-        SqliteStore::open(&dir.path().join("lethe.db"))
-            .await
-            .expect("sqlite"),
-    );
-    let content = Arc::new(
-        LocalContentStore::open(&dir.path().join("content"))
-            .await
-            .expect("content"),
-    );
-    let backends = Backends {
-        accounts: sql.clone(),
-        index: sql.clone(),
-        content: content.clone(),
-        audit: sql.clone(),
-        aws_requests: Default::default(),
+/// What a kept fixture needs to be queried again: the bench account's key (a throwaway
+/// account of a throwaway database), the transcripts' ids in order and the first day.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    key: String,
+    first_day: DateTime<Utc>,
+    ids: Vec<uuid::Uuid>,
+}
+
+/// The embedded profile as `lethe serve` wires it (`Backends::from_config`): the index,
+/// accounts and audit in one SQLite file, content sealed under a data key per transcript,
+/// small objects (a URL) as rows of the same file. With `keep`, the fixture is built in
+/// `keep/<n>` once and reused by later runs (building 10^7 takes minutes).
+async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
+    let (temp, root) = match keep {
+        Some(dir) => (None, dir.join(n.to_string())),
+        None => {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let root = temp.path().to_owned();
+            (Some(temp), root)
+        }
     };
+    let kept_path = root.join("fixture.json");
+    let mut config = Config::defaults();
+    config.data_dir = root.clone();
+    let clock = Arc::new(SystemClock);
+    let kept: Kept = match std::fs::read(&kept_path) {
+        Ok(bytes) => {
+            eprintln!("reusing the fixture in {}", root.display());
+            serde_json::from_slice(&bytes).expect("a kept fixture")
+        }
+        Err(_) => {
+            // An unfinished build (interrupted) or a directory of something else: never
+            // add a fixture to a database it did not start.
+            assert!(
+                !root.join("lethe.db").exists(),
+                "{} holds a database but no finished fixture: remove it first",
+                root.display()
+            );
+            let backends = Backends::from_config(&config, clock.clone())
+                .await
+                .expect("the embedded backends");
+            let kept = build(n, &config, &root, backends).await;
+            if keep.is_some() {
+                std::fs::write(&kept_path, serde_json::to_vec(&kept).expect("json"))
+                    .expect("write the fixture's facts");
+            }
+            kept
+        }
+    };
+    let backends = Backends::from_config(&config, clock.clone())
+        .await
+        .expect("the embedded backends");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    let mut config = Config::defaults();
-    config.data_dir = dir.path().to_owned();
     config.public_base_url = Some(format!("http://{address}"));
-    let app = App::with_backends(config, Arc::new(SystemClock), backends);
+    let app = App::with_backends(config, clock, backends);
+    let tokens = Tokens {
+        admin: SecretString::from("a"),
+        internal: SecretString::from("i"),
+    };
+    let router = lethe::http::router(app.http_state(tokens));
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    Fixture {
+        _temp: temp,
+        base: format!("http://{address}"),
+        key: kept.key,
+        ids: kept.ids,
+        first_day: kept.first_day,
+    }
+}
+
+/// Loads `n` transcripts in bulk statements; their URLs are stored through the content
+/// store, as the API stores them (a sealed row under a data key each).
+async fn build(n: usize, config: &Config, root: &std::path::Path, backends: Backends) -> Kept {
+    let content = backends.content.clone();
+    let app = App::with_backends(config.clone(), Arc::new(SystemClock), backends);
     let (account, key): (Account, _) = app
         .engine
         .create_account("bench", RetentionSettings::default())
         .await
         .expect("account");
+    // A second handle on the same file for the bulk inserts the API has no call for.
+    let sql = SqliteStore::open(&root.join("lethe.db"))
+        .await
+        .expect("sqlite");
 
     let first_day = Utc::now() - Duration::seconds(n as i64 * 5);
     let mut ids = Vec::with_capacity(n);
     let mut transcripts = Vec::with_capacity(50_000);
     let mut artifacts = Vec::new();
     let mut urls = Vec::new();
-    let content_root = dir.path().join("content");
     for i in 0..n {
         let created = first_day + Duration::seconds(i as i64 * 5);
         let id = new_id(created);
@@ -124,79 +185,54 @@ async fn fixture(n: usize) -> Fixture {
             ));
             artifacts.push(a);
         }
-        if transcripts.len() == 50_000 {
-            write_unsynced(&content_root, std::mem::take(&mut urls)).await;
+        if transcripts.len() == 50_000 || i + 1 == n {
+            // 64 at a time: the writer's group commit shares their syncs.
+            futures::stream::iter(std::mem::take(&mut urls))
+                .map(|(key, url)| {
+                    let content = content.clone();
+                    async move { content.put(&key, Content::new(url.into_bytes())).await }
+                })
+                .buffer_unordered(64)
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("put a URL");
             sql.insert_transcripts_bulk(&transcripts)
                 .await
                 .expect("insert");
             sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
             transcripts.clear();
             artifacts.clear();
+            if (i + 1) % 1_000_000 == 0 {
+                eprintln!("{} of {n} transcripts loaded", i + 1);
+            }
         }
     }
-    write_unsynced(&content_root, urls).await;
-    sql.insert_transcripts_bulk(&transcripts)
-        .await
-        .expect("insert");
-    sql.insert_artifacts_bulk(&artifacts).await.expect("insert");
-    // One sync for all the files written above.
-    tokio::task::spawn_blocking(|| std::process::Command::new("sync").status())
-        .await
-        .expect("join")
-        .expect("sync");
     sqlx::query("ANALYZE")
         .execute(sql.pool())
         .await
         .expect("analyze");
-
-    let tokens = Tokens {
-        admin: SecretString::from("a"),
-        internal: SecretString::from("i"),
-    };
-    let router = lethe::http::router(app.http_state(tokens));
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    Fixture {
-        _dir: dir,
-        base: format!("http://{address}"),
+    Kept {
         key: key.expose().to_owned(),
-        ids,
         first_day,
+        ids,
     }
 }
 
-/// The URL objects where the content store reads them, without an fsync each (a fixture
-/// of 10^7 transcripts would otherwise spend its time in 10^6 fsyncs); one `sync` follows.
-async fn write_unsynced(root: &std::path::Path, objects: Vec<(String, String)>) {
-    let root = root.to_owned();
-    tokio::task::spawn_blocking(move || {
-        for (key, url) in objects {
-            let path = root.join(key);
-            std::fs::create_dir_all(path.parent().expect("a scope dir")).expect("mkdir");
-            std::fs::write(path, url).expect("write");
-        }
-    })
-    .await
-    .expect("join");
-}
-
-async fn measure(
-    client: &reqwest::Client,
-    f: &Fixture,
-    label: &str,
-    runs: usize,
-    query: impl Fn() -> String,
-) -> (String, f64, f64) {
-    let mut ms = Vec::with_capacity(runs);
+/// One shape's p50 and p99 in ms over `shape.runs` requests, after 20 to warm up, and
+/// the KiB read from storage per request (the pages the OS's cache did not hold).
+async fn measure(client: &reqwest::Client, f: &Fixture, shape: &Shape) -> (f64, f64, f64) {
+    let mut ms = Vec::with_capacity(shape.runs);
     for _ in 0..20 {
         client
-            .get(format!("{}/v2/transcript?{}", f.base, query()))
+            .get(format!("{}/v2/transcript?{}", f.base, (shape.query)(f)))
             .header("authorization", &f.key)
             .send()
             .await
             .expect("warm-up");
     }
-    for _ in 0..runs {
-        let url = format!("{}/v2/transcript?{}", f.base, query());
+    let read_before = sys::storage_read_bytes().unwrap_or(0);
+    for _ in 0..shape.runs {
+        let url = format!("{}/v2/transcript?{}", f.base, (shape.query)(f));
         let began = Instant::now();
         let response = client
             .get(url)
@@ -208,10 +244,11 @@ async fn measure(
         response.bytes().await.expect("body");
         ms.push(began.elapsed().as_secs_f64() * 1000.0);
     }
+    let read = sys::storage_read_bytes().unwrap_or(0) - read_before;
     (
-        label.to_owned(),
         percentile(&mut ms, 0.5),
         percentile(&mut ms, 0.99),
+        read as f64 / 1024.0 / shape.runs as f64,
     )
 }
 
@@ -224,6 +261,14 @@ struct Args {
     /// Transcript counts, comma-separated (replaces the defaults).
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<usize>,
+    /// Build each fixture in `DIR/<n>` and keep it; a later run with the same `DIR`
+    /// reuses it instead of building it again.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<std::path::PathBuf>,
+    /// Rounds of every query shape; each figure is the median of the rounds'.
+    #[arg(long, default_value_t = 5,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    rounds: usize,
 }
 
 #[tokio::main]
@@ -234,78 +279,83 @@ async fn main() {
         (true, true) => vec![10_000, 100_000],
         (true, false) => vec![10_000, 1_000_000],
     };
+    let client = reqwest::Client::new();
+    let mut fixtures = Vec::new();
+    for &n in &sizes {
+        let began = Instant::now();
+        let f = fixture(n, args.keep.as_deref()).await;
+        eprintln!(
+            "fixture of {n} transcripts ready in {:.0}s",
+            began.elapsed().as_secs_f64()
+        );
+        // The URLs are read (a page holds URL transcripts), or the figures would flatter.
+        let page = client
+            .get(format!("{}/v2/transcript?limit=200", f.base))
+            .header("authorization", &f.key)
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body");
+        assert_eq!(page.matches("https://media.example.com/calls/").count(), 20);
+        fixtures.push((n, f));
+    }
+
+    // Round 1 measures each size alone, for its peak RSS. Later rounds alternate the
+    // sizes shape by shape, so a machine whose speed drifts over minutes (a shared VM)
+    // weighs on every size alike; each figure is the median of the rounds'.
+    let mut figures: Vec<Vec<[Vec<f64>; 3]>> =
+        vec![vec![Default::default(); SHAPES.len()]; fixtures.len()];
+    let mut peaks = Vec::new();
+    for (i, (n, f)) in fixtures.iter().enumerate() {
+        sys::reset_peak_rss();
+        for (s, shape) in SHAPES.iter().enumerate() {
+            let figure = measure(&client, f, shape).await;
+            record(&mut figures[i][s], figure);
+        }
+        peaks.push((
+            *n,
+            sys::vm_kb("self", "VmHWM").map(|kib| kib as f64 / 1024.0),
+        ));
+    }
+    for round in 1..args.rounds {
+        eprintln!("round {} of {}", round + 1, args.rounds);
+        for (s, shape) in SHAPES.iter().enumerate() {
+            for k in 0..fixtures.len() {
+                // Each round starts from another size.
+                let i = (k + round) % fixtures.len();
+                let figure = measure(&client, &fixtures[i].1, shape).await;
+                record(&mut figures[i][s], figure);
+            }
+        }
+    }
+
     println!(
         "# GET /v2/transcript latency (embedded profile, loopback HTTP, one client, sequential)\n"
     );
-    println!("| transcripts | query | p50 ms | p99 ms |");
-    println!("|---:|---|---:|---:|");
-    let mut peaks = Vec::new();
-    let client = reqwest::Client::new();
-    for &n in &sizes {
-        let began = Instant::now();
-        let f = fixture(n).await;
-        eprintln!(
-            "fixture of {n} transcripts built in {:.0}s",
-            began.elapsed().as_secs_f64()
-        );
-        let ids = f.ids.clone();
-        let day = (f.first_day + Duration::days(1)).date_naive();
-        sys::reset_peak_rss();
-        let results = vec![
-            measure(&client, &f, "newest page, limit 10", 500, || {
-                "limit=10".to_owned()
-            })
-            .await,
-            measure(
-                &client,
-                &f,
-                "random deep page (before_id), limit 10",
-                500,
-                || {
-                    format!(
-                        "limit=10&before_id={}",
-                        ids[rand::thread_rng().gen_range(0..ids.len())]
-                    )
-                },
-            )
-            .await,
-            measure(
-                &client,
-                &f,
-                "random page forward (after_id), limit 10",
-                500,
-                || {
-                    format!(
-                        "limit=10&after_id={}",
-                        ids[rand::thread_rng().gen_range(0..ids.len())]
-                    )
-                },
-            )
-            .await,
-            measure(&client, &f, "status=queued, limit 10", 300, || {
-                "status=queued&limit=10".to_owned()
-            })
-            .await,
-            measure(
-                &client,
-                &f,
-                "created_on (an early day), limit 10",
-                300,
-                move || format!("created_on={day}&limit=10"),
-            )
-            .await,
-            measure(&client, &f, "newest page, limit 200", 200, || {
-                "limit=200".to_owned()
-            })
-            .await,
-        ];
-        for (label, p50, p99) in results {
-            println!("| {n} | {label} | {p50:.2} | {p99:.2} |");
+    println!(
+        "Medians of {} rounds; the ratio is p99 against the first size's.\n",
+        args.rounds
+    );
+    println!(
+        "| transcripts | query | p50 ms | p99 ms | p99 ratio | KiB read from disk per request |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|");
+    let mut first_p99 = Vec::new();
+    for (i, (n, _)) in fixtures.iter().enumerate() {
+        for (s, shape) in SHAPES.iter().enumerate() {
+            let [p50, p99, read] = &mut figures[i][s];
+            let (p50, p99, read) = (median(p50), median(p99), median(read));
+            if i == 0 {
+                first_p99.push(p99);
+            }
+            let ratio = p99 / first_p99[s];
+            println!(
+                "| {n} | {} | {p50:.2} | {p99:.2} | {ratio:.2} | {read:.1} |",
+                shape.label
+            );
         }
-        peaks.push((
-            n,
-            sys::vm_kb("self", "VmHWM").map(|kib| kib as f64 / 1024.0),
-        ));
     }
     println!();
     for (n, peak) in peaks {
@@ -314,4 +364,61 @@ async fn main() {
             "Peak RSS while querying {n} transcripts (server and client in one process): {peak}."
         );
     }
+}
+
+fn record(figures: &mut [Vec<f64>; 3], (p50, p99, read): (f64, f64, f64)) {
+    figures[0].push(p50);
+    figures[1].push(p99);
+    figures[2].push(read);
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    percentile(xs, 0.5)
+}
+
+/// A query shape of the table: its label, requests per round and its query string.
+struct Shape {
+    label: &'static str,
+    runs: usize,
+    query: fn(&Fixture) -> String,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        label: "newest page, limit 10",
+        runs: 500,
+        query: |_| "limit=10".to_owned(),
+    },
+    Shape {
+        label: "random deep page (before_id), limit 10",
+        runs: 500,
+        query: |f| format!("limit=10&before_id={}", random_id(f)),
+    },
+    Shape {
+        label: "random page forward (after_id), limit 10",
+        runs: 500,
+        query: |f| format!("limit=10&after_id={}", random_id(f)),
+    },
+    Shape {
+        label: "status=queued, limit 10",
+        runs: 300,
+        query: |_| "status=queued&limit=10".to_owned(),
+    },
+    Shape {
+        label: "created_on (an early day), limit 10",
+        runs: 300,
+        query: |f| {
+            let day = (f.first_day + Duration::days(1)).date_naive();
+            format!("created_on={day}&limit=10")
+        },
+    },
+    Shape {
+        label: "newest page, limit 200",
+        runs: 200,
+        query: |_| "limit=200".to_owned(),
+    },
+];
+
+fn random_id(f: &Fixture) -> uuid::Uuid {
+    f.ids[rand::thread_rng().gen_range(0..f.ids.len())]
 }

@@ -107,6 +107,18 @@ pub fn pss_kb(pid: u32) -> Option<u64> {
     vm_kb(&pid.to_string(), "VmRSS")
 }
 
+/// Bytes this process has caused to be read from storage (`read_bytes` of
+/// /proc/self/io): what the page cache did not hold.
+#[allow(dead_code)] // list_bench reads it
+pub fn storage_read_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("read_bytes: "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Resets this process's peak RSS (VmHWM) to its current RSS; false if the kernel refused.
 pub fn reset_peak_rss() -> bool {
     std::fs::OpenOptions::new()
