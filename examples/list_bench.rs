@@ -12,6 +12,7 @@
 //! One in ten is still queued. `--keep DIR` builds each fixture once in `DIR` and reuses it.
 //! Every query shape runs `--rounds` times, the sizes alternating, and each figure is the
 //! median of the rounds': a single pass's p99 on a shared 2-core VM moves by 2× run to run.
+//! The KiB-read column counts what the OS's cache did not hold (always 0 on a tmpfs).
 
 /// The peers harness's /proc readings (peak RSS).
 #[allow(dead_code)]
@@ -77,7 +78,18 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
     let kept: Kept = match std::fs::read(&kept_path) {
         Ok(bytes) => {
             eprintln!("reusing the fixture in {}", root.display());
-            serde_json::from_slice(&bytes).expect("a kept fixture")
+            let kept: Kept = serde_json::from_slice(&bytes).expect("a kept fixture");
+            // Opening would quietly create whatever is missing (an empty database, a new
+            // master key that opens none of its URLs).
+            for file in ["lethe.db", "master_key"] {
+                assert!(
+                    root.join(file).exists(),
+                    "{} has a fixture.json but no {file}: remove it first",
+                    root.display()
+                );
+            }
+            assert_eq!(kept.ids.len(), n, "{}: another fixture", root.display());
+            kept
         }
         Err(_) => {
             // An unfinished build (interrupted) or a directory of something else: never
@@ -92,8 +104,7 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
                 .expect("the embedded backends");
             let kept = build(n, &config, &root, backends).await;
             if keep.is_some() {
-                std::fs::write(&kept_path, serde_json::to_vec(&kept).expect("json"))
-                    .expect("write the fixture's facts");
+                write_kept(&kept_path, &kept);
             }
             kept
         }
@@ -120,6 +131,25 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
         ids: kept.ids,
         first_day: kept.first_day,
     }
+}
+
+/// `fixture.json` (it holds the bench account's key: owner-only, like the directory), whole
+/// or not at all: written aside, then renamed over.
+fn write_kept(path: &std::path::Path, kept: &Kept) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let aside = path.with_extension("json.partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&aside)
+        .expect("write the fixture's facts");
+    file.write_all(&serde_json::to_vec(kept).expect("json"))
+        .and_then(|()| file.sync_all())
+        .expect("write the fixture's facts");
+    std::fs::rename(&aside, path).expect("write the fixture's facts");
 }
 
 /// Loads `n` transcripts in bulk statements; their URLs are stored through the content
@@ -207,10 +237,6 @@ async fn build(n: usize, config: &Config, root: &std::path::Path, backends: Back
             }
         }
     }
-    sqlx::query("ANALYZE")
-        .execute(sql.pool())
-        .await
-        .expect("analyze");
     Kept {
         key: key.expose().to_owned(),
         first_day,
@@ -230,7 +256,7 @@ async fn measure(client: &reqwest::Client, f: &Fixture, shape: &Shape) -> (f64, 
             .await
             .expect("warm-up");
     }
-    let read_before = sys::storage_read_bytes().unwrap_or(0);
+    let read_before = sys::storage_read_bytes();
     for _ in 0..shape.runs {
         let url = format!("{}/v2/transcript?{}", f.base, (shape.query)(f));
         let began = Instant::now();
@@ -244,12 +270,14 @@ async fn measure(client: &reqwest::Client, f: &Fixture, shape: &Shape) -> (f64, 
         response.bytes().await.expect("body");
         ms.push(began.elapsed().as_secs_f64() * 1000.0);
     }
-    let read = sys::storage_read_bytes().unwrap_or(0) - read_before;
-    (
-        percentile(&mut ms, 0.5),
-        percentile(&mut ms, 0.99),
-        read as f64 / 1024.0 / shape.runs as f64,
-    )
+    // NaN (printed "n/a") where /proc/self/io cannot be read.
+    let read = match (read_before, sys::storage_read_bytes()) {
+        (Some(before), Some(after)) if after >= before => {
+            (after - before) as f64 / 1024.0 / shape.runs as f64
+        }
+        _ => f64::NAN,
+    };
+    (percentile(&mut ms, 0.5), percentile(&mut ms, 0.99), read)
 }
 
 #[derive(clap::Parser, Debug)]
@@ -258,11 +286,14 @@ struct Args {
     /// 10^4 and 10^5 transcripts instead of 10^4 and 10^6.
     #[arg(long)]
     quick: bool,
-    /// Transcript counts, comma-separated (replaces the defaults).
-    #[arg(long, value_delimiter = ',')]
+    /// Transcript counts, comma-separated (replaces the defaults); at least 200 each, a
+    /// page of 200 being checked for its URLs.
+    #[arg(long, value_delimiter = ',',
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(200..))]
     sizes: Vec<usize>,
     /// Build each fixture in `DIR/<n>` and keep it; a later run with the same `DIR`
-    /// reuses it instead of building it again.
+    /// reuses it instead of building it again. `DIR/<n>/fixture.json` holds the bench
+    /// account's API key (owner-only, in an owner-only directory).
     #[arg(long, value_name = "DIR")]
     keep: Option<std::path::PathBuf>,
     /// Rounds of every query shape; each figure is the median of the rounds'.
@@ -295,6 +326,8 @@ async fn main() {
             .send()
             .await
             .expect("request")
+            .error_for_status()
+            .expect("the newest page of 200")
             .text()
             .await
             .expect("body");
@@ -351,8 +384,12 @@ async fn main() {
                 first_p99.push(p99);
             }
             let ratio = p99 / first_p99[s];
+            let read = match read.is_nan() {
+                true => "n/a".to_owned(),
+                false => format!("{read:.1}"),
+            };
             println!(
-                "| {n} | {} | {p50:.2} | {p99:.2} | {ratio:.2} | {read:.1} |",
+                "| {n} | {} | {p50:.2} | {p99:.2} | {ratio:.2} | {read} |",
                 shape.label
             );
         }
@@ -361,7 +398,8 @@ async fn main() {
     for (n, peak) in peaks {
         let peak = peak.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
         println!(
-            "Peak RSS while querying {n} transcripts (server and client in one process): {peak}."
+            "Peak RSS while querying {n} transcripts (server and client in one process, \
+             every size's ids loaded): {peak}."
         );
     }
 }
