@@ -29,7 +29,7 @@ use lethe::domain::{
 use lethe::http::Tokens;
 use lethe::startup::App;
 use lethe::storage::sqlite::SqliteStore;
-use lethe::storage::Backends;
+use lethe::storage::{Backends, ContentStore};
 use rand::Rng;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -72,15 +72,11 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
         }
     };
     let kept_path = root.join("fixture.json");
-    let mut config = Config::defaults();
-    config.data_dir = root.clone();
-    let clock = Arc::new(SystemClock);
-    let kept: Kept = match std::fs::read(&kept_path) {
-        Ok(bytes) => {
-            eprintln!("reusing the fixture in {}", root.display());
-            let kept: Kept = serde_json::from_slice(&bytes).expect("a kept fixture");
-            // Opening would quietly create whatever is missing (an empty database, a new
-            // master key that opens none of its URLs).
+    let existing = std::fs::read(&kept_path).ok();
+    match existing {
+        // Opening would quietly create whatever is missing (an empty database, a new
+        // master key that opens none of its URLs).
+        Some(_) => {
             for file in ["lethe.db", "master_key"] {
                 assert!(
                     root.join(file).exists(),
@@ -88,36 +84,43 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
                     root.display()
                 );
             }
+        }
+        // An unfinished build (interrupted) or a directory of something else: never add
+        // a fixture to a database it did not start.
+        None => assert!(
+            !root.join("lethe.db").exists(),
+            "{} holds a database but no finished fixture: remove it first",
+            root.display()
+        ),
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let mut config = Config::defaults();
+    config.data_dir = root.clone();
+    config.public_base_url = Some(format!("http://{address}"));
+    let clock = Arc::new(SystemClock);
+    let backends = Backends::from_config(&config, clock.clone())
+        .await
+        .expect("the embedded backends");
+    let content = backends.content.clone();
+    let app = App::with_backends(config, clock, backends);
+    let kept: Kept = match existing {
+        Some(bytes) => {
+            eprintln!("reusing the fixture in {}", root.display());
+            let kept: Kept = serde_json::from_slice(&bytes).expect("a kept fixture");
             assert_eq!(kept.ids.len(), n, "{}: another fixture", root.display());
             kept
         }
-        Err(_) => {
-            // An unfinished build (interrupted) or a directory of something else: never
-            // add a fixture to a database it did not start.
-            assert!(
-                !root.join("lethe.db").exists(),
-                "{} holds a database but no finished fixture: remove it first",
-                root.display()
-            );
-            let backends = Backends::from_config(&config, clock.clone())
-                .await
-                .expect("the embedded backends");
-            let kept = build(n, &config, &root, backends).await;
+        None => {
+            let kept = build(n, &app, &root, content).await;
             if keep.is_some() {
                 write_kept(&kept_path, &kept);
             }
             kept
         }
     };
-    let backends = Backends::from_config(&config, clock.clone())
-        .await
-        .expect("the embedded backends");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    config.public_base_url = Some(format!("http://{address}"));
-    let app = App::with_backends(config, clock, backends);
     let tokens = Tokens {
         admin: SecretString::from("a"),
         internal: SecretString::from("i"),
@@ -154,9 +157,12 @@ fn write_kept(path: &std::path::Path, kept: &Kept) {
 
 /// Loads `n` transcripts in bulk statements; their URLs are stored through the content
 /// store, as the API stores them (a sealed row under a data key each).
-async fn build(n: usize, config: &Config, root: &std::path::Path, backends: Backends) -> Kept {
-    let content = backends.content.clone();
-    let app = App::with_backends(config.clone(), Arc::new(SystemClock), backends);
+async fn build(
+    n: usize,
+    app: &App,
+    root: &std::path::Path,
+    content: Arc<dyn ContentStore>,
+) -> Kept {
     let (account, key): (Account, _) = app
         .engine
         .create_account("bench", RetentionSettings::default())
