@@ -2006,7 +2006,7 @@ fn render(args: &Args, command: &str, facts: &Facts, results: &Results) -> Strin
                     fms(x.lag_p99),
                     fms(x.lag_max),
                     x.cpu_s,
-                    f0(x.cpu_s * 1e6 / x.deleted.max(1.0)),
+                    fms(x.cpu_s * 1e6 / x.deleted.max(1.0)),
                     f0(x.mem_mib)
                 );
             }
@@ -2092,8 +2092,8 @@ fn render(args: &Args, command: &str, facts: &Facts, results: &Results) -> Strin
                 fms(l.last_ms),
                 fms(p.last_ms),
                 fx(l.cpu_s / l.deleted.max(1.0) / (p.cpu_s / p.deleted.max(1.0))),
-                f0(l.cpu_s * 1e6 / l.deleted.max(1.0)),
-                f0(p.cpu_s * 1e6 / p.deleted.max(1.0))
+                fms(l.cpu_s * 1e6 / l.deleted.max(1.0)),
+                fms(p.cpu_s * 1e6 / p.deleted.max(1.0))
             );
         }
         if let (Some(l), Some(p)) = (lethe_s, med.get(&(Workload::Steady, peer))) {
