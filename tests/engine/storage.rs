@@ -23,6 +23,38 @@ async fn sqlite_account_store_conforms() {
     conformance::accounts(&store).await;
 }
 
+/// `sqlite::memory:` is one database held by the writer's connection (sqlx opens it with a
+/// shared cache, and it has no WAL): reads must go through that connection too. On
+/// connections of their own they would meet the group's open transaction and fail with
+/// `SQLITE_LOCKED`, which no busy timeout waits out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_url_serves_reads_racing_writes() {
+    for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
+        let store = SqliteStore::open_url(url).await.expect("opens");
+        conformance::accounts(&store).await;
+        let store = std::sync::Arc::new(store);
+        let racing: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let account = conformance::sample_account(t0());
+                    store
+                        .create_account(&account, &ApiKey::generate().hash())
+                        .await?;
+                    store.account(account.id).await
+                })
+            })
+            .collect();
+        for task in racing {
+            let read = task.await.expect("joins");
+            assert!(
+                matches!(read, Ok(Some(_))),
+                "{url}: a write and its read succeed: {read:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn sqlite_transcript_index_conforms() {
     let (_dir, store) = sqlite().await;
