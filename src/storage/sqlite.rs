@@ -192,15 +192,18 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::new().filename(path);
-        Self::open_with(options).await
+        Self::open_with(options, path.as_os_str() == ":memory:").await
     }
 
-    /// Opens a `sqlite://` URL.
+    /// Opens a `sqlite://` URL. A database in memory (`sqlite::memory:`, `mode=memory`) is
+    /// read through the writer's connection: sqlx gives it a generated name, so the file
+    /// name no longer tells.
     pub async fn open_url(url: &str) -> Result<Self> {
-        Self::open_with(SqliteConnectOptions::from_str(url)?).await
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::open_with(SqliteConnectOptions::from_str(url)?, in_memory).await
     }
 
-    async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
+    async fn open_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -225,12 +228,8 @@ impl SqliteStore {
                 backend: BACKEND,
                 source: Box::new(e),
             })?;
-        // An in-memory database exists per connection: one pool for both there.
-        let in_memory = options.get_filename().as_os_str() == ":memory:"
-            || options
-                .get_filename()
-                .to_string_lossy()
-                .contains("mode=memory");
+        // An in-memory database exists per connection (or, shared, allows no reader beside
+        // an open write): one pool for both there.
         let (pool, readers) = match in_memory {
             true => (writer.clone(), Readers::sharing(writer.clone())),
             false => (
