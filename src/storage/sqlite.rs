@@ -228,8 +228,7 @@ impl SqliteStore {
                 backend: BACKEND,
                 source: Box::new(e),
             })?;
-        // An in-memory database exists per connection (or, shared, allows no reader beside
-        // an open write): one pool for both there.
+        // An in-memory database is what the writer's connection holds: one pool for both.
         let (pool, readers) = match in_memory {
             true => (writer.clone(), Readers::sharing(writer.clone())),
             false => (

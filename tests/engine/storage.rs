@@ -23,10 +23,9 @@ async fn sqlite_account_store_conforms() {
     conformance::accounts(&store).await;
 }
 
-/// `sqlite::memory:` is one database held by the writer's connection (sqlx opens it with a
-/// shared cache, and it has no WAL): reads must go through that connection too. On
-/// connections of their own they would meet the group's open transaction and fail with
-/// `SQLITE_LOCKED`, which no busy timeout waits out.
+/// An in-memory database is what the writer's connection holds: reads must go through that
+/// connection too. On connections of their own (as before: sqlx renames `sqlite::memory:`,
+/// so the store did not tell) they found no tables at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_in_memory_url_serves_reads_racing_writes() {
     for url in ["sqlite::memory:", "sqlite://?mode=memory"] {
