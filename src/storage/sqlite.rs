@@ -67,6 +67,10 @@ pub struct SqliteStore {
     /// Deletions whose older copies may still be in the WAL, and how far truncations have
     /// covered them.
     shredding: Arc<WalShredding>,
+    /// The WAL file beside the database (none in memory), synced after each truncation:
+    /// SQLite truncates it without a sync, so a power loss could bring back the copies of
+    /// deleted rows the truncation removed.
+    wal: Option<Arc<std::path::PathBuf>>,
 }
 
 /// Deletions of content (rows, data keys) are numbered once committed; a truncation of the
@@ -229,6 +233,11 @@ impl SqliteStore {
                 source: Box::new(e),
             })?;
         // An in-memory database is what the writer's connection holds: one pool for both.
+        let wal = (!in_memory).then(|| {
+            let mut wal = options.get_filename().as_os_str().to_owned();
+            wal.push("-wal");
+            Arc::new(std::path::PathBuf::from(wal))
+        });
         let (pool, readers) = match in_memory {
             true => (writer.clone(), Readers::sharing(writer.clone())),
             false => (
@@ -253,6 +262,7 @@ impl SqliteStore {
             writer: GroupWriter::new(writer.clone()),
             writer_pool: writer,
             shredding: Arc::new(WalShredding::default()),
+            wal,
         };
         // Whatever a deletion interrupted by a crash left in the WAL goes first.
         if store.truncated_through(1).await.is_err() {
@@ -312,8 +322,9 @@ impl SqliteStore {
 
     /// Returns once a truncation of the WAL has covered deletion `number`: folds the WAL
     /// into the main file (where `secure_delete` has zeroed what was deleted) and truncates
-    /// it, so no older copy of a deleted row survives in the journal. Fails if a reader
-    /// kept it from finishing: the caller's deletion is then not done, and is retried.
+    /// it, so no older copy of a deleted row survives in the journal, and syncs the
+    /// truncation. Fails if a reader kept it from finishing or the sync failed: the caller's
+    /// deletion is then not done, and is retried.
     pub(super) async fn truncated_through(&self, number: u64) -> Result<()> {
         let mut truncated = self.shredding.truncated.lock().await;
         if *truncated >= number {
@@ -335,6 +346,7 @@ impl SqliteStore {
                 .await
             {
                 Ok((0, _, _)) => {
+                    self.sync_wal().await?;
                     *truncated = covers.max(*truncated);
                     return Ok(());
                 }
@@ -350,6 +362,24 @@ impl SqliteStore {
                     .into(),
             },
         })
+    }
+
+    /// Makes the WAL's truncation durable. A WAL file that is not there (removed from under
+    /// the database) cannot vouch for it: the deletion is not done.
+    async fn sync_wal(&self) -> Result<()> {
+        let Some(wal) = self.wal.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || std::fs::File::open(&*wal)?.sync_all())
+            .await
+            .map_err(|e| StorageError::Other {
+                backend: BACKEND,
+                source: Box::new(e),
+            })?
+            .map_err(|e| StorageError::Unavailable {
+                backend: BACKEND,
+                source: format!("the WAL's truncation could not be made durable: {e}").into(),
+            })
     }
 
     /// Until a truncation covers every numbered deletion, retries it once a second in the

@@ -541,6 +541,31 @@ async fn s5_deletion_a_deleted_row_leaves_no_copy_in_the_database_or_its_wal() {
     );
 }
 
+/// §5: SQLite truncates the WAL without a sync, so a power loss could bring the deleted
+/// copies back; a deletion is done only once its truncation is synced. A WAL file removed
+/// from under the database cannot be synced: the deletion is reported not done.
+#[tokio::test]
+async fn s5_deletion_is_done_only_once_the_wal_truncation_is_synced() {
+    use lethe::domain::Content;
+    use lethe::storage::ContentStore;
+    let (dir, _db, store) = inline().await;
+    store
+        .put("a/s/0", Content::new("zero"))
+        .await
+        .expect("puts");
+    store
+        .delete("a/s/0")
+        .await
+        .expect("deleted, truncation synced");
+    std::fs::remove_file(dir.path().join("lethe.db-wal")).expect("the WAL file is there");
+    store.put("a/s/1", Content::new("one")).await.expect("puts");
+    let deleted = store.delete("a/s/1").await;
+    assert!(
+        deleted.is_err(),
+        "a truncation that cannot be synced is not a deletion: {deleted:?}"
+    );
+}
+
 /// §5 across a restart: rows deleted without their truncation (the process stopped before
 /// destroying the keys) are truncated away by the restarted store (when it opens, or at the
 /// latest by its first durable deletion, even one that finds nothing to delete).
