@@ -196,18 +196,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::new().filename(path);
-        Self::open_with(options, path.as_os_str() == ":memory:").await
+        Self::open_with(options).await
     }
 
-    /// Opens a `sqlite://` URL. A database in memory (`sqlite::memory:`, `mode=memory`) is
-    /// read through the writer's connection: sqlx gives it a generated name, so the file
-    /// name no longer tells.
+    /// Opens a `sqlite://` URL.
     pub async fn open_url(url: &str) -> Result<Self> {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::open_with(SqliteConnectOptions::from_str(url)?, in_memory).await
+        Self::open_with(SqliteConnectOptions::from_str(url)?).await
     }
 
-    async fn open_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self> {
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -219,10 +216,13 @@ impl SqliteStore {
         // The "connection" is a library in this process, on a thread of its own: sqlx's
         // liveness ping before each acquire would be one more round trip to that thread
         // per query (half of a list request's thread wake-ups) and can find nothing a
-        // query would not.
+        // query would not. It is never closed for age or idleness: it is what holds a
+        // database in memory, and what keeps the WAL file in place for its sync.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
         MIGRATOR
@@ -232,12 +232,15 @@ impl SqliteStore {
                 backend: BACKEND,
                 source: Box::new(e),
             })?;
+        // The file as SQLite resolved it (URI decoded, symbolic links followed), which its
+        // WAL is named after; empty for a database in memory, whatever the URL said.
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&writer)
+                .await?;
+        let in_memory = file.is_empty();
+        let wal = (!in_memory).then(|| Arc::new(std::path::PathBuf::from(format!("{file}-wal"))));
         // An in-memory database is what the writer's connection holds: one pool for both.
-        let wal = (!in_memory).then(|| {
-            let mut wal = options.get_filename().as_os_str().to_owned();
-            wal.push("-wal");
-            Arc::new(std::path::PathBuf::from(wal))
-        });
         let (pool, readers) = match in_memory {
             true => (writer.clone(), Readers::sharing(writer.clone())),
             false => (
@@ -345,8 +348,11 @@ impl SqliteStore {
                 .fetch_one(&self.writer_pool)
                 .await
             {
-                Ok((0, _, _)) => {
-                    self.sync_wal().await?;
+                Ok((0, log, _)) => {
+                    // A negative log size: no WAL (not in WAL mode), nothing to sync.
+                    if log >= 0 {
+                        self.sync_wal().await?;
+                    }
                     *truncated = covers.max(*truncated);
                     return Ok(());
                 }
@@ -370,16 +376,21 @@ impl SqliteStore {
         let Some(wal) = self.wal.clone() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || std::fs::File::open(&*wal)?.sync_all())
-            .await
-            .map_err(|e| StorageError::Other {
-                backend: BACKEND,
-                source: Box::new(e),
-            })?
-            .map_err(|e| StorageError::Unavailable {
-                backend: BACKEND,
-                source: format!("the WAL's truncation could not be made durable: {e}").into(),
-            })
+        tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&*wal)?
+                .sync_all()
+        })
+        .await
+        .map_err(|e| StorageError::Other {
+            backend: BACKEND,
+            source: Box::new(e),
+        })?
+        .map_err(|e| StorageError::Unavailable {
+            backend: BACKEND,
+            source: format!("the WAL's truncation could not be made durable: {e}").into(),
+        })
     }
 
     /// Until a truncation covers every numbered deletion, retries it once a second in the
