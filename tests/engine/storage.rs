@@ -315,15 +315,20 @@ async fn encrypted() -> (
 /// Small objects as rows of a SQLite file, larger ones as files under `content/`.
 async fn inline() -> (tempfile::TempDir, SqliteStore, SqliteInlineContentStore) {
     let (dir, db) = sqlite().await;
-    let files = LocalContentStore::open(&dir.path().join("content"))
+    let store = inline_on(db.clone(), dir.path()).await;
+    (dir, db, store)
+}
+
+/// `db`'s rows, with files under `dir/content`.
+async fn inline_on(db: SqliteStore, dir: &std::path::Path) -> SqliteInlineContentStore {
+    let files = LocalContentStore::open(&dir.join("content"))
         .await
         .expect("opens");
-    let store = SqliteInlineContentStore::new(
-        db.clone(),
+    SqliteInlineContentStore::new(
+        db,
         std::sync::Arc::new(files),
         std::sync::Arc::new(ManualClock::new(t0())),
-    );
-    (dir, db, store)
+    )
 }
 
 /// The files under `content/` (not counting temporary ones).
@@ -584,14 +589,7 @@ async fn s5_deletion_syncs_the_wal_of_a_database_opened_through_a_link_or_a_uri(
             .expect("opens through the link"),
         SqliteStore::open_url(&uri).await.expect("opens the URI"),
     ] {
-        let files = LocalContentStore::open(&dir.path().join("content"))
-            .await
-            .expect("opens");
-        let store = SqliteInlineContentStore::new(
-            db,
-            std::sync::Arc::new(files),
-            std::sync::Arc::new(ManualClock::new(t0())),
-        );
+        let store = inline_on(db, dir.path()).await;
         store
             .put("a/s/0", Content::new("zero"))
             .await
