@@ -44,8 +44,8 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::domain::policy::schedule_for;
 use crate::domain::{
-    Account, Artifact, ArtifactState, Content, PlatformPolicy, ScheduleKind, SettingsError,
-    Transcript, TranscriptStatus,
+    content_scope, Account, Artifact, ArtifactState, Content, PlatformPolicy, ScheduleKind,
+    SettingsError, Transcript, TranscriptStatus,
 };
 use crate::metrics::Metrics;
 use crate::storage::{Backends, ByteStream, Claim, StorageError};
@@ -85,6 +85,10 @@ pub enum EngineError {
     HeldArtifact,
     #[error("nothing of this transcript has been deleted yet, so there is no receipt; ask again once it is deleted")]
     NothingDeleted,
+    /// Requested, and held by another deletion that has not finished (it will, or the
+    /// sweeper after its lease): nothing of it is served meanwhile.
+    #[error("its deletion is requested and still in progress; repeat the request to confirm it")]
+    DeletionInProgress,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -218,7 +222,9 @@ impl Engine {
         artifact: Artifact,
         body: ByteStream,
     ) -> Result<Artifact> {
-        self.backends.index.insert_artifact(&artifact).await?;
+        if let Err(e) = self.backends.index.insert_artifact(&artifact).await {
+            return Err(self.refused_insert(&artifact, e).await);
+        }
         match self
             .backends
             .content
@@ -226,10 +232,21 @@ impl Engine {
             .await
         {
             Ok(size) => {
-                self.backends
+                match self
+                    .backends
                     .index
                     .set_artifact_size(artifact.id, size as i64)
-                    .await?;
+                    .await
+                {
+                    Ok(()) => {}
+                    // Deleted while its content was written (its transcript's deletion,
+                    // say): what was written goes too, and nobody is told it was stored.
+                    Err(StorageError::Conflict { .. }) => {
+                        self.discard(&artifact).await;
+                        return Err(EngineError::ContentDeleted);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 if artifact.due_at.is_some() {
                     self.deadlines.notify_one();
                 }
@@ -245,10 +262,57 @@ impl Engine {
         }
     }
 
+    /// Why an artifact was not inserted: its transcript was marked deleted meanwhile (a
+    /// customer's deletion racing the pipeline), or the error as it is.
+    async fn refused_insert(&self, artifact: &Artifact, error: StorageError) -> EngineError {
+        let (StorageError::Conflict { .. }, Some(transcript)) = (&error, artifact.transcript_id)
+        else {
+            return error.into();
+        };
+        match self.backends.index.transcript(transcript).await {
+            Ok(Some(t)) if t.deletion.is_some() => EngineError::ContentDeleted,
+            Ok(_) => EngineError::Concurrent,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Removes the content of an artifact a deletion took while it was being written. Its
+    /// scope's data key goes too where the whole scope is deleted (the artifact's own, or
+    /// a deleted transcript's): the write may have made a new one after the deletion
+    /// destroyed the old. Failures are logged: reconciliation reports what is left.
+    async fn discard(&self, artifact: &Artifact) {
+        let content = &self.backends.content;
+        if let Err(e) = content.delete(&artifact.content_key).await {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "content written during its deletion could not be removed; reconciliation reports it");
+        }
+        let scope_deleted = match artifact.transcript_id {
+            None => true,
+            Some(t) => matches!(
+                self.backends.index.transcript(t).await,
+                Ok(Some(t)) if t.deletion.is_some()
+            ),
+        };
+        if scope_deleted {
+            self.forget_own_scope(artifact).await;
+        }
+    }
+
+    /// Destroys the data key of the artifact's scope (crypto-shredding what is left).
+    async fn forget_own_scope(&self, artifact: &Artifact) {
+        let scope = content_scope(&artifact.content_key);
+        if let Err(e) = self.backends.content.forget_scope(scope).await {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "a data key of deleted content could not be destroyed; reconciliation reports it");
+        }
+    }
+
     pub(crate) async fn abandon(&self, artifact: &Artifact) {
         if let Err(e) = self.backends.content.delete(&artifact.content_key).await {
             tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed content failed; the sweeper deletes it on schedule");
             return;
+        }
+        // A scope of its own (an upload): nothing else needs its key.
+        if artifact.transcript_id.is_none() {
+            self.forget_own_scope(artifact).await;
         }
         if let Err(e) = self
             .backends
@@ -290,8 +354,12 @@ impl Engine {
         let now = self.now();
         let artifact = self.effective_artifact(artifact.clone(), transcript, account);
         let own_expired = artifact.delete_after.is_some_and(|after| after <= now);
-        let transcript_gone = artifact.schedule == ScheduleKind::Linked
-            && transcript.is_some_and(|t| t.is_redacted_at(now));
+        // A transcript marked deleted serves nothing of its own, whatever each artifact's
+        // state says (a deletion a crash cut short is finished later).
+        let transcript_gone = transcript.is_some_and(|t| {
+            t.deletion.is_some()
+                || (artifact.schedule == ScheduleKind::Linked && t.is_redacted_at(now))
+        });
         artifact.state == ArtifactState::Live
             && artifact.pending_reason.is_none()
             && !own_expired

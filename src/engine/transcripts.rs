@@ -503,6 +503,22 @@ impl Engine {
     pub(crate) async fn settle(&self, mut t: Transcript, account: &Account) -> Result<Transcript> {
         let now = self.now();
         let artifacts = self.backends.index.artifacts_for_transcript(t.id).await?;
+        if let Some(deletion) = t.deletion {
+            // A customer's deletion a crash cut short: its artifacts' deletion is requested
+            // (due now) and the next pass deletes them.
+            let mut ids: Vec<ArtifactId> = artifacts
+                .iter()
+                .filter(|a| a.state != ArtifactState::Deleted)
+                .map(|a| a.id)
+                .collect();
+            ids.extend(t.upload_id);
+            self.backends
+                .index
+                .request_deletion(&ids, deletion.reason, now)
+                .await?;
+            self.deadlines.notify_one();
+            return self.mark_settled(t).await;
+        }
         // The completion webhook joins the outbox before the transcript is settled.
         let text_inputs = artifacts
             .iter()
@@ -520,6 +536,56 @@ impl Engine {
                     .await?;
             }
         }
+        t.settled = true;
+        self.backends
+            .index
+            .update_transcript(&t)
+            .await
+            .map_err(conflict_is_concurrent)?;
+        t.revision += 1;
+        Ok(t)
+    }
+
+    /// Marks the stored transcript deleted at a customer's request and unsettled, unless
+    /// another request marked it first (`None`). Returns the transcript as stored.
+    async fn mark_deleted_unsettled(
+        &self,
+        stored: Transcript,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Transcript>> {
+        let id = stored.id;
+        let mut read = Some(stored);
+        // Each retry follows another writer's change; a few are plenty.
+        for _ in 0..5 {
+            let found = match read.take() {
+                Some(t) => Some(t),
+                None => self.backends.index.transcript(id).await?,
+            };
+            let Some(mut t) = found else {
+                return Err(EngineError::NotFound);
+            };
+            if t.deletion.is_some() {
+                return Ok(None);
+            }
+            t.deletion = Some(TranscriptDeletion {
+                at: now,
+                reason: DeletionReason::CustomerRequest,
+            });
+            t.settled = false;
+            match self.backends.index.update_transcript(&t).await {
+                Ok(()) => {
+                    t.revision += 1;
+                    return Ok(Some(t));
+                }
+                // Changed meanwhile (another deletion, a settling): read it again.
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Concurrent)
+    }
+
+    async fn mark_settled(&self, mut t: Transcript) -> Result<Transcript> {
         t.settled = true;
         self.backends
             .index
@@ -727,16 +793,21 @@ impl Engine {
     /// queued or processing, with nothing changed. Returns the transcript as it now reads
     /// (redacted).
     ///
-    /// Eight store calls at most: the transcript read, its deletion recorded (so it reads
-    /// as deleted even if a later step fails), its artifacts read, every one of them (and
-    /// the upload) requested and claimed in one conditional write, then the deletion
+    /// Nine store calls at most: the transcript read, its deletion recorded with the
+    /// transcript unsettled (so it reads as deleted, and the sweeper finishes it, if a
+    /// later step fails), its artifacts read, every one of them (and the upload) requested
+    /// and claimed in one conditional write, the transcript settled, then the deletion
     /// pipeline with what is already read: content, keys, tombstones, the index.
     pub async fn delete_transcript(
         &self,
         account: &Account,
         id: TranscriptId,
     ) -> Result<TranscriptContent> {
-        let mut transcript = self.transcript(account, id).await?;
+        let stored = match self.backends.index.transcript(id).await? {
+            Some(t) if t.account_id == account.id => t,
+            _ => return Err(EngineError::NotFound),
+        };
+        let mut transcript = self.effective_transcript(stored.clone(), account);
         if !transcript.status.is_terminal() {
             return Err(EngineError::StillProcessing);
         }
@@ -745,13 +816,14 @@ impl Engine {
         }
         let now = self.now();
         let reason = DeletionReason::CustomerRequest;
-        if transcript.deletion.is_none() {
-            let deletion = TranscriptDeletion { at: now, reason };
-            self.backends
-                .index
-                .mark_transcripts_deleted(&[(id, deletion)])
-                .await?;
-            transcript.deletion = Some(deletion);
+        // Marked deleted, and unsettled until its artifacts' deletion is requested below: a
+        // crash in between leaves it to the sweeper's settling ([`Engine::settle`]).
+        let marked = match transcript.deletion {
+            Some(_) => None,
+            None => self.mark_deleted_unsettled(stored, now).await?,
+        };
+        if let Some(stored) = &marked {
+            transcript.deletion = stored.deletion;
         }
         let live: Vec<Artifact> = self
             .backends
@@ -771,6 +843,15 @@ impl Engine {
                 .index
                 .request_and_claim(&ids, reason, &claim)
                 .await?;
+            if let Some(stored) = marked {
+                // Settled already by a sweeper racing this request, or left to the next.
+                match self.mark_settled(stored).await {
+                    Ok(_) | Err(EngineError::Concurrent) => {}
+                    Err(e) => {
+                        tracing::warn!(transcript_id = %id, error = %e, "a deleted transcript stays unsettled; the sweeper settles it");
+                    }
+                }
+            }
             let held: std::collections::HashSet<ArtifactId> =
                 claimed.iter().map(|a| a.id).collect();
             let known = deletion::Known {

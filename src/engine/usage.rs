@@ -248,6 +248,15 @@ impl Engine {
             }
             tracing::info!(artifact_id = %id, account_id = %account.id, kind = %kind, "artifact deleted at customer request");
         }
-        self.standalone_artifact(account, kind, id).await
+        // Another request or pass may hold it and be deleting it right now: the answer
+        // waits for its end (briefly: a crashed holder's claim lasts its lease).
+        for _ in 0..100 {
+            let now = self.standalone_artifact(account, kind, id).await?;
+            if now.state == ArtifactState::Deleted {
+                return Ok(now);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(EngineError::DeletionInProgress)
     }
 }

@@ -100,6 +100,7 @@ impl From<EngineError> for ApiError {
             EngineError::Invalid(message) => ApiError::BadRequest(message),
             EngineError::Concurrent
             | EngineError::NothingDeleted
+            | EngineError::DeletionInProgress
             | EngineError::Held
             | EngineError::HeldArtifact => {
                 ApiError::Conflict(error.to_string())

@@ -551,6 +551,26 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         index.transcript(ids[0]).await.unwrap().unwrap().deletion,
         Some(first)
     );
+
+    // Nothing joins a transcript marked deleted (a pipeline write racing its deletion).
+    let late = Artifact::new_live(
+        new_id(t0()),
+        &account,
+        Some(ids[0]),
+        ArtifactKind::SpeechUnderstanding,
+        t0(),
+    );
+    assert!(matches!(
+        index.insert_artifact(&late).await,
+        Err(StorageError::Conflict { .. })
+    ));
+    assert_eq!(index.artifact(late.id).await.unwrap(), None);
+    assert!(index
+        .artifacts_for_transcript(ids[0])
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| a.id != late.id));
 }
 
 pub async fn artifacts(index: &dyn ArtifactIndex) {
@@ -638,6 +658,15 @@ pub async fn artifacts(index: &dyn ArtifactIndex) {
     let claimed = index.claim(&[early.id, late.id], &mine).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|a| a.state == ArtifactState::Deleting));
+    // A content write that lands after a deletion claimed its artifact is not confirmed.
+    assert!(matches!(
+        index.set_artifact_size(early.id, 7).await,
+        Err(StorageError::Conflict { .. })
+    ));
+    assert_eq!(
+        index.artifact(early.id).await.unwrap().unwrap().size_bytes,
+        0
+    );
     assert!(index
         .claim(&[early.id, late.id], &theirs)
         .await

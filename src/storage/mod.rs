@@ -271,10 +271,15 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Transcript>>;
 
-    /// Inserts a new artifact; `Conflict` if the id exists.
+    /// Inserts a new artifact; `Conflict` (nothing inserted) if the id exists or its
+    /// transcript is marked deleted ([`ArtifactIndex::mark_transcripts_deleted`]): a
+    /// transcript's deletion marks it first, then reads the artifacts it deletes, so none
+    /// joins it unseen.
     async fn insert_artifact(&self, artifact: &Artifact) -> Result<()>;
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>>;
-    /// Records the size once the content is stored.
+    /// Records the size once the content is stored; `Conflict` if the artifact is no
+    /// longer live (a deletion claimed it meanwhile, perhaps before the content landed: what
+    /// was stored is the caller's to remove).
     async fn set_artifact_size(&self, id: ArtifactId, size_bytes: i64) -> Result<()>;
     /// Forgets an artifact whose content was never confirmed to anyone (a failed upload).
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()>;

@@ -1048,36 +1048,73 @@ fn account_with_holds(rows: &[SqliteRow]) -> Result<Option<Account>> {
 
 /// The `INSERT` of a new artifact: one statement, atomic by itself (a write of its own
 /// needs no savepoint).
-fn artifact_insert(a: &Artifact) -> SqliteQuery<'_> {
-    sqlx::query(
+/// The artifact columns and their placeholders, as literals (for `concat!`).
+macro_rules! artifact_columns {
+    () => {
         "INSERT INTO artifacts (id, account_id, transcript_id, kind, name, state, created_at,
             anchor_at, schedule, delete_after, delete_by, due_at, policy_version, size_bytes,
             content_key, training_eligible, pending_reason, claimed_by, claimed_until,
-            deleted_at, deletion_reason, created_version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            deleted_at, deletion_reason, created_version)"
+    };
+}
+macro_rules! artifact_values {
+    () => {
+        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+    };
+}
+
+fn artifact_insert(a: &Artifact) -> SqliteQuery<'_> {
+    bind_artifact(
+        sqlx::query(concat!(
+            artifact_columns!(),
+            " VALUES (",
+            artifact_values!(),
+            ")"
+        )),
+        a,
     )
-    .bind(a.id.to_string())
-    .bind(a.account_id.to_string())
+}
+
+/// [`artifact_insert`] of a new artifact, which inserts nothing (0 rows) into a transcript
+/// already marked deleted: nothing joins a transcript once its deletion has read the
+/// artifacts it deletes.
+fn new_artifact_insert(a: &Artifact) -> SqliteQuery<'_> {
+    bind_artifact(
+        sqlx::query(concat!(
+            artifact_columns!(),
+            " SELECT ",
+            artifact_values!(),
+            " WHERE NOT EXISTS (SELECT 1 FROM transcripts WHERE id = ? AND deleted_at IS NOT NULL)"
+        )),
+        a,
+    )
     .bind(a.transcript_id.map(|t| t.to_string()))
-    .bind(a.kind.as_str())
-    .bind(&a.name)
-    .bind(a.state.as_str())
-    .bind(micros(a.created_at))
-    .bind(opt_micros(a.anchor_at))
-    .bind(a.schedule.as_str())
-    .bind(opt_micros(a.delete_after))
-    .bind(opt_micros(a.delete_by))
-    .bind(opt_micros(a.due_at))
-    .bind(a.policy_version)
-    .bind(a.size_bytes)
-    .bind(&a.content_key)
-    .bind(a.training_eligible)
-    .bind(a.pending_reason.map(|r| r.as_str()))
-    .bind(&a.claimed_by)
-    .bind(opt_micros(a.claimed_until))
-    .bind(opt_micros(a.deleted_at))
-    .bind(a.deletion_reason.map(|r| r.as_str()))
-    .bind(a.created_version)
+}
+
+fn bind_artifact<'q>(query: SqliteQuery<'q>, a: &'q Artifact) -> SqliteQuery<'q> {
+    query
+        .bind(a.id.to_string())
+        .bind(a.account_id.to_string())
+        .bind(a.transcript_id.map(|t| t.to_string()))
+        .bind(a.kind.as_str())
+        .bind(&a.name)
+        .bind(a.state.as_str())
+        .bind(micros(a.created_at))
+        .bind(opt_micros(a.anchor_at))
+        .bind(a.schedule.as_str())
+        .bind(opt_micros(a.delete_after))
+        .bind(opt_micros(a.delete_by))
+        .bind(opt_micros(a.due_at))
+        .bind(a.policy_version)
+        .bind(a.size_bytes)
+        .bind(&a.content_key)
+        .bind(a.training_eligible)
+        .bind(a.pending_reason.map(|r| r.as_str()))
+        .bind(&a.claimed_by)
+        .bind(opt_micros(a.claimed_until))
+        .bind(opt_micros(a.deleted_at))
+        .bind(a.deletion_reason.map(|r| r.as_str()))
+        .bind(a.created_version)
 }
 
 /// The `INSERT` of a new transcript: one statement, like [`artifact_insert`].
@@ -1486,8 +1523,16 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn insert_artifact(&self, a: &Artifact) -> Result<()> {
-        artifact_insert(a).execute_write(&self.writer).await?;
-        Ok(())
+        let done = new_artifact_insert(a).execute_write(&self.writer).await?;
+        match done.rows_affected() {
+            0 => Err(StorageError::Conflict {
+                key: format!(
+                    "transcript/{} (deleted)",
+                    a.transcript_id.unwrap_or_default()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>> {
@@ -1501,12 +1546,18 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn set_artifact_size(&self, id: ArtifactId, size_bytes: i64) -> Result<()> {
-        sqlx::query("UPDATE artifacts SET size_bytes = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE artifacts SET size_bytes = ? WHERE id = ? AND state = ?")
             .bind(size_bytes)
             .bind(id.to_string())
+            .bind(ArtifactState::Live.as_str())
             .execute_write(&self.writer)
             .await?;
-        Ok(())
+        match done.rows_affected() {
+            0 => Err(StorageError::Conflict {
+                key: format!("artifact/{id} (no longer live)"),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()> {

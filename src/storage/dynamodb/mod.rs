@@ -255,15 +255,19 @@ impl DynamoIndex {
                     .condition_expression("attribute_not_exists(pk)")
                     .build()
                     .map_err(build_error)?;
+                // Never into a transcript marked deleted: its deletion has read (or is
+                // reading) the set it deletes.
                 let add = Change {
                     key: transcript_key(transcript),
                     update: "ADD artifact_ids :id".into(),
-                    condition: Some("attribute_exists(pk)".into()),
+                    condition: Some(
+                        "attribute_exists(pk) AND (attribute_not_exists(deleted_at) OR attribute_type(deleted_at, :null))".into(),
+                    ),
                     names: HashMap::new(),
-                    values: HashMap::from([(
-                        ":id".into(),
-                        AttributeValue::Ss(vec![a.id.to_string()]),
-                    )]),
+                    values: HashMap::from([
+                        (":id".into(), AttributeValue::Ss(vec![a.id.to_string()])),
+                        (":null".into(), s("NULL")),
+                    ]),
                 };
                 let items = vec![
                     TransactWriteItem::builder().put(put).build(),
@@ -662,12 +666,20 @@ impl ArtifactIndex for DynamoIndex {
         let change = Change {
             key: artifact_key(id),
             update: "SET size_bytes = :n".into(),
-            condition: Some("attribute_exists(pk)".into()),
-            names: HashMap::new(),
-            values: HashMap::from([(":n".into(), n(size_bytes))]),
+            // A deletion that claimed it meanwhile may have run before the content landed.
+            condition: Some("attribute_exists(pk) AND #state = :live".into()),
+            names: HashMap::from([("#state".into(), "state".into())]),
+            values: HashMap::from([
+                (":n".into(), n(size_bytes)),
+                (":live".into(), s(ArtifactState::Live.as_str())),
+            ]),
         };
-        self.update(&change).await?;
-        Ok(())
+        match self.update(&change).await? {
+            Some(_) => Ok(()),
+            None => Err(StorageError::Conflict {
+                key: format!("artifact/{id} (no longer live)"),
+            }),
+        }
     }
 
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()> {
