@@ -1,7 +1,7 @@
 //! What the sweeper and operators read and record through the engine: due artifacts and
 //! their deletion in batches, sweep and reconciliation records, the gauges.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::deletion::{self, lag_seconds};
 use super::*;
@@ -129,6 +129,23 @@ impl Engine {
     /// The earliest `due_at` not under another's claim, if any.
     pub async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         Ok(self.backends.index.next_due(now).await?)
+    }
+
+    /// Whether a retention change is still to be carried to existing artifacts (a pass
+    /// does it: until then reads are redacted, but nothing is deleted).
+    pub async fn has_retention_jobs(&self) -> Result<bool> {
+        Ok(!self
+            .backends
+            .accounts
+            .accounts_with_retention_jobs(1)
+            .await?
+            .is_empty())
+    }
+
+    /// How long a deletion claim holds: a claim left by a crashed instance is due again
+    /// at most this long after it was taken.
+    pub fn claim_lease(&self) -> Duration {
+        self.claim_lease
     }
 
     /// Records a pass (when it starts, and again when it ends).

@@ -382,14 +382,25 @@ impl Sweeper {
         Ok(())
     }
 
-    /// When the loop should wake next: the next cron tick or the next due artifact.
+    /// When the loop should wake next: the next cron tick, the next due artifact, at once
+    /// while a retention change waits to be carried out, and within a claim lease in any
+    /// case: the due time skips artifacts under a claim, and a claim a crashed instance
+    /// left is due again only when its lease runs out, whatever the cron says.
     async fn next_wake(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let cron_next = self
             .config
             .schedule
             .after(&now)
             .next()
-            .unwrap_or(now + Duration::days(365));
+            .unwrap_or(now + Duration::days(365))
+            .min(now + self.engine.claim_lease());
+        match self.engine.has_retention_jobs().await {
+            Ok(true) => return now,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read pending retention changes; waiting for the next pass");
+            }
+        }
         match self.engine.next_due(now).await {
             Ok(Some(due)) => due.min(cron_next),
             Ok(None) => cron_next,

@@ -517,6 +517,85 @@ async fn the_loop_wakes_at_the_next_due_time_not_at_the_next_cron_tick() {
 }
 
 #[tokio::test]
+async fn s4_the_loop_takes_over_a_dead_instances_claim_when_its_lease_runs_out_whatever_the_cron() {
+    let e =
+        TestEngine::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron"))
+            .await;
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    e.clock.advance(hours(72));
+    let now = e.clock.now_for_tests();
+    let dead = Claim {
+        owner: "dead-instance".into(),
+        now,
+        until: now + Duration::minutes(5),
+    };
+    e.backends()
+        .index
+        .claim(&[upload.id], &dead)
+        .await
+        .expect("claim");
+    let shutdown = CancellationToken::new();
+    let mut passes = e.app.sweeper.passes();
+    let running = tokio::spawn(e.app.sweeper.clone().run(shutdown.clone()));
+    // The claim's lease runs out; no cron tick comes before 2099.
+    e.clock.advance(Duration::minutes(5));
+    let deleted = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            passes.changed().await.expect("sweeper alive");
+            let a = e.backends().index.artifact(upload.id).await.expect("get");
+            if a.is_some_and(|a| a.state == ArtifactState::Deleted) {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(deleted.is_ok(), "taken over within the lease");
+    shutdown.cancel();
+    running.await.expect("loop stops on shutdown");
+}
+
+#[tokio::test]
+async fn s1_decision_a_retroactive_shortening_is_carried_out_at_once_not_at_the_next_cron_tick() {
+    let e =
+        TestEngine::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron"))
+            .await;
+    let account = e.ttl_account(hours(24)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(e.app.sweeper.clone().run(shutdown.clone()));
+    e.engine()
+        .update_settings(
+            account.id,
+            &lethe::domain::SettingsPatch {
+                transcript_ttl: Some(Some(hours(1))),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("shorten");
+    let rescheduled = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let final_transcript = e
+                .artifact_of_kind(&t, lethe::domain::ArtifactKind::FinalTranscript)
+                .await;
+            if final_transcript.delete_after == Some(t0() + hours(1)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        rescheduled.is_ok(),
+        "the shorter schedule is stored without waiting for a cron tick"
+    );
+    shutdown.cancel();
+    running.await.expect("loop stops on shutdown");
+}
+
+#[tokio::test]
 async fn two_sweepers_on_one_database_delete_every_artifact_exactly_once() {
     let e = TestEngine::start_with(|c| c.sweep_batch_size = 25).await;
     let other = e.another_instance().await;
