@@ -240,7 +240,10 @@ fn check_ttl(field: &'static str, ttl: Duration) -> Result<(), SettingsError> {
 
 /// Parses a TTL given in seconds, refusing values that do not fit a duration.
 pub fn ttl_from_seconds(field: &'static str, seconds: i64) -> Result<Duration, SettingsError> {
-    let ttl = Duration::try_seconds(seconds).ok_or(SettingsError::TooLong { field, seconds })?;
+    let ttl = Duration::try_seconds(seconds).ok_or(match seconds < 0 {
+        true => SettingsError::TooShort { field, seconds },
+        false => SettingsError::TooLong { field, seconds },
+    })?;
     check_ttl(field, ttl)?;
     Ok(ttl)
 }
@@ -251,6 +254,18 @@ mod tests {
 
     fn hours(h: i64) -> Duration {
         Duration::hours(h)
+    }
+
+    #[test]
+    fn s1_a_ttl_beyond_what_a_duration_holds_is_refused_naming_the_bound_it_breaks() {
+        assert!(matches!(
+            ttl_from_seconds("transcript_ttl_seconds", i64::MIN),
+            Err(SettingsError::TooShort { .. })
+        ));
+        assert!(matches!(
+            ttl_from_seconds("transcript_ttl_seconds", i64::MAX),
+            Err(SettingsError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -35,6 +35,7 @@ use axum::{middleware, Json, Router};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -108,6 +109,8 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .layer(DefaultBodyLimit::max(PUBLIC_JSON_LIMIT))
+        // A declared length over the limit is refused before the body is awaited.
+        .layer(RequestBodyLimitLayer::new(PUBLIC_JSON_LIMIT))
         .layer(timeout());
     let internal_json = OpenApiRouter::new()
         .routes(routes!(internal::processing))
@@ -119,6 +122,7 @@ fn api_routes_with_timeout(timeout: Duration) -> OpenApiRouter<AppState> {
         .routes(routes!(training::eligible))
         .routes(routes!(training::redactions))
         .layer(DefaultBodyLimit::max(INTERNAL_JSON_LIMIT))
+        .layer(RequestBodyLimitLayer::new(INTERNAL_JSON_LIMIT))
         .layer(timeout());
     // Streaming bodies are bounded by size (max_upload_bytes), not by time.
     let streaming = OpenApiRouter::new()

@@ -26,13 +26,37 @@ fn audio_source(state: &AppState, audio_url: &str) -> Result<AudioSource, ApiErr
             "audio_url must be an absolute http(s) URL",
         ));
     }
-    let upload_prefix = format!("{}/v2/upload/", state.base_url);
-    if let Some(rest) = audio_url.strip_prefix(&upload_prefix) {
-        let id = Uuid::parse_str(rest)
+    if let Some(rest) = upload_path(&state.base_url, &parsed) {
+        let id = Uuid::parse_str(&rest)
             .map_err(|_| ApiError::Forbidden("Cannot access uploaded file".into()))?;
         return Ok(AudioSource::Upload(id));
     }
     Ok(AudioSource::Url(Content::new(audio_url.to_owned())))
+}
+
+/// What follows `/v2/upload/` when `url` points into this server's uploads, compared as
+/// parsed URLs: scheme and host in any case, the default port written or not, empty path
+/// segments ignored. `None` for any other URL.
+fn upload_path(base_url: &str, url: &url::Url) -> Option<String> {
+    let base = url::Url::parse(base_url).ok()?;
+    let same_origin = base.scheme() == url.scheme()
+        && base.host() == url.host()
+        && base.port_or_known_default() == url.port_or_known_default();
+    if !same_origin {
+        return None;
+    }
+    let segments = |u: &url::Url| -> Vec<String> {
+        u.path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let mut prefix = segments(&base);
+    prefix.extend(["v2".to_owned(), "upload".to_owned()]);
+    let path = segments(url);
+    match path.strip_prefix(prefix.as_slice()) {
+        Some(rest) if !rest.is_empty() => Some(rest.join("/")),
+        _ => None,
+    }
 }
 
 /// `POST /v2/transcript`

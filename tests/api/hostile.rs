@@ -537,3 +537,37 @@ async fn a_query_parameter_given_twice_is_refused_so_a_dry_run_cannot_apply_the_
     assert_eq!(settings["policy_version"], 1, "nothing changed");
     assert_eq!(settings["transcript_ttl_seconds"], serde_json::Value::Null);
 }
+
+/// A JSON route waited for a body its Content-Length said was 100 GB, until the request
+/// timed out (408 after a minute), instead of refusing it at once.
+#[tokio::test]
+async fn a_json_body_declared_over_the_limit_is_refused_at_once_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    for (path, auth) in [
+        ("/v2/transcript", key.clone()),
+        (
+            "/internal/v1/llm-gateway/requests",
+            format!("Bearer {INTERNAL}"),
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: lethe\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let mut answer = [0u8; 512];
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+                .await
+                .unwrap_or_else(|_| panic!("{path}: no answer within 5 s"))
+                .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("application/json"), "{path}: {answer}");
+    }
+}

@@ -88,16 +88,29 @@ async fn another_accounts_transcripts_and_uploads_are_indistinguishable_from_mis
         expect_json(response, StatusCode::OK).await["transcripts"],
         json!([])
     );
-    let response = app
-        .public(Method::POST, "/v2/transcript", &intruder)
-        .json(&json!({"audio_url": upload_url}))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(
-        expect_error(response, StatusCode::FORBIDDEN).await,
-        "Cannot access uploaded file"
-    );
+    // The upload URL as given, and written in other ways that name the same upload.
+    let upload = upload_url.as_str();
+    let (origin, path) = upload.split_at(upload.find("/v2/").expect("path"));
+    let port = origin.rsplit(':').next().expect("port");
+    for spelling in [
+        upload.to_owned(),
+        upload.replacen("http://", "HTTP://", 1),
+        format!("{}{}", origin.replacen(port, &format!("0{port}"), 1), path),
+        format!("{origin}/{path}"),
+        format!("{upload}?download=1"),
+    ] {
+        let response = app
+            .public(Method::POST, "/v2/transcript", &intruder)
+            .json(&json!({"audio_url": spelling}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            expect_error(response, StatusCode::FORBIDDEN).await,
+            "Cannot access uploaded file",
+            "{spelling}"
+        );
+    }
     let response = app
         .public(Method::PUT, "/v2/account/retention", &intruder)
         .json(&json!({"transcript_ttl_seconds": 3600}))
