@@ -175,7 +175,12 @@ async fn reconcile_account(
                 .is_some_and(|a| a.state != ArtifactState::Deleted && a.content_key == *key),
             None => false,
         };
-        if !owned {
+        // And against the store: a deletion may have removed it since it was listed.
+        let still_there = || async {
+            let listed = lethe.backends.content.list(key, None, 1).await?;
+            Ok::<bool, crate::storage::StorageError>(listed.first().is_some_and(|o| o.key == *key))
+        };
+        if !owned && still_there().await? {
             report.orphan_objects += 1;
             report.sample("orphan_object", key);
             orphans.push(key.clone());
