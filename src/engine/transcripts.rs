@@ -503,9 +503,14 @@ impl Engine {
     pub(crate) async fn settle(&self, mut t: Transcript, account: &Account) -> Result<Transcript> {
         let now = self.now();
         let artifacts = self.backends.index.artifacts_for_transcript(t.id).await?;
-        if let Some(deletion) = t.deletion {
-            // A customer's deletion a crash cut short: its artifacts' deletion is requested
-            // (due now) and the next pass deletes them.
+        if let Some(deletion) = t
+            .deletion
+            .filter(|d| d.reason == DeletionReason::CustomerRequest)
+        {
+            // A customer's deletion a crash cut short: its artifacts' deletion (and its
+            // upload's, §3) is requested (due now) and the next pass deletes them. A
+            // transcript deleted by its schedule settles as any other: its upload keeps
+            // its own deadline.
             let mut ids: Vec<ArtifactId> = artifacts
                 .iter()
                 .filter(|a| a.state != ArtifactState::Deleted)

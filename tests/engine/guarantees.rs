@@ -706,3 +706,37 @@ async fn s3_speech_understanding_racing_a_customer_deletion_never_outlives_it() 
         }
     }
 }
+
+#[tokio::test]
+async fn s4_settling_a_transcript_its_schedule_deleted_never_takes_its_upload_early() {
+    // A transcript marked deleted by its TTL while unsettled (a crash between the two):
+    // settling it must not treat it as a customer's deletion, which takes the upload too.
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let upload = e.upload(&account, b"MARKER-AUDIO").await;
+    let t = e.upload_transcript(&account, &upload).await;
+    e.process(&t).await;
+    let index = &e.backends().index;
+    let mut stored = index.transcript(t.id).await.expect("get").expect("stored");
+    stored.deletion = Some(lethe::domain::TranscriptDeletion {
+        at: t0() + hours(1),
+        reason: DeletionReason::Ttl,
+    });
+    stored.settled = false;
+    index.update_transcript(&stored).await.expect("update");
+    e.clock.advance(Duration::minutes(2));
+    e.sweep().await;
+    e.sweep().await;
+    let upload_now = index
+        .artifact(upload.id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(
+        upload_now.state,
+        ArtifactState::Live,
+        "not before its own deadline"
+    );
+    assert_eq!(upload_now.pending_reason, None);
+    assert_eq!(upload_now.delete_after, upload.delete_after);
+}
