@@ -276,25 +276,40 @@ impl Engine {
         }
     }
 
-    /// Removes the content of an artifact a deletion took while it was being written. Its
-    /// scope's data key goes too where the whole scope is deleted (the artifact's own, or
-    /// a deleted transcript's): the write may have made a new one after the deletion
-    /// destroyed the old. Failures are logged: reconciliation reports what is left.
-    async fn discard(&self, artifact: &Artifact) {
-        let content = &self.backends.content;
-        if let Err(e) = content.delete(&artifact.content_key).await {
-            tracing::warn!(artifact_id = %artifact.id, error = %e, "content written during its deletion could not be removed; reconciliation reports it");
+    /// Removes the content of an artifact a deletion took while it was being written (or
+    /// never confirmed). Its scope's data key goes too where nothing else of the scope is
+    /// left: the artifact's own scope, or a transcript marked deleted with every other
+    /// artifact deleted (the write may have made a new key after the deletion destroyed
+    /// the old). Returns whether the content is gone; failures are logged, and
+    /// reconciliation reports what is left.
+    async fn discard(&self, artifact: &Artifact) -> bool {
+        if let Err(e) = self.backends.content.delete(&artifact.content_key).await {
+            tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed content failed; the sweeper deletes it on schedule");
+            return false;
         }
-        let scope_deleted = match artifact.transcript_id {
+        let scope_is_gone = match artifact.transcript_id {
             None => true,
-            Some(t) => matches!(
-                self.backends.index.transcript(t).await,
-                Ok(Some(t)) if t.deletion.is_some()
-            ),
+            Some(t) => {
+                let deleted = matches!(
+                    self.backends.index.transcript(t).await,
+                    Ok(Some(t)) if t.deletion.is_some()
+                );
+                deleted
+                    && self
+                        .backends
+                        .index
+                        .artifacts_for_transcript(t)
+                        .await
+                        .is_ok_and(|all| {
+                            all.iter()
+                                .all(|a| a.id == artifact.id || a.state == ArtifactState::Deleted)
+                        })
+            }
         };
-        if scope_deleted {
+        if scope_is_gone {
             self.forget_own_scope(artifact).await;
         }
+        true
     }
 
     /// Destroys the data key of the artifact's scope (crypto-shredding what is left).
@@ -306,13 +321,8 @@ impl Engine {
     }
 
     pub(crate) async fn abandon(&self, artifact: &Artifact) {
-        if let Err(e) = self.backends.content.delete(&artifact.content_key).await {
-            tracing::warn!(artifact_id = %artifact.id, error = %e, "cleanup of unconfirmed content failed; the sweeper deletes it on schedule");
+        if !self.discard(artifact).await {
             return;
-        }
-        // A scope of its own (an upload): nothing else needs its key.
-        if artifact.transcript_id.is_none() {
-            self.forget_own_scope(artifact).await;
         }
         if let Err(e) = self
             .backends

@@ -32,29 +32,14 @@ impl Engine {
         after: Option<ArtifactId>,
         limit: u32,
     ) -> Result<Vec<Artifact>> {
-        let mut page = self
+        // Ids only: an artifact of a transcript marked deleted is listed until its
+        // deletion reaches it (a customer's deletion a crash cut short), but its content
+        // is not served ([`Engine::training_content`]).
+        Ok(self
             .backends
             .index
             .training_eligible(self.now(), after, limit)
-            .await?;
-        // Nothing of a transcript marked deleted, even before its deletion has reached
-        // each artifact (a customer's deletion a crash cut short).
-        let mut of_transcripts: Vec<_> = page.iter().filter_map(|a| a.transcript_id).collect();
-        of_transcripts.sort_unstable();
-        of_transcripts.dedup();
-        if !of_transcripts.is_empty() {
-            let deleted: std::collections::HashSet<_> = self
-                .backends
-                .index
-                .transcripts(&of_transcripts)
-                .await?
-                .into_iter()
-                .filter(|t| t.deletion.is_some())
-                .map(|t| t.id)
-                .collect();
-            page.retain(|a| a.transcript_id.is_none_or(|t| !deleted.contains(&t)));
-        }
-        Ok(page)
+            .await?)
     }
 
     /// An eligible artifact, servable now, with its transcript (read through the policy

@@ -552,12 +552,13 @@ impl Engine {
     }
 
     /// Marks the stored transcript deleted at a customer's request and unsettled, unless
-    /// another request marked it first (`None`). Returns the transcript as stored.
+    /// another request marked it first. Returns the transcript as stored, and whether
+    /// this call marked it.
     async fn mark_deleted_unsettled(
         &self,
         stored: Transcript,
         now: DateTime<Utc>,
-    ) -> Result<Option<Transcript>> {
+    ) -> Result<(Transcript, bool)> {
         let id = stored.id;
         let mut read = Some(stored);
         // Each retry follows another writer's change; a few are plenty.
@@ -570,7 +571,7 @@ impl Engine {
                 return Err(EngineError::NotFound);
             };
             if t.deletion.is_some() {
-                return Ok(None);
+                return Ok((t, false));
             }
             t.deletion = Some(TranscriptDeletion {
                 at: now,
@@ -580,7 +581,7 @@ impl Engine {
             match self.backends.index.update_transcript(&t).await {
                 Ok(()) => {
                     t.revision += 1;
-                    return Ok(Some(t));
+                    return Ok((t, true));
                 }
                 // Changed meanwhile (another deletion, a settling): read it again.
                 Err(StorageError::Conflict { .. }) => continue,
@@ -825,11 +826,13 @@ impl Engine {
         // crash in between leaves it to the sweeper's settling ([`Engine::settle`]).
         let marked = match transcript.deletion {
             Some(_) => None,
-            None => self.mark_deleted_unsettled(stored, now).await?,
+            None => {
+                let (stored, ours) = self.mark_deleted_unsettled(stored, now).await?;
+                // The mark of whichever request made it (a racing one's, perhaps).
+                transcript.deletion = stored.deletion;
+                ours.then_some(stored)
+            }
         };
-        if let Some(stored) = &marked {
-            transcript.deletion = stored.deletion;
-        }
         let live: Vec<Artifact> = self
             .backends
             .index
@@ -840,23 +843,29 @@ impl Engine {
             .collect();
         let mut ids: Vec<ArtifactId> = live.iter().map(|a| a.id).collect();
         ids.extend(transcript.upload_id);
-        if !ids.is_empty() {
-            // Due now: should anything below fail, the sweeper finishes it.
-            let claim = self.new_claim(now, "request");
-            let claimed = self
-                .backends
-                .index
-                .request_and_claim(&ids, reason, &claim)
-                .await?;
-            if let Some(stored) = marked {
-                // Settled already by a sweeper racing this request, or left to the next.
-                match self.mark_settled(stored).await {
-                    Ok(_) | Err(EngineError::Concurrent) => {}
-                    Err(e) => {
-                        tracing::warn!(transcript_id = %id, error = %e, "a deleted transcript stays unsettled; the sweeper settles it");
-                    }
+        // Due now: should anything below fail, the sweeper finishes it.
+        let claimed = match ids.is_empty() {
+            true => None,
+            false => {
+                let claim = self.new_claim(now, "request");
+                let claimed = self
+                    .backends
+                    .index
+                    .request_and_claim(&ids, reason, &claim)
+                    .await?;
+                Some((claim, claimed))
+            }
+        };
+        if let Some(stored) = marked {
+            // Settled already by a sweeper racing this request, or left to the next.
+            match self.mark_settled(stored).await {
+                Ok(_) | Err(EngineError::Concurrent) => {}
+                Err(e) => {
+                    tracing::warn!(transcript_id = %id, error = %e, "a deleted transcript stays unsettled; the sweeper settles it");
                 }
             }
+        }
+        if let Some((claim, claimed)) = claimed {
             let held: std::collections::HashSet<ArtifactId> =
                 claimed.iter().map(|a| a.id).collect();
             let known = deletion::Known {

@@ -571,6 +571,29 @@ pub async fn transcripts(index: &dyn ArtifactIndex) {
         .unwrap()
         .iter()
         .all(|a| a.id != late.id));
+
+    // A settled terminal transcript unsettled again (a customer's deletion in progress)
+    // is found by the sweeper's settling, and no longer once settled.
+    let unsettled = |t: &Transcript| {
+        let id = t.id;
+        async move {
+            index
+                .unsettled_transcripts(t0() + Duration::days(30), 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|u| u.id == id)
+        }
+    };
+    let mut t = index.transcript(ids[0]).await.unwrap().unwrap();
+    assert!(t.status.is_terminal());
+    t.completed_at.get_or_insert(t0());
+    for settled in [true, false, true] {
+        t.settled = settled;
+        index.update_transcript(&t).await.unwrap();
+        t.revision += 1;
+        assert_eq!(unsettled(&t).await, !settled, "settled: {settled}");
+    }
 }
 
 pub async fn artifacts(index: &dyn ArtifactIndex) {

@@ -281,7 +281,8 @@ pub trait ArtifactIndex: std::fmt::Debug + Send + Sync + 'static {
     /// longer live (a deletion claimed it meanwhile, perhaps before the content landed: what
     /// was stored is the caller's to remove).
     async fn set_artifact_size(&self, id: ArtifactId, size_bytes: i64) -> Result<()>;
-    /// Forgets an artifact whose content was never confirmed to anyone (a failed upload).
+    /// Forgets an artifact whose content was never confirmed to anyone (a failed upload),
+    /// only while it is live: one a deletion took meanwhile stays for its tombstone.
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()>;
     /// Every artifact of the transcript, any state, oldest first.
     async fn artifacts_for_transcript(&self, id: TranscriptId) -> Result<Vec<Artifact>> {

@@ -1561,8 +1561,10 @@ impl ArtifactIndex for SqliteStore {
     }
 
     async fn remove_unconfirmed_artifact(&self, id: ArtifactId) -> Result<()> {
-        sqlx::query("DELETE FROM artifacts WHERE id = ?")
+        // Only while live: one a deletion took meanwhile keeps its row for its tombstone.
+        sqlx::query("DELETE FROM artifacts WHERE id = ? AND state = ?")
             .bind(id.to_string())
+            .bind(ArtifactState::Live.as_str())
             .execute_write(&self.writer)
             .await?;
         Ok(())

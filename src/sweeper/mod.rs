@@ -386,7 +386,10 @@ impl Sweeper {
     /// while a retention change waits to be carried out, and within a claim lease in any
     /// case: the due time skips artifacts under a claim, and a claim a crashed instance
     /// left is due again only when its lease runs out, whatever the cron says.
-    async fn next_wake(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+    /// A pending change wakes the loop at once unless the last pass achieved nothing
+    /// (`idle`: a change that cannot be carried out must not spin passes); it is then
+    /// taken up at the usual times, within a claim lease at the latest.
+    async fn next_wake(&self, now: DateTime<Utc>, idle: bool) -> DateTime<Utc> {
         let cron_next = self
             .config
             .schedule
@@ -395,8 +398,8 @@ impl Sweeper {
             .unwrap_or(now + Duration::days(365))
             .min(now + self.engine.claim_lease());
         match self.engine.has_retention_jobs().await {
-            Ok(true) => return now,
-            Ok(false) => {}
+            Ok(true) if !idle => return now,
+            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(error = %error, "could not read pending retention changes; waiting for the next pass");
             }
@@ -428,14 +431,15 @@ impl Sweeper {
         let mut last_pass_ended: Option<std::time::Instant> = None;
         loop {
             let now = clock.now();
-            let mut wake_at = self.next_wake(now).await.min(reconcile_at);
+            let mut wake_at = self.next_wake(now, idle).await.min(reconcile_at);
             // A pass that achieved nothing must not spin on the same due time.
             if idle {
                 wake_at = wake_at.max(now + Duration::seconds(1));
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                // An earlier deadline may have appeared: recompute the wake time.
+                // An earlier deadline (or a retention change) may have appeared:
+                // recompute the wake time.
                 _ = wake.notified() => continue,
                 _ = clock.sleep_until(wake_at) => {}
             }

@@ -479,9 +479,19 @@ impl ArtifactIndex for DynamoIndex {
             values.insert(format!(":v{i}"), value);
             sets.push(format!("#a{i} = :v{i}"));
         }
-        let mut update = format!("SET {}", sets.join(", "));
         // The sparse `g4` index holds what a sweep must still act on: unfinished
-        // transcripts, and terminal ones not yet settled.
+        // transcripts, and terminal ones not yet settled (again: a customer's deletion
+        // unsettles a settled transcript until its artifacts' deletion is requested).
+        if !(t.status.is_terminal() && t.settled) {
+            values.insert(":g4pk".into(), s(format!("U#{}", shard_of(&t.id))));
+            values.insert(
+                ":g4sk".into(),
+                s(format!("{}#{}", padded(t.created_at), t.id)),
+            );
+            sets.push("g4pk = :g4pk".into());
+            sets.push("g4sk = :g4sk".into());
+        }
+        let mut update = format!("SET {}", sets.join(", "));
         if t.status.is_terminal() && t.settled {
             update.push_str(" REMOVE g4pk, g4sk");
         }
@@ -686,6 +696,26 @@ impl ArtifactIndex for DynamoIndex {
         let Some(artifact) = self.artifact(id).await? else {
             return Ok(());
         };
+        // Only while live: one a deletion took meanwhile keeps its item for its tombstone
+        // (and its place in the transcript's set, which the deletion reads).
+        let removed = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(artifact_key(id)))
+            .condition_expression("#state = :live")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":live", s(ArtifactState::Live.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let removed = match removed {
+            Ok(removed) => removed,
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                return Ok(());
+            }
+            Err(e) => return Err(sdk_error(e)),
+        };
         if let Some(transcript) = artifact.transcript_id {
             let change = Change {
                 key: transcript_key(transcript),
@@ -696,15 +726,6 @@ impl ArtifactIndex for DynamoIndex {
             };
             self.update(&change).await?;
         }
-        let removed = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(artifact_key(id)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(sdk_error)?;
         if removed.attributes.is_some_and(|old| !old.is_empty()) {
             self.count(HashMap::from([(format!("c_{}", artifact.kind), -1)]))
                 .await;
