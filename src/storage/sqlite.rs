@@ -1046,8 +1046,6 @@ fn account_with_holds(rows: &[SqliteRow]) -> Result<Option<Account>> {
     Ok(Some(account))
 }
 
-/// The `INSERT` of a new artifact: one statement, atomic by itself (a write of its own
-/// needs no savepoint).
 /// The artifact columns and their placeholders, as literals (for `concat!`).
 macro_rules! artifact_columns {
     () => {
@@ -1063,6 +1061,8 @@ macro_rules! artifact_values {
     };
 }
 
+/// The `INSERT` of a new artifact: one statement, atomic by itself (a write of its own
+/// needs no savepoint).
 fn artifact_insert(a: &Artifact) -> SqliteQuery<'_> {
     bind_artifact(
         sqlx::query(concat!(
