@@ -237,7 +237,12 @@ impl ContentStore for LocalContentStore {
                     continue;
                 }
                 let key = format!("{key_prefix}{name}");
-                let is_dir = entry.file_type().await.map_err(io_error)?.is_dir();
+                // Gone since the directory was read (a deletion beside this walk): not listed.
+                let is_dir = match entry.file_type().await {
+                    Ok(kind) => kind.is_dir(),
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error(e)),
+                };
                 // A directory is worth entering when it may hold keys under `prefix`
                 // that sort after `after`.
                 let dir_key = format!("{key}/");
@@ -257,7 +262,11 @@ impl ContentStore for LocalContentStore {
                 if is_dir {
                     dirs.push((entry.path(), format!("{key}/")));
                 } else {
-                    let meta = entry.metadata().await.map_err(io_error)?;
+                    let meta = match entry.metadata().await {
+                        Ok(meta) => meta,
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(io_error(e)),
+                    };
                     let modified = meta
                         .modified()
                         .map(DateTime::<Utc>::from)
