@@ -500,7 +500,7 @@ impl Engine {
     /// linked artifacts join the due index with the final transcript's, and any artifact a
     /// policy version since its creation makes shorter is shortened; its completion webhook
     /// is in the outbox; then the transcript is recorded as settled. Idempotent, so the sweeper can finish what a crash left.
-    pub(crate) async fn settle(&self, mut t: Transcript, account: &Account) -> Result<Transcript> {
+    pub(crate) async fn settle(&self, t: Transcript, account: &Account) -> Result<Transcript> {
         let now = self.now();
         let artifacts = self.backends.index.artifacts_for_transcript(t.id).await?;
         if let Some(deletion) = t
@@ -541,14 +541,7 @@ impl Engine {
                     .await?;
             }
         }
-        t.settled = true;
-        self.backends
-            .index
-            .update_transcript(&t)
-            .await
-            .map_err(conflict_is_concurrent)?;
-        t.revision += 1;
-        Ok(t)
+        self.mark_settled(t).await
     }
 
     /// Marks the stored transcript deleted at a customer's request and unsettled, unless
