@@ -549,19 +549,10 @@ async fn s3_an_intermediate_still_streaming_when_its_transcript_is_deleted_is_no
         None,
         "nothing of it is left"
     );
-    assert!(content
-        .scopes_with_keys(None, 100)
-        .await
-        .expect("scopes")
-        .is_empty());
     for a in e.artifacts_of(&t).await {
         assert_eq!(a.state, ArtifactState::Deleted, "{}", a.kind);
     }
-    let left = content
-        .list(&account.id.to_string(), None, 100)
-        .await
-        .expect("list");
-    assert!(left.is_empty(), "{left:?}");
+    e.assert_no_content_left(&account).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -675,20 +666,7 @@ async fn an_upload_broken_off_leaves_neither_content_nor_a_data_key() {
         )),
     ]));
     assert!(e.engine().upload(&account, body).await.is_err());
-    let scopes = e
-        .backends()
-        .content
-        .scopes_with_keys(None, 100)
-        .await
-        .expect("scopes");
-    assert!(scopes.is_empty(), "no key outlives its content: {scopes:?}");
-    let objects = e
-        .backends()
-        .content
-        .list(&account.id.to_string(), None, 100)
-        .await
-        .expect("list");
-    assert!(objects.is_empty(), "{objects:?}");
+    e.assert_no_content_left(&account).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,11 @@ impl TestEngine {
         }
     }
 
+    /// A sweep schedule that never fires before 2099: only the loop's other wake-ups act.
+    pub async fn start_without_cron() -> Self {
+        Self::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron")).await
+    }
+
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
             lethe::telemetry::init(lethe::config::LogFormat::Pretty);
@@ -201,6 +206,19 @@ impl TestEngine {
     }
 
     /// Every byte of every file under the data dir, for "nothing remains readable" checks.
+    /// Asserts that the content store holds no object of the account and no data key at
+    /// all (every scope's key destroyed).
+    pub async fn assert_no_content_left(&self, account: &Account) {
+        let content = &self.backends().content;
+        let scopes = content.scopes_with_keys(None, 100).await.expect("scopes");
+        assert!(scopes.is_empty(), "no key outlives its content: {scopes:?}");
+        let objects = content
+            .list(&account.id.to_string(), None, 100)
+            .await
+            .expect("list");
+        assert!(objects.is_empty(), "{objects:?}");
+    }
+
     pub fn data_dir_contains(&self, needle: &str) -> Vec<std::path::PathBuf> {
         let mut hits = Vec::new();
         let mut dirs = vec![self.dir.path().to_owned()];

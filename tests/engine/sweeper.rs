@@ -479,9 +479,7 @@ async fn s3_default_mode_uploads_and_intermediates_go_in_their_windows_and_trans
 #[tokio::test]
 async fn the_loop_wakes_at_the_next_due_time_not_at_the_next_cron_tick() {
     // A cron schedule that never fires before 2099: only the due-time wake-up can act.
-    let e =
-        TestEngine::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron"))
-            .await;
+    let e = TestEngine::start_without_cron().await;
     let shutdown = CancellationToken::new();
     let mut passes = e.app.sweeper.passes();
     let running = tokio::spawn(e.app.sweeper.clone().run(shutdown.clone()));
@@ -518,9 +516,7 @@ async fn the_loop_wakes_at_the_next_due_time_not_at_the_next_cron_tick() {
 
 #[tokio::test]
 async fn s4_the_loop_takes_over_a_dead_instances_claim_when_its_lease_runs_out_whatever_the_cron() {
-    let e =
-        TestEngine::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron"))
-            .await;
+    let e = TestEngine::start_without_cron().await;
     let account = e.ttl_account(hours(1)).await;
     let upload = e.upload(&account, b"MARKER-AUDIO").await;
     e.clock.advance(hours(72));
@@ -557,9 +553,7 @@ async fn s4_the_loop_takes_over_a_dead_instances_claim_when_its_lease_runs_out_w
 
 #[tokio::test]
 async fn s1_decision_a_retroactive_shortening_is_carried_out_at_once_not_at_the_next_cron_tick() {
-    let e =
-        TestEngine::start_with(|c| c.sweep_schedule = "0 0 0 1 1 * 2099".parse().expect("cron"))
-            .await;
+    let e = TestEngine::start_without_cron().await;
     let account = e.ttl_account(hours(24)).await;
     let t = e.url_transcript(&account).await;
     e.process(&t).await;
