@@ -2,12 +2,12 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde_json::Value;
 use std::collections::HashMap;
 
 use super::body::{AccountRetention, AccountRetentionUpdated, RetentionDryRun};
 use super::error::*;
 use super::extract::*;
+use super::raw;
 use super::AppState;
 use crate::domain::SettingsPatch;
 
@@ -50,8 +50,9 @@ pub async fn put_retention(
     // Some(Some(url)): set (a new secret); Some(None): remove; None: unchanged.
     let webhook = match body.remove("deletion_webhook_url") {
         None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::String(url)) => {
+        Some(value) if raw::is_null(&value) => Some(None),
+        Some(value) if raw::is_string(&value) => {
+            let url: String = raw::parse(&value).unwrap_or_default();
             crate::engine::webhooks::check_webhook_url(&url)?;
             Some(Some(url))
         }

@@ -4,7 +4,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::Value;
 use std::collections::HashMap;
 
 use super::body::*;
@@ -23,14 +22,7 @@ pub async fn create_account(
     _: Admin,
     AppJson(mut body): AppJson<JsonObject>,
 ) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
-    let name = match body.remove("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= 200 => n,
-        _ => {
-            return Err(ApiError::bad_request(
-                "name is required: a non-empty string of at most 200 characters",
-            ))
-        }
-    };
+    let name = take_text(&mut body, "name", 200)?;
     let settings = RetentionSettings {
         baa: take_bool(&mut body, "baa")?.unwrap_or(false),
         region: take_region(&mut body)?.unwrap_or_default(),

@@ -6,12 +6,14 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::dto::{RESULT_FIELDS, TRANSCRIPT_REQUEST_FIELDS};
+use super::raw::{self, RawObject};
 use super::AppState;
 use crate::domain::{
     Account, Artifact, ArtifactState, Content, DeletionReason, ReconcileReport, SweepReport,
@@ -87,8 +89,11 @@ pub struct TranscriptBody {
     #[schema(required = true, minimum = 0, maximum = 1)]
     pub language_confidence: Option<f64>,
     pub text: Option<String>,
-    pub words: Option<Vec<Value>>,
-    pub utterances: Option<Vec<Value>>,
+    // Served as the pipeline sent them: a long transcript's words are never parsed here.
+    #[schema(value_type = Option<Vec<Value>>)]
+    pub words: Option<Box<RawValue>>,
+    #[schema(value_type = Option<Vec<Value>>)]
+    pub utterances: Option<Box<RawValue>>,
     pub confidence: Option<f64>,
     /// Seconds.
     pub audio_duration: Option<i64>,
@@ -105,28 +110,32 @@ pub struct TranscriptBody {
     /// result (null once redacted).
     #[serde(flatten)]
     #[schema(ignore)]
-    pub more: Map<String, Value>,
+    pub more: RawObject,
 }
 
 /// `field` of `map`, taken out, if it has the declared type; `default` otherwise.
-fn take<T: DeserializeOwned>(map: &mut Map<String, Value>, field: &str, default: T) -> T {
-    match map.remove(field) {
-        Some(value) => serde_json::from_value(value).unwrap_or(default),
-        None => default,
-    }
+fn take<T: DeserializeOwned>(map: &mut RawObject, field: &str, default: T) -> T {
+    map.remove(field)
+        .and_then(|value| raw::parse(&value))
+        .unwrap_or(default)
+}
+
+/// `field` of `map`, taken out, if it is a list; kept as sent.
+fn take_list(map: &mut RawObject, field: &str) -> Option<Box<RawValue>> {
+    map.remove(field).filter(|value| raw::is_array(value))
 }
 
 impl TranscriptBody {
     /// The Transcript object (api.md), redacted when its content is deleted or expired.
     pub fn new(state: &AppState, view: &TranscriptContent) -> Self {
         let t = &view.transcript;
-        let mut fields = Map::new();
+        let mut fields = RawObject::default();
         for field in RESULT_FIELDS
             .iter()
             .chain(TRANSCRIPT_REQUEST_FIELDS)
             .filter(|f| !matches!(**f, "audio_url" | "webhook_auth_header_value"))
         {
-            fields.insert((*field).into(), Value::Null);
+            fields.insert(*field, raw::null());
         }
         let (audio_url, webhook_auth) = match view.redacted {
             Some(reason) => {
@@ -134,13 +143,15 @@ impl TranscriptBody {
                     DeletionReason::CustomerRequest => ("Deleted by user.", DELETED_BY_USER_URL),
                     _ => ("Deleted by retention policy.", DELETED_BY_POLICY_URL),
                 };
-                fields.insert("text".into(), text.into());
-                fields.insert("webhook_url".into(), url.into());
+                fields.insert("text", raw::raw(text));
+                fields.insert("webhook_url", raw::raw(url));
                 (url.to_owned(), false)
             }
             None => {
                 if let Value::Object(options) = &t.options {
-                    fields.extend(options.clone());
+                    for (field, value) in options {
+                        fields.insert(field.as_str(), raw::raw(value));
+                    }
                 }
                 for (field, value) in json_object(view.text_inputs.as_ref()) {
                     if field != "webhook_auth_header_value" {
@@ -170,8 +181,8 @@ impl TranscriptBody {
             language_confidence_threshold: take(&mut fields, "language_confidence_threshold", None),
             language_confidence: take(&mut fields, "language_confidence", None),
             text: take(&mut fields, "text", None),
-            words: take(&mut fields, "words", None),
-            utterances: take(&mut fields, "utterances", None),
+            words: take_list(&mut fields, "words"),
+            utterances: take_list(&mut fields, "utterances"),
             confidence: take(&mut fields, "confidence", None),
             audio_duration: t.audio_duration.map(|d| d.round() as i64),
             error: t.error.clone(),
@@ -195,9 +206,9 @@ impl TranscriptBody {
     }
 }
 
-fn json_object(content: Option<&Content>) -> Map<String, Value> {
+fn json_object(content: Option<&Content>) -> RawObject {
     content
-        .and_then(|c| serde_json::from_slice::<Map<String, Value>>(c.expose()).ok())
+        .and_then(|c| RawObject::from_slice(c.expose()).ok())
         .unwrap_or_default()
 }
 

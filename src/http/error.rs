@@ -215,5 +215,6 @@ where
     }
 }
 
-/// A JSON object body, for endpoints that check each field themselves.
-pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+/// A JSON object body, for endpoints that check each field themselves: its values stay
+/// raw JSON text until a handler reads one.
+pub type JsonObject = super::raw::RawObject;

@@ -12,13 +12,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::{ApiError, JsonObject};
+use super::raw;
 use super::tokens::token_matches;
 use super::AppState;
 use crate::domain::settings::ttl_from_seconds;
@@ -107,10 +107,9 @@ impl FromRequestParts<AppState> for Admin {
 pub fn take_bool(body: &mut JsonObject, field: &str) -> Result<Option<bool>, ApiError> {
     match body.remove(field) {
         None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "{field} must be true or false"
-        ))),
+        Some(value) => raw::parse(&value)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("{field} must be true or false"))),
     }
 }
 
@@ -120,10 +119,14 @@ pub fn take_ttl(
     field: &'static str,
     nullable: bool,
 ) -> Result<Option<Option<chrono::Duration>>, ApiError> {
-    match body.remove(field) {
-        None => Ok(None),
-        Some(Value::Null) if nullable => Ok(Some(None)),
-        Some(Value::Number(n)) => {
+    let Some(value) = body.remove(field) else {
+        return Ok(None);
+    };
+    if nullable && raw::is_null(&value) {
+        return Ok(Some(None));
+    }
+    match raw::parse::<serde_json::Number>(&value) {
+        Some(n) => {
             let seconds = n.as_i64().ok_or_else(|| {
                 ApiError::bad_request(format!("{field} must be a whole number of seconds"))
             })?;
@@ -132,10 +135,10 @@ pub fn take_ttl(
                     .map_err(|e| ApiError::bad_request(e.to_string()))?,
             )))
         }
-        Some(_) if nullable => Err(ApiError::bad_request(format!(
+        None if nullable => Err(ApiError::bad_request(format!(
             "{field} must be a whole number of seconds, or null to remove it"
         ))),
-        Some(_) => Err(ApiError::bad_request(format!(
+        None => Err(ApiError::bad_request(format!(
             "{field} must be a whole number of seconds"
         ))),
     }
@@ -154,10 +157,12 @@ pub fn reject_unknown(body: &JsonObject, allowed: &[&str]) -> Result<(), ApiErro
 pub fn take_region(body: &mut JsonObject) -> Result<Option<Region>, ApiError> {
     match body.remove("region") {
         None => Ok(None),
-        Some(Value::String(r)) => Region::parse(&r)
-            .map(Some)
-            .map_err(|e| ApiError::bad_request(e.to_string())),
-        Some(_) => Err(ApiError::bad_request("region must be \"us\" or \"eu\"")),
+        Some(value) => match raw::parse::<String>(&value) {
+            Some(r) => Region::parse(&r)
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(e.to_string())),
+            None => Err(ApiError::bad_request("region must be \"us\" or \"eu\"")),
+        },
     }
 }
 
@@ -342,8 +347,8 @@ pub fn octet_stream(stream: ByteStream) -> Response {
 }
 
 pub fn take_text(body: &mut JsonObject, field: &str, max: usize) -> Result<String, ApiError> {
-    match body.remove(field) {
-        Some(Value::String(v)) if !v.trim().is_empty() && v.len() <= max => Ok(v),
+    match body.remove(field).and_then(|v| raw::parse::<String>(&v)) {
+        Some(v) if !v.trim().is_empty() && v.len() <= max => Ok(v),
         _ => Err(ApiError::bad_request(format!(
             "{field} is required: a non-empty string of at most {max} characters"
         ))),
@@ -352,35 +357,35 @@ pub fn take_text(body: &mut JsonObject, field: &str, max: usize) -> Result<Strin
 
 pub fn take_id(body: &mut JsonObject, field: &str) -> Result<Option<Uuid>, ApiError> {
     match body.remove(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(v)) => Uuid::parse_str(&v)
+        None => Ok(None),
+        Some(value) if raw::is_null(&value) => Ok(None),
+        Some(value) => raw::parse::<String>(&value)
+            .and_then(|v| Uuid::parse_str(&v).ok())
             .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{field} must be an id"))),
-        Some(_) => Err(ApiError::bad_request(format!("{field} must be an id"))),
+            .ok_or_else(|| ApiError::bad_request(format!("{field} must be an id"))),
     }
 }
 
 pub fn take_time(body: &mut JsonObject, field: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let bad = || ApiError::bad_request(format!("{field} must be an RFC 3339 timestamp"));
     match body.remove(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(v)) => DateTime::parse_from_rfc3339(&v)
+        None => Ok(None),
+        Some(value) if raw::is_null(&value) => Ok(None),
+        Some(value) => raw::parse::<String>(&value)
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
             .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| bad()),
-        Some(_) => Err(bad()),
+            .ok_or_else(|| ApiError::bad_request(format!("{field} must be an RFC 3339 timestamp"))),
     }
 }
 
-/// The content fields present (and not null), as one JSON object; `None` if there are none.
+/// The content fields present (and not null), as one JSON object, each value as sent;
+/// `None` if there are none.
 pub fn take_content(body: &mut JsonObject, fields: &[&str]) -> Option<Content> {
-    let mut content = Map::new();
+    let mut content = JsonObject::default();
     for field in fields {
-        match body.remove(*field) {
-            None | Some(Value::Null) => {}
-            Some(value) => {
-                content.insert((*field).to_owned(), value);
-            }
+        match body.remove(field) {
+            Some(value) if !raw::is_null(&value) => content.insert(*field, value),
+            _ => {}
         }
     }
-    (!content.is_empty()).then(|| Content::new(Value::Object(content).to_string()))
+    (!content.is_empty()).then(|| Content::new(content.to_json()))
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::body::{ArtifactRetention, RecordedBody};
 use super::error::*;
 use super::extract::*;
+use super::raw;
 use super::AppState;
 use crate::domain::{Account, Artifact, ArtifactKind};
 use crate::engine::{EngineError, LlmGatewayRequest, StreamingSession};
@@ -97,9 +98,8 @@ pub async fn streaming_session(
         .ok_or_else(|| ApiError::bad_request("started_at is required"))?;
     let ended_at = take_time(&mut body, "ended_at")?
         .ok_or_else(|| ApiError::bad_request("ended_at is required"))?;
-    if let Some(audio) = body.get("audio").filter(|v| !v.is_null()) {
-        let valid = audio
-            .as_str()
+    if let Some(audio) = body.get("audio").filter(|v| !raw::is_null(v)) {
+        let valid = raw::parse::<String>(audio)
             .is_some_and(|a| base64::engine::general_purpose::STANDARD.decode(a).is_ok());
         if !valid {
             return Err(ApiError::bad_request("audio must be base64-encoded bytes"));

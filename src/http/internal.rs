@@ -5,12 +5,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::body::{ArtifactCreated, StatusBody};
 
 use super::error::*;
 use super::extract::*;
+use super::raw;
 use super::AppState;
 use crate::domain::{Content, Transcript};
 use crate::engine::EngineError;
@@ -88,25 +89,26 @@ pub async fn complete(
     AppJson(mut result): AppJson<JsonObject>,
 ) -> Result<Json<StatusBody>, ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
-    let audio_duration = match result.remove("audio_duration") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_f64().filter(|d| *d >= 0.0).ok_or_else(|| {
-            ApiError::bad_request("audio_duration must be a non-negative number of seconds")
-        })?),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "audio_duration must be a non-negative number of seconds",
-            ))
-        }
-    };
-    type Check = (&'static str, fn(&Value) -> bool, &'static str);
+    let audio_duration =
+        match result.remove("audio_duration") {
+            None => None,
+            Some(value) if raw::is_null(&value) => None,
+            Some(value) => Some(raw::parse::<f64>(&value).filter(|d| *d >= 0.0).ok_or_else(
+                || ApiError::bad_request("audio_duration must be a non-negative number of seconds"),
+            )?),
+        };
+    type Check = (&'static str, fn(&RawValue) -> bool, &'static str);
     let checks: [Check; 4] = [
-        ("text", |v| v.is_string() || v.is_null(), "a string"),
-        ("words", |v| v.is_array() || v.is_null(), "a list"),
-        ("utterances", |v| v.is_array() || v.is_null(), "a list"),
+        ("text", |v| raw::is_string(v) || raw::is_null(v), "a string"),
+        ("words", |v| raw::is_array(v) || raw::is_null(v), "a list"),
+        (
+            "utterances",
+            |v| raw::is_array(v) || raw::is_null(v),
+            "a list",
+        ),
         (
             "confidence",
-            |v| v.is_null() || v.as_f64().is_some_and(|c| (0.0..=1.0).contains(&c)),
+            |v| raw::is_null(v) || raw::parse::<f64>(v).is_some_and(|c| (0.0..=1.0).contains(&c)),
             "a number from 0 to 1",
         ),
     ];
@@ -117,7 +119,7 @@ pub async fn complete(
             }
         }
     }
-    let content = Content::new(Value::Object(result).to_string());
+    let content = Content::new(result.to_json());
     let t = state
         .engine
         .complete(id, content, audio_duration)
@@ -139,8 +141,8 @@ pub async fn error(
     AppJson(mut body): AppJson<JsonObject>,
 ) -> Result<Json<StatusBody>, ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
-    let message = match body.remove("error") {
-        Some(Value::String(m)) if !m.trim().is_empty() && m.len() <= 2000 => m,
+    let message = match body.remove("error").and_then(|m| raw::parse::<String>(&m)) {
+        Some(m) if !m.trim().is_empty() && m.len() <= 2000 => m,
         _ => {
             return Err(ApiError::bad_request(
                 "error is required: a non-empty message of at most 2000 characters",
@@ -168,7 +170,7 @@ pub async fn speech_understanding(
     AppJson(result): AppJson<JsonObject>,
 ) -> Result<(StatusCode, Json<ArtifactCreated>), ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
-    let content = Content::new(Value::Object(result).to_string());
+    let content = Content::new(result.to_json());
     let artifact = state
         .engine
         .add_speech_understanding(id, content)

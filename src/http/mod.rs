@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod holds;
 pub mod internal;
 pub mod openapi;
+pub mod raw;
 pub mod receipts;
 pub mod server;
 pub mod tokens;

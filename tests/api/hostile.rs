@@ -571,3 +571,107 @@ async fn a_json_body_declared_over_the_limit_is_refused_at_once_with_413() {
         assert!(answer.contains("application/json"), "{path}: {answer}");
     }
 }
+
+/// A body naming a field twice was taken with its last value, silently: a retention
+/// change `{"transcript_ttl_seconds": 86400, "transcript_ttl_seconds": 60}` applied the
+/// one a reviewer would not read first, and a pipeline result could carry two texts.
+#[tokio::test]
+async fn a_field_given_twice_is_refused_by_name_and_nothing_changes() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let response = app
+        .public(Method::PUT, "/v2/account/retention", &key)
+        .header("content-type", "application/json")
+        .body(r#"{"transcript_ttl_seconds": 86400, "transcript_ttl_seconds": 60}"#)
+        .send()
+        .await
+        .expect("request");
+    let message = expect_error(response, StatusCode::BAD_REQUEST).await;
+    assert!(
+        message.contains(r#"the field "transcript_ttl_seconds" is given twice"#),
+        "{message}"
+    );
+    let settings = app
+        .public(Method::GET, "/v2/account/retention", &key)
+        .send()
+        .await
+        .expect("request");
+    let settings = expect_json(settings, StatusCode::OK).await;
+    assert_eq!(
+        settings["transcript_ttl_seconds"],
+        json!(null),
+        "{settings}"
+    );
+
+    let id = app.url_transcript(&key).await;
+    let response = app
+        .internal(
+            Method::POST,
+            &format!("/internal/v1/transcripts/{id}/complete"),
+        )
+        .header("content-type", "application/json")
+        .body(r#"{"text": "the pipeline's", "words": [], "text": "another"}"#)
+        .send()
+        .await
+        .expect("request");
+    let message = expect_error(response, StatusCode::BAD_REQUEST).await;
+    assert!(
+        message.contains(r#"the field "text" is given twice"#),
+        "{message}"
+    );
+    let transcript = app.get_transcript(&key, &id).await;
+    assert_eq!(transcript["status"], "queued", "{transcript}");
+    assert_eq!(transcript["text"], json!(null), "{transcript}");
+}
+
+/// A long transcript's result was parsed into a JSON tree on the way in and again on
+/// every read, about a hundred times its size in memory (20 MB of words: 1.9 GB), so a
+/// few long transcripts read at once could exhaust the server. Its values now pass
+/// through as sent; what the customer reads back is what the pipeline stored.
+#[tokio::test]
+async fn a_long_result_comes_back_as_the_pipeline_sent_it() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let id = app.url_transcript(&key).await;
+    let words: Vec<serde_json::Value> = (0..50_000)
+        .map(|i| {
+            json!({"text": format!("w\u{e9}{i}"), "start": i * 10, "end": i * 10 + 9,
+                   "confidence": 0.5, "speaker": null})
+        })
+        .collect();
+    let result = json!({
+        "text": "a \"quoted\" line\nand another",
+        "words": words,
+        "utterances": [{"speaker": "A", "words": words[..3]}],
+        "confidence": 0.75,
+        "audio_duration": 500,
+        "iab_categories_result": {"status": "success", "results": []},
+    });
+    // Spaces and escapes inside values, as a pipeline may send them.
+    let body = serde_json::to_string_pretty(&result)
+        .expect("json")
+        .replace("w\u{e9}", "w\\u00e9");
+    let response = app
+        .internal(
+            Method::POST,
+            &format!("/internal/v1/transcripts/{id}/complete"),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    expect_json(response, StatusCode::OK).await;
+    let transcript = app.get_transcript(&key, &id).await;
+    for field in [
+        "text",
+        "words",
+        "utterances",
+        "confidence",
+        "iab_categories_result",
+    ] {
+        assert_eq!(transcript[field], result[field], "{field}");
+    }
+    assert_eq!(transcript["audio_duration"], 500);
+    assert_eq!(transcript["status"], "completed");
+}

@@ -1,0 +1,237 @@
+//! A JSON object whose fields' values stay the text the client sent.
+//!
+//! A pipeline's result can be hundreds of megabytes of words. Parsed into a
+//! `serde_json::Value` tree, every small value becomes a heap node: a 20 MB `words` list
+//! took 1.9 GB. Here the object is checked as JSON once, each top-level value is kept as
+//! its raw text, and only the few fields a handler reads are parsed, into their own
+//! types. A field named twice is refused rather than silently keeping the last.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// The top-level fields of a JSON object, each value as raw JSON text.
+#[derive(Debug, Default)]
+pub struct RawObject(BTreeMap<String, Box<RawValue>>);
+
+impl RawObject {
+    /// Parses a JSON object from text already in memory (stored content).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub fn get(&self, field: &str) -> Option<&RawValue> {
+        self.0.get(field).map(AsRef::as_ref)
+    }
+
+    pub fn contains_key(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    pub fn remove(&mut self, field: &str) -> Option<Box<RawValue>> {
+        self.0.remove(field)
+    }
+
+    pub fn insert(&mut self, field: impl Into<String>, value: Box<RawValue>) {
+        self.0.insert(field.into(), value);
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The object as compact JSON text; each value exactly as it came.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("raw values serialize")
+    }
+}
+
+impl IntoIterator for RawObject {
+    type Item = (String, Box<RawValue>);
+    type IntoIter = std::collections::btree_map::IntoIter<String, Box<RawValue>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl Serialize for RawObject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (field, value) in &self.0 {
+            map.serialize_entry(field, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RawObject;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RawObject, A::Error> {
+                let mut fields = BTreeMap::new();
+                while let Some(field) = access.next_key::<String>()? {
+                    if fields.contains_key(&field) {
+                        return Err(de::Error::custom(format_args!(
+                            "the field {field:?} is given twice"
+                        )));
+                    }
+                    let value: Box<RawValue> = access.next_value()?;
+                    if nesting(&value) > MAX_NESTING {
+                        return Err(de::Error::custom(format_args!(
+                            "the field {field:?} is nested more than {MAX_NESTING} deep"
+                        )));
+                    }
+                    fields.insert(field, value);
+                }
+                Ok(RawObject(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// How deep a field's value may nest lists and objects. Kept values are parsed again
+/// later (the training export's redaction reads a result as a tree), and serde_json
+/// refuses more than 128 levels: a value it could not read back is not stored.
+pub const MAX_NESTING: usize = 100;
+
+/// How deeply `value` nests lists and objects (a scalar: 0), read byte by byte.
+fn nesting(value: &RawValue) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in value.get().bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// `null`.
+pub fn null() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+/// `value` as raw JSON text.
+pub fn raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("plain values serialize")
+}
+
+pub fn is_null(value: &RawValue) -> bool {
+    value.get() == "null"
+}
+
+/// `value` read as a `T`; `None` when it is JSON of another type. A value of the wrong
+/// shape is refused at its first token, so a large one costs nothing to refuse.
+pub fn parse<T: DeserializeOwned>(value: &RawValue) -> Option<T> {
+    serde_json::from_str(value.get()).ok()
+}
+
+/// Whether `value` is a JSON array (`[…]`), without reading it.
+pub fn is_array(value: &RawValue) -> bool {
+    value.get().starts_with('[')
+}
+
+/// Whether `value` is a JSON string, without reading it.
+pub fn is_string(value: &RawValue) -> bool {
+    value.get().starts_with('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field<'a>(object: &'a RawObject, name: &str) -> &'a RawValue {
+        object.get(name).expect("present")
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused_and_named() {
+        let err =
+            serde_json::from_str::<RawObject>(r#"{"a": 1, "b": 2, "a": 3}"#).expect_err("refused");
+        assert!(
+            err.to_string().contains(r#"the field "a" is given twice"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_keep_their_text_and_types_are_read_only_where_asked() {
+        let body = r#"{"words": [ {"text": "hi", "start": 0} ], "n": 12, "s": "x\"y", "z": null}"#;
+        let mut object: RawObject = serde_json::from_str(body).expect("parses");
+        assert_eq!(
+            field(&object, "words").get(),
+            r#"[ {"text": "hi", "start": 0} ]"#
+        );
+        assert!(is_array(field(&object, "words")));
+        assert!(is_string(field(&object, "s")));
+        assert_eq!(
+            parse::<String>(field(&object, "s")).as_deref(),
+            Some("x\"y")
+        );
+        assert_eq!(parse::<i64>(field(&object, "n")), Some(12));
+        assert_eq!(parse::<String>(field(&object, "n")), None);
+        assert!(is_null(field(&object, "z")));
+        object.remove("n");
+        let json: serde_json::Value = serde_json::from_str(&object.to_json()).expect("parses");
+        assert_eq!(
+            json,
+            serde_json::json!({"words": [{"text": "hi", "start": 0}], "s": "x\"y", "z": null})
+        );
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_can_be_read_back_is_refused() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let body = format!(r#"{{"words": {}, "s": "[[[[\"[["}}"#, nested(MAX_NESTING));
+        let object: RawObject = serde_json::from_str(&body).expect("at the bound");
+        assert_eq!(nesting(field(&object, "words")), MAX_NESTING);
+        assert_eq!(nesting(field(&object, "s")), 0, "brackets in a string");
+        let body = format!(r#"{{"words": {}}}"#, nested(MAX_NESTING + 1));
+        let err = serde_json::from_str::<RawObject>(&body).expect_err("refused");
+        assert!(
+            err.to_string().contains("nested more than 100 deep"),
+            "{err}"
+        );
+        // What is stored can be read back as a tree.
+        let deepest = format!(r#"{{"words": {}}}"#, nested(MAX_NESTING));
+        serde_json::from_str::<serde_json::Value>(&deepest).expect("parses");
+    }
+
+    #[test]
+    fn anything_but_an_object_is_refused() {
+        for body in ["[]", "1", "\"a\"", "null", "{\"a\": }", "{\"a\": 1} x"] {
+            assert!(serde_json::from_str::<RawObject>(body).is_err(), "{body}");
+        }
+    }
+}
