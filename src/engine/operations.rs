@@ -18,8 +18,6 @@ pub struct ClaimedBatch {
     /// Due artifacts this batch took up (read, less those of batches still in flight and
     /// a trailing group cut off for the next batch).
     pub examined: usize,
-    /// Claimed artifacts that were past their `delete_by` when claimed.
-    pub overdue: u64,
     claimed: Vec<Artifact>,
     claim: crate::storage::Claim,
 }
@@ -37,14 +35,16 @@ impl ClaimedBatch {
 pub struct DueBatch {
     pub deleted: Vec<Tombstone>,
     pub failed: u64,
+    /// Deleted after their `delete_by`: each is logged as an incident. A claimed artifact
+    /// a legal hold parks is not deleted, so not counted, however often a pass meets it.
+    pub overdue: u64,
     /// Seconds from `delete_after` to deletion, for scheduled deletions.
     pub lags: Vec<f64>,
 }
 
 impl Engine {
     /// Reads up to `limit` artifacts due at `now` and claims them under a claim of its
-    /// own (dated at its own start, not the pass's). An artifact found past its deadline
-    /// is logged (an operational incident) and counted. The next batch can be read and
+    /// own (dated at its own start, not the pass's). The next batch can be read and
     /// claimed while this one is deleted by [`Engine::delete_claimed_batch`]:
     /// - `in_flight` are the artifacts of batches still being deleted. A due index that is
     ///   eventually consistent (DynamoDB's) may still list them; they are skipped, not
@@ -81,32 +81,21 @@ impl Engine {
             return Ok(ClaimedBatch {
                 read,
                 examined,
-                overdue: 0,
                 claimed: Vec::new(),
                 claim,
             });
         }
         let claimed = self.backends.index.claim_candidates(&due, &claim).await?;
-        let mut overdue = 0;
-        for artifact in claimed.iter().filter(|a| a.is_overdue_at(claim.now)) {
-            overdue += 1;
-            tracing::warn!(
-                artifact_id = %artifact.id,
-                kind = %artifact.kind,
-                delete_by = %artifact.delete_by.unwrap_or(claim.now),
-                "artifact overdue: deleted after its deadline"
-            );
-        }
         Ok(ClaimedBatch {
             read,
             examined,
-            overdue,
             claimed,
             claim,
         })
     }
 
-    /// Deletes a batch [`Engine::claim_due`] claimed, through the deletion pipeline.
+    /// Deletes a batch [`Engine::claim_due`] claimed, through the deletion pipeline. An
+    /// artifact deleted past its deadline is logged (an operational incident) and counted.
     pub async fn delete_claimed_batch(&self, batch: ClaimedBatch) -> Result<DueBatch> {
         let ClaimedBatch { claimed, claim, .. } = batch;
         let mut done = DueBatch::default();
@@ -116,6 +105,19 @@ impl Engine {
         let outcome =
             deletion::delete_claimed(&self.backends, &self.metrics, claimed, &claim).await?;
         done.failed = outcome.failed.len() as u64;
+        for late in outcome
+            .deleted
+            .iter()
+            .filter(|t| t.delete_by.is_some_and(|by| t.deleted_at > by))
+        {
+            done.overdue += 1;
+            tracing::warn!(
+                artifact_id = %late.artifact_id,
+                kind = %late.kind,
+                delete_by = %late.delete_by.unwrap_or(late.deleted_at),
+                "artifact overdue: deleted after its deadline"
+            );
+        }
         done.lags = outcome.deleted.iter().filter_map(lag_seconds).collect();
         done.deleted = outcome.deleted;
         Ok(done)

@@ -309,6 +309,7 @@ impl Sweeper {
                 }
             };
             report.failed += batch.failed;
+            report.overdue += batch.overdue;
             for t in &batch.deleted {
                 *by_reason.entry(t.reason.to_string()).or_default() += 1;
             }
@@ -343,7 +344,6 @@ impl Sweeper {
             // A short read was everything due (and not claimed by others) at `now`.
             let last = batch.read < self.config.batch_size as usize;
             report.examined += batch.examined as u64;
-            report.overdue += batch.overdue;
             if batch.examined == 0 {
                 // Nothing but artifacts of batches still in flight, which a lagging due
                 // index lists: wait for the oldest of them, then read again.

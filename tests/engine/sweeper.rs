@@ -395,6 +395,36 @@ async fn s4_an_artifact_past_delete_by_is_overdue_counted_listed_and_still_delet
         .is_empty());
 }
 
+/// A held artifact was reported "deleted after its deadline" at every pass that met it
+/// (one an hour: it is parked for `HOLD_RECHECK`) though nothing was deleted, so a hold of
+/// months read as thousands of misses. Only a deletion is counted: once the hold is
+/// released, the deletion past the deadline is reported once.
+#[tokio::test]
+async fn s4_a_held_artifact_past_its_deadline_is_not_reported_overdue_while_the_hold_keeps_it() {
+    let e = TestEngine::start().await;
+    let account = e.ttl_account(hours(1)).await;
+    let t = e.url_transcript(&account).await;
+    e.process(&t).await;
+    let hold = e
+        .engine()
+        .create_hold(account.id, Some(t.id), "litigation")
+        .await
+        .expect("hold");
+    for day in 0..3 {
+        e.clock.advance(hours(25));
+        let report = e.sweep().await;
+        assert_eq!(
+            (report.deleted, report.overdue),
+            (0, 0),
+            "day {day}: {report:?}"
+        );
+    }
+    e.engine().release_hold(hold.id).await.expect("release");
+    let report = e.sweep().await;
+    assert_eq!((report.deleted, report.overdue), (4, 4), "{report:?}");
+    assert_eq!(e.sweep().await.overdue, 0, "counted once");
+}
+
 #[tokio::test]
 async fn s4_decision_a_transcript_unfinished_after_max_processing_is_moved_to_error_and_anchored_then(
 ) {
