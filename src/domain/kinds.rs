@@ -134,10 +134,12 @@ string_enum!(
 );
 
 string_enum!(
-    /// Whether a sweep pass is still running (recorded when it starts) or has ended.
+    /// Whether a sweep pass is still running (recorded when it starts), has ended, or
+    /// was stopped by an error (its counts are what it did until then).
     SweepState {
         Running => "running",
         Finished => "finished",
+        Failed => "failed",
     }
 );
 

@@ -175,7 +175,7 @@ pub async fn run_sweep(
             ));
         }
         if let Some(report) = state.engine.sweep(started.id).await? {
-            if report.state == SweepState::Finished {
+            if report.state != SweepState::Running {
                 return Ok((
                     StatusCode::OK,
                     Json(SweepAnswer::Finished((&report).into())),

@@ -700,7 +700,8 @@ pub struct KeyCreated {
 pub struct SweepBody {
     pub id: Uuid,
     pub instance: String,
-    /// `running` or `finished`.
+    /// `running`, `finished`, or `failed` (stopped by an error; its counts are what it did
+    /// until then, and the next pass takes up the rest).
     pub state: String,
     pub started_at: String,
     /// Null while running.
@@ -720,7 +721,7 @@ pub struct SweepBody {
 
 impl From<&SweepReport> for SweepBody {
     fn from(report: &SweepReport) -> Self {
-        let finished = report.state == SweepState::Finished;
+        let finished = report.state != SweepState::Running;
         Self {
             id: report.id,
             instance: report.instance.clone(),

@@ -198,9 +198,24 @@ impl Sweeper {
         }
         .await;
         *lock(&self.running) = None;
-        result?;
         // Wall time of the pass: the clock may be manual, so measure it separately.
         report.finished_at = now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        if let Err(error) = result {
+            // Recorded as failed, not left `running`: what it deleted before the error
+            // stands, and the next pass takes up the rest.
+            report.state = SweepState::Failed;
+            tracing::error!(
+                %error,
+                deleted = report.deleted,
+                failed = report.failed,
+                overdue = report.overdue,
+                "sweep pass stopped by an error"
+            );
+            if let Err(recording) = self.engine.record_sweep(&report).await {
+                tracing::warn!(error = %recording, "could not record the failed sweep pass");
+            }
+            return Err(error);
+        }
         report.state = SweepState::Finished;
         self.engine.metrics().record_sweep(&report);
         self.engine.record_sweep(&report).await.map_err(storage)?;

@@ -4,7 +4,7 @@
 use crate::helpers::*;
 use chrono::Duration;
 use lethe::domain::{
-    ArtifactKind, ArtifactState, DeletionReason, RetentionSettings, TranscriptStatus,
+    ArtifactKind, ArtifactState, DeletionReason, RetentionSettings, SweepState, TranscriptStatus,
 };
 use lethe::startup::App;
 use lethe::storage::Claim;
@@ -244,6 +244,11 @@ async fn a_batch_that_fails_beside_others_in_flight_leaves_them_whole_and_the_ne
         "the batches in flight beside it finished whole: {deleted}"
     );
     assert_eq!(deleted + claimed + untouched, 30);
+    // The pass is recorded as failed with what it did, not left `running` for good.
+    let records = e.engine().recent_sweeps(10).await.expect("sweeps");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].state, SweepState::Failed, "{records:?}");
+    assert_eq!(records[0].deleted as usize, deleted, "{records:?}");
 
     // After the claim's lease, the next pass deletes the rest, each exactly once.
     e.clock.advance(Duration::minutes(5));

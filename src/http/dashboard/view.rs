@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::chart::{colour, timeline_svg};
 use super::session::Role;
-use crate::domain::{Account, ArtifactKind, LegalHold, Mode, SweepState};
+use crate::domain::{Account, ArtifactKind, LegalHold, Mode};
 use crate::engine::dashboard::{
     DeletionTimeline, HistogramLag, LagSummary, OperationsView, RecentDeletions,
 };
@@ -689,7 +689,7 @@ pub fn operations(nav: &Nav, view: &OperationsView, last_pass: Option<&LagSummar
                         @for s in &view.sweeps {
                             tr {
                                 td { (when(s.started_at)) }
-                                td { (match s.state { SweepState::Running => "running", SweepState::Finished => "finished" })
+                                td { (s.state.as_str())
                                      @if s.truncated { " (stopped at its bound)" } }
                                 td.num { (lag(s.duration().num_milliseconds() as f64 / 1000.0)) }
                                 td.num { (s.examined) } td.num { (s.deleted) }
