@@ -19,11 +19,6 @@ use serde_json::value::RawValue;
 pub struct RawObject(BTreeMap<String, Box<RawValue>>);
 
 impl RawObject {
-    /// Parses a JSON object from text already in memory (stored content).
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
-
     pub fn get(&self, field: &str) -> Option<&RawValue> {
         self.0.get(field).map(AsRef::as_ref)
     }
@@ -73,36 +68,142 @@ impl Serialize for RawObject {
     }
 }
 
+/// Most top-level fields a body may name: a result has a few dozen, and each field costs
+/// a map entry, so millions of them would cost gigabytes.
+pub const MAX_FIELDS: usize = 1000;
+
 impl<'de> Deserialize<'de> for RawObject {
+    /// A request body, checked: see [`Fields`].
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = RawObject;
+        deserializer.deserialize_any(Fields { checked: true })
+    }
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
+impl RawObject {
+    /// Content Lethe stored, which passed the checks when it came in (or an earlier
+    /// version's, which had parsed it whole): read without them, so nothing stored is
+    /// dropped by a check made later.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut stored = serde_json::Deserializer::from_slice(bytes);
+        let object = de::Deserializer::deserialize_any(&mut stored, Fields { checked: false })?;
+        stored.end()?;
+        Ok(object)
+    }
+}
 
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RawObject, A::Error> {
-                let mut fields = BTreeMap::new();
-                while let Some(field) = access.next_key::<String>()? {
-                    if fields.contains_key(&field) {
-                        return Err(de::Error::custom(format_args!(
-                            "the field {field:?} is given twice"
-                        )));
-                    }
-                    let value: Box<RawValue> = access.next_value()?;
-                    if nesting(&value) > MAX_NESTING {
-                        return Err(de::Error::custom(format_args!(
-                            "the field {field:?} is nested more than {MAX_NESTING} deep"
-                        )));
-                    }
-                    fields.insert(field, value);
-                }
-                Ok(RawObject(fields))
+/// Reads an object's fields. A request body (`checked`) may not name a field twice, name
+/// more than [`MAX_FIELDS`], nest a value deeper than [`MAX_NESTING`], or hold a value
+/// `serde_json::Value` would refuse (see [`Valid`]).
+struct Fields {
+    checked: bool,
+}
+
+impl<'de> Visitor<'de> for Fields {
+    type Value = RawObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    /// Without this, the error would quote the string: a body's content in its answer.
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<RawObject, E> {
+        Err(E::custom("expected a JSON object, not a string"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<RawObject, A::Error> {
+        let mut fields = BTreeMap::new();
+        while let Some(field) = access.next_key::<String>()? {
+            let value: Box<RawValue> = access.next_value()?;
+            if self.checked {
+                check(&fields, &field, &value).map_err(de::Error::custom)?;
             }
+            fields.insert(field, value);
         }
-        deserializer.deserialize_map(Fields)
+        Ok(RawObject(fields))
+    }
+}
+
+fn check(
+    fields: &BTreeMap<String, Box<RawValue>>,
+    field: &str,
+    value: &RawValue,
+) -> Result<(), String> {
+    if fields.contains_key(field) {
+        return Err(format!("the field {field:?} is given twice"));
+    }
+    if fields.len() >= MAX_FIELDS {
+        return Err(format!("a body names at most {MAX_FIELDS} fields"));
+    }
+    if nesting(value) > MAX_NESTING {
+        return Err(format!(
+            "the field {field:?} is nested more than {MAX_NESTING} deep"
+        ));
+    }
+    // Kept as text, a value is still checked as a tree would be, without building one.
+    serde_json::from_str::<Valid>(value.get())
+        .map(|_| ())
+        .map_err(|error| format!("the field {field:?} is not valid JSON: {error}"))
+}
+
+/// A JSON value read as `serde_json::Value` would read it, refusing what it refuses (a
+/// number out of range, a lone surrogate escape), and an object naming a key twice
+/// (which a tree would silently take as its last value), keeping nothing.
+struct Valid;
+
+impl<'de> Deserialize<'de> for Valid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Valid)
+    }
+}
+
+impl<'de> Visitor<'de> for Valid {
+    type Value = Valid;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_unit<E>(self) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut items: A) -> Result<Valid, A::Error> {
+        while items.next_element::<Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Valid, A::Error> {
+        let mut keys = std::collections::HashSet::new();
+        while let Some(key) = entries.next_key::<String>()? {
+            if keys.contains(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "an object in it names {key:?} twice"
+                )));
+            }
+            entries.next_value::<Valid>()?;
+            keys.insert(key);
+        }
+        Ok(Valid)
     }
 }
 
@@ -226,6 +327,64 @@ mod tests {
         // What is stored can be read back as a tree.
         let deepest = format!(r#"{{"words": {}}}"#, nested(MAX_NESTING));
         serde_json::from_str::<serde_json::Value>(&deepest).expect("parses");
+    }
+
+    #[test]
+    fn a_value_a_tree_could_not_hold_is_refused_so_what_is_stored_reads_back() {
+        for (value, why) in [
+            ("1e400", "out of range"),
+            (r#"[{"start": -1e999}]"#, "out of range"),
+            (r#""\ud800""#, "hex escape"),
+            (r#"{"\udc00": 1}"#, "lone"),
+        ] {
+            let body = format!(r#"{{"words": {value}}}"#);
+            let err = serde_json::from_str::<RawObject>(&body).expect_err(value);
+            let message = err.to_string();
+            assert!(
+                message.contains(r#"the field "words" is not valid JSON"#),
+                "{message}"
+            );
+            assert!(message.contains(why), "{value}: {message}");
+            serde_json::from_str::<serde_json::Value>(&body).expect_err("a tree refuses it too");
+        }
+        let fine = r#"{"words": [1e300, -0, "\ud83d\ude00", {"k": [true, null]}]}"#;
+        let object: RawObject = serde_json::from_str(fine).expect("parses");
+        serde_json::from_str::<serde_json::Value>(&object.to_json()).expect("reads back");
+    }
+
+    #[test]
+    fn a_body_of_too_many_fields_or_a_nested_key_given_twice_is_refused() {
+        let fields = |n: usize| {
+            let each: Vec<String> = (0..n).map(|i| format!(r#""f{i}": 0"#)).collect();
+            format!("{{{}}}", each.join(","))
+        };
+        serde_json::from_str::<RawObject>(&fields(MAX_FIELDS)).expect("at the bound");
+        let err = serde_json::from_str::<RawObject>(&fields(MAX_FIELDS + 1)).expect_err("over");
+        assert!(err.to_string().contains("at most 1000 fields"), "{err}");
+        let body = r#"{"words": [{"text": "a", "start": 0}, {"text": "b", "text": "c"}]}"#;
+        let err = serde_json::from_str::<RawObject>(body).expect_err("nested twice");
+        assert!(
+            err.to_string()
+                .contains(r#"an object in it names "text" twice"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_string_body_is_refused_without_being_quoted_back() {
+        let err = serde_json::from_str::<RawObject>(r#""my SSN is 123-45-6789""#)
+            .expect_err("not an object");
+        assert!(!err.to_string().contains("123-45-6789"), "{err}");
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn stored_content_is_read_without_the_checks_a_request_body_gets() {
+        let deep = format!(r#"{{"su": {}{}}}"#, "[".repeat(120), "]".repeat(120));
+        serde_json::from_str::<RawObject>(&deep).expect_err("a request may not");
+        let stored = RawObject::from_slice(deep.as_bytes()).expect("stored content reads");
+        assert!(stored.contains_key("su"));
+        RawObject::from_slice(br#"{"a": 1} x"#).expect_err("trailing bytes");
     }
 
     #[test]

@@ -675,3 +675,66 @@ async fn a_long_result_comes_back_as_the_pipeline_sent_it() {
     assert_eq!(transcript["audio_duration"], 500);
     assert_eq!(transcript["status"], "completed");
 }
+
+/// Kept as raw text, a result could hold what a JSON tree refuses (`1e400`, a lone
+/// surrogate, a key named twice inside `words`). The training export reads results as a
+/// tree: such a result made it fall back to plain-text redaction and to no mute ranges,
+/// exporting PII. Each is refused when it comes in, and nothing is stored.
+#[tokio::test]
+async fn a_result_a_json_tree_could_not_read_back_is_refused_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let id = app.url_transcript(&key).await;
+    for (poison, why) in [
+        (r#""zz": 1e400"#, "out of range"),
+        (r#""zz": "\ud800""#, "hex escape"),
+        (
+            r#""words": [{"text": "jane", "text": "at"}]"#,
+            "names \"text\" twice",
+        ),
+    ] {
+        let body = format!(r#"{{"text": "Call me at 555-123-4567", {poison}}}"#);
+        let response = app
+            .internal(
+                Method::POST,
+                &format!("/internal/v1/transcripts/{id}/complete"),
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let message = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert!(message.contains(why), "{poison}: {message}");
+        assert!(!message.contains("555-123-4567"), "{message}");
+    }
+    let transcript = app.get_transcript(&key, &id).await;
+    assert_eq!(transcript["status"], "queued", "{transcript}");
+}
+
+/// Stored content is read back without the checks a request body gets: a
+/// `speech_understanding` request nested 110 deep (which `POST /v2/transcript` takes) was
+/// dropped from every answer, with the transcript's other text inputs, without an error.
+#[tokio::test]
+async fn a_deeply_nested_text_input_the_create_took_is_still_echoed() {
+    let app = spawn_app().await;
+    let key = app.account().await;
+    let nested: serde_json::Value = serde_json::from_str(&format!(
+        r#"{{"a": {}1{}}}"#,
+        "[".repeat(110),
+        "]".repeat(110)
+    ))
+    .expect("json");
+    let created = app
+        .create_transcript(
+            &key,
+            json!({"audio_url": "https://example.com/a.mp3", "prompt": "my prompt",
+                   "speech_understanding": nested}),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+    for transcript in [created.clone(), app.get_transcript(&key, id).await] {
+        assert_eq!(transcript["prompt"], "my prompt", "{transcript}");
+        assert_eq!(transcript["speech_understanding"], nested);
+    }
+}
