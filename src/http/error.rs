@@ -182,10 +182,14 @@ impl<T> OrNotFound<T> for Result<T, EngineError> {
 /// A JSON body parsed whatever its `Content-Type`, with our error body on failure.
 pub struct AppJson<T>(pub T);
 
+/// A body larger than this is parsed on a blocking thread, so that a long pipeline
+/// result does not hold up the requests sharing its worker.
+const PARSE_INLINE_BYTES: usize = 1 << 20;
+
 impl<S, T> FromRequest<S> for AppJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
 {
     type Rejection = ApiError;
 
@@ -207,7 +211,16 @@ where
                 "request body is empty; send a JSON object",
             ));
         }
-        serde_json::from_slice(&bytes).map(AppJson).map_err(|e| {
+        let large = bytes.len() > PARSE_INLINE_BYTES;
+        let parse = move || serde_json::from_slice::<T>(&bytes);
+        let parsed = if large {
+            tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?
+        } else {
+            parse()
+        };
+        parsed.map(AppJson).map_err(|e| {
             ApiError::bad_request(format!(
                 "request body is not valid JSON of the expected shape: {e}"
             ))

@@ -2,6 +2,8 @@
 //! AssemblyAI's transcript API so its SDKs work unchanged.
 
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -109,14 +111,22 @@ pub async fn get_transcript(
     State(state): State<AppState>,
     Customer(account): Customer,
     Path(id): Path<String>,
-) -> Result<Json<TranscriptBody>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = Resource::Transcript.id(&id)?;
     let view = state
         .engine
         .transcript_content(&account, id)
         .await
         .or_not_found(Resource::Transcript)?;
-    Ok(Json(TranscriptBody::new(&state, &view)))
+    // A long result is copied into the answer on a blocking thread, so that it does not
+    // hold up the requests sharing this worker.
+    let body = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&TranscriptBody::new(&state, &view))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `DELETE /v2/transcript/{id}`
