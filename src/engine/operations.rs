@@ -8,7 +8,7 @@ use super::*;
 use crate::domain::{
     ArtifactId, ArtifactKind, ArtifactState, ReconcileReport, SweepReport, Tombstone,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A batch of due artifacts, read and claimed, not yet deleted.
 #[derive(Debug)]
@@ -102,9 +102,28 @@ impl Engine {
         if claimed.is_empty() {
             return Ok(done);
         }
+        let late: HashMap<ArtifactId, (ArtifactKind, DateTime<Utc>)> = claimed
+            .iter()
+            .filter(|a| a.is_overdue_at(claim.now))
+            .filter_map(|a| Some((a.id, (a.kind, a.delete_by?))))
+            .collect();
         let outcome =
             deletion::delete_claimed(&self.backends, &self.metrics, claimed, &claim).await?;
         done.failed = outcome.failed.len() as u64;
+        // A deletion that fails past the deadline is counted as failed, and logged as
+        // overdue: the miss is reported as soon as it is known, not when it is mended.
+        for (id, (kind, delete_by)) in outcome
+            .failed
+            .iter()
+            .filter_map(|(id, _)| late.get(id).map(|late| (id, late)))
+        {
+            tracing::warn!(
+                artifact_id = %id,
+                kind = %kind,
+                %delete_by,
+                "artifact overdue: its deletion failed after its deadline"
+            );
+        }
         for late in outcome
             .deleted
             .iter()

@@ -211,9 +211,13 @@ impl Sweeper {
                 overdue = report.overdue,
                 "sweep pass stopped by an error"
             );
+            self.engine.metrics().record_sweep(&report);
             if let Err(recording) = self.engine.record_sweep(&report).await {
                 tracing::warn!(error = %recording, "could not record the failed sweep pass");
             }
+            // Whoever waits for this pass (`POST /admin/v1/sweeps?wait=true`) is answered.
+            self.last_report
+                .send_replace(Some(Arc::new(report.clone())));
             return Err(error);
         }
         report.state = SweepState::Finished;
@@ -390,10 +394,10 @@ impl Sweeper {
         while let Some((_, next)) = deleting.pop_front() {
             tally(next.await, report, &mut first_error);
         }
+        report.deleted_by_reason = by_reason;
         if let Some(error) = first_error {
             return Err(error);
         }
-        report.deleted_by_reason = by_reason;
         Ok(())
     }
 

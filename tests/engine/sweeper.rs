@@ -249,6 +249,16 @@ async fn a_batch_that_fails_beside_others_in_flight_leaves_them_whole_and_the_ne
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].state, SweepState::Failed, "{records:?}");
     assert_eq!(records[0].deleted as usize, deleted, "{records:?}");
+    let by_reason: u64 = records[0].deleted_by_reason.values().sum();
+    assert_eq!(by_reason as usize, deleted, "{records:?}");
+    // Whoever waits for the pass (`POST /admin/v1/sweeps?wait=true`) hears of its end.
+    let last = app
+        .sweeper
+        .last_report()
+        .borrow()
+        .clone()
+        .expect("announced");
+    assert_eq!((last.id, last.state), (records[0].id, SweepState::Failed));
 
     // After the claim's lease, the next pass deletes the rest, each exactly once.
     e.clock.advance(Duration::minutes(5));
