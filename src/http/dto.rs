@@ -280,6 +280,10 @@ impl TranscriptRequest {
                 "request body must be a JSON object with at least audio_url",
             ));
         };
+        // A tree keeps the last of two values of one key; the raw reading refuses them,
+        // at any depth (`webhook_url` twice must not be read as the second).
+        serde_json::from_slice::<super::raw::RawObject>(body)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
         let owned: Vec<&str> = object
             .keys()
             .filter(|k| SERVER_OWNED_FIELDS.contains(&k.as_str()))

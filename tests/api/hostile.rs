@@ -603,6 +603,28 @@ async fn a_field_given_twice_is_refused_by_name_and_nothing_changes() {
         "{settings}"
     );
 
+    // The create too, at the top and inside a value (review: a second `webhook_url` was
+    // the one kept).
+    for body in [
+        r#"{"audio_url": "https://x/a.wav", "webhook_url": "https://good.example/h", "webhook_url": "https://evil.example/h"}"#,
+        r#"{"audio_url": "https://x/a.wav", "speech_understanding": {"request": {"a": 1, "a": 2}}}"#,
+    ] {
+        let response = app
+            .public(Method::POST, "/v2/transcript", &key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let message = expect_error(response, StatusCode::BAD_REQUEST).await;
+        assert!(message.contains("twice"), "{body}: {message}");
+    }
+    assert_eq!(
+        app.list_transcripts(&key, "").await["transcripts"],
+        json!([]),
+        "nothing stored"
+    );
+
     let id = app.url_transcript(&key).await;
     let response = app
         .internal(
@@ -712,29 +734,44 @@ async fn a_result_a_json_tree_could_not_read_back_is_refused_and_nothing_is_stor
     assert_eq!(transcript["status"], "queued", "{transcript}");
 }
 
-/// Stored content is read back without the checks a request body gets: a
-/// `speech_understanding` request nested 110 deep (which `POST /v2/transcript` takes) was
-/// dropped from every answer, with the transcript's other text inputs, without an error.
+/// A `speech_understanding` request nested 100 deep (which `POST /v2/transcript` took)
+/// was dropped from every answer, with the transcript's other text inputs, without an
+/// error: stored content was read back with the checks of a request body. It is echoed
+/// now; one level deeper is refused when it comes in, and nothing is stored.
 #[tokio::test]
-async fn a_deeply_nested_text_input_the_create_took_is_still_echoed() {
+async fn a_text_input_nested_to_the_bound_is_echoed_and_one_deeper_is_refused() {
     let app = spawn_app().await;
     let key = app.account().await;
-    let nested: serde_json::Value = serde_json::from_str(&format!(
-        r#"{{"a": {}1{}}}"#,
-        "[".repeat(110),
-        "]".repeat(110)
-    ))
-    .expect("json");
+    let nested = |levels: usize| -> serde_json::Value {
+        serde_json::from_str(&format!(
+            r#"{{"a": {}1{}}}"#,
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        ))
+        .expect("json")
+    };
+    let deepest = nested(100);
     let created = app
         .create_transcript(
             &key,
             json!({"audio_url": "https://example.com/a.mp3", "prompt": "my prompt",
-                   "speech_understanding": nested}),
+                   "speech_understanding": deepest}),
         )
         .await;
     let id = created["id"].as_str().expect("id");
     for transcript in [created.clone(), app.get_transcript(&key, id).await] {
         assert_eq!(transcript["prompt"], "my prompt", "{transcript}");
-        assert_eq!(transcript["speech_understanding"], nested);
+        assert_eq!(transcript["speech_understanding"], deepest);
     }
+    let response = app
+        .public(Method::POST, "/v2/transcript", &key)
+        .json(&json!({"audio_url": "https://example.com/a.mp3",
+                      "speech_understanding": nested(101)}))
+        .send()
+        .await
+        .expect("request");
+    let message = expect_error(response, StatusCode::BAD_REQUEST).await;
+    assert!(message.contains("nested more than 100 deep"), "{message}");
+    let listed = app.list_transcripts(&key, "").await;
+    assert_eq!(listed["transcripts"].as_array().map(Vec::len), Some(1));
 }
