@@ -72,6 +72,10 @@ impl Serialize for RawObject {
 /// a map entry, so millions of them would cost gigabytes.
 pub const MAX_FIELDS: usize = 1000;
 
+/// Most keys one object inside a value may name: the check for a key named twice holds
+/// an object's keys while it reads them (22 M keys in one object took 1.9 GB).
+pub const MAX_KEYS: usize = 100_000;
+
 impl<'de> Deserialize<'de> for RawObject {
     /// A request body, checked: see [`Fields`].
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -198,6 +202,11 @@ impl<'de> Visitor<'de> for Valid {
             if keys.contains(&key) {
                 return Err(de::Error::custom(format_args!(
                     "an object in it names {key:?} twice"
+                )));
+            }
+            if keys.len() >= MAX_KEYS {
+                return Err(de::Error::custom(format_args!(
+                    "an object in it names more than {MAX_KEYS} keys"
                 )));
             }
             entries.next_value::<Valid>()?;
@@ -361,6 +370,12 @@ mod tests {
         serde_json::from_str::<RawObject>(&fields(MAX_FIELDS)).expect("at the bound");
         let err = serde_json::from_str::<RawObject>(&fields(MAX_FIELDS + 1)).expect_err("over");
         assert!(err.to_string().contains("at most 1000 fields"), "{err}");
+        let keys: Vec<String> = (0..=MAX_KEYS).map(|i| format!(r#""k{i}": 0"#)).collect();
+        let body = format!(r#"{{"words": [{{{}}}]}}"#, keys.join(","));
+        let err = serde_json::from_str::<RawObject>(&body).expect_err("too many keys");
+        assert!(err.to_string().contains("more than 100000 keys"), "{err}");
+        let body = format!(r#"{{"words": [{{{}}}]}}"#, keys[..MAX_KEYS].join(","));
+        serde_json::from_str::<RawObject>(&body).expect("at the bound");
         let body = r#"{"words": [{"text": "a", "start": 0}, {"text": "b", "text": "c"}]}"#;
         let err = serde_json::from_str::<RawObject>(body).expect_err("nested twice");
         assert!(
