@@ -348,7 +348,7 @@ pub fn octet_stream(stream: ByteStream) -> Response {
 
 pub fn take_text(body: &mut JsonObject, field: &str, max: usize) -> Result<String, ApiError> {
     match body.remove(field).and_then(|v| raw::parse::<String>(&v)) {
-        Some(v) if !v.trim().is_empty() && v.len() <= max => Ok(v),
+        Some(v) if !v.trim().is_empty() && v.chars().count() <= max => Ok(v),
         _ => Err(ApiError::bad_request(format!(
             "{field} is required: a non-empty string of at most {max} characters"
         ))),

@@ -142,7 +142,7 @@ pub async fn error(
 ) -> Result<Json<StatusBody>, ApiError> {
     let id = Resource::PipelineTranscript.id(&id)?;
     let message = match body.remove("error").and_then(|m| raw::parse::<String>(&m)) {
-        Some(m) if !m.trim().is_empty() && m.len() <= 2000 => m,
+        Some(m) if !m.trim().is_empty() && m.chars().count() <= 2000 => m,
         _ => {
             return Err(ApiError::bad_request(
                 "error is required: a non-empty message of at most 2000 characters",

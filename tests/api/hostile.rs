@@ -775,3 +775,27 @@ async fn a_text_input_nested_to_the_bound_is_echoed_and_one_deeper_is_refused() 
     let listed = app.list_transcripts(&key, "").await;
     assert_eq!(listed["transcripts"].as_array().map(Vec::len), Some(1));
 }
+
+/// A name's bound was counted in bytes though the message says characters: 200 accented
+/// characters (400 bytes) were refused as too long.
+#[tokio::test]
+async fn a_text_field_is_bounded_in_characters_as_its_message_says() {
+    let app = spawn_app().await;
+    for (name, status) in [
+        ("é".repeat(200), StatusCode::CREATED),
+        ("é".repeat(201), StatusCode::BAD_REQUEST),
+    ] {
+        let response = app
+            .admin(Method::POST, "/admin/v1/accounts")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status(),
+            status,
+            "{} characters",
+            name.chars().count()
+        );
+    }
+}
