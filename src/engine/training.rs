@@ -146,8 +146,8 @@ impl Engine {
                 continue;
             };
             if let Some(content) = self.backends.content.get(&result.content_key).await? {
-                if let Ok(json) = serde_json::from_slice(content.expose()) {
-                    ranges.extend(crate::engine::training::redact_result(&json).1);
+                if let Some((_, found)) = crate::engine::training::redact_result(content.expose()) {
+                    ranges.extend(found);
                 }
             }
         }
@@ -155,7 +155,9 @@ impl Engine {
     }
 }
 
-use serde_json::Value;
+use serde::de::DeserializeSeed;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 use crate::pii;
 
@@ -181,59 +183,341 @@ pub fn is_audio(kind: ArtifactKind) -> bool {
     )
 }
 
-/// A transcript result with its PII redacted: text and words by [`pii::redact_transcript`]
-/// (timings kept), every other string field by [`pii::redact_json_strings`]. Returns the
-/// redacted result and the mute ranges (milliseconds) of the redacted words.
-pub fn redact_result(result: &Value) -> (Value, Vec<(i64, i64)>) {
-    let (mut redacted, ranges) = pii::redact_transcript(result);
-    if let Value::Object(fields) = &mut redacted {
-        for (field, value) in fields.iter_mut() {
-            if !matches!(field.as_str(), "text" | "words" | "utterances") {
-                *value = pii::redact_json_strings(value);
+/// Time ranges of audio to mute, in milliseconds from its start.
+pub type MuteRanges = Vec<(i64, i64)>;
+
+/// A transcript result (JSON text) with its PII redacted, and the mute ranges
+/// (milliseconds) of its redacted words, read without building a tree (a long result's
+/// tree costs about 150 times its size):
+/// - `text`, and each utterance's `text`, through [`pii::redact_text`];
+/// - each `words` list (top level and per utterance): the words are joined with single
+///   spaces, and every word overlapping a finding gets its tag as `text`, timings kept;
+///   the words of one finding make one range;
+/// - every string inside every other top-level field through [`pii::redact_text`].
+///
+/// `None` when `result` is not a JSON object.
+pub fn redact_result(result: &[u8]) -> Option<(Vec<u8>, MuteRanges)> {
+    let fields: BTreeMap<String, &RawValue> = serde_json::from_slice(result).ok()?;
+    let mut out = Vec::with_capacity(result.len());
+    let mut ranges = Vec::new();
+    out.push(b'{');
+    for (i, (field, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(&mut out, field);
+        out.push(b':');
+        match field.as_str() {
+            "words" if value.get().starts_with('[') => {
+                redact_words(value.get(), &mut out, &mut ranges).ok()?;
             }
+            "utterances" if value.get().starts_with('[') => {
+                let utterances: Vec<&RawValue> = serde_json::from_str(value.get()).ok()?;
+                write_list(&mut out, &utterances, |out, utterance| {
+                    redact_utterance(utterance, out, &mut ranges)
+                })
+                .ok()?;
+            }
+            _ => redact_strings(value.get(), &mut out).ok()?,
         }
     }
-    (redacted, ranges)
+    out.push(b'}');
+    Some((out, merge_ranges(ranges)))
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("writing to memory");
+}
+
+/// `[a,b,…]`, each item written by `write`.
+fn write_list<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    mut write: impl FnMut(&mut Vec<u8>, &T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// One utterance: its `text` redacted, its `words` as in [`redact_result`], the rest kept.
+fn redact_utterance(
+    utterance: &RawValue,
+    out: &mut Vec<u8>,
+    ranges: &mut Vec<(i64, i64)>,
+) -> serde_json::Result<()> {
+    let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(utterance.get()) else {
+        out.extend_from_slice(utterance.get().as_bytes());
+        return Ok(());
+    };
+    out.push(b'{');
+    for (i, (field, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, field);
+        out.push(b':');
+        match field.as_str() {
+            "text" => redact_strings(value.get(), out)?,
+            "words" if value.get().starts_with('[') => redact_words(value.get(), out, ranges)?,
+            _ => out.extend_from_slice(value.get().as_bytes()),
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// What a word's redaction reads of it.
+#[derive(serde::Deserialize)]
+struct Word<'a> {
+    #[serde(borrow, default)]
+    text: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    start: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    end: Option<&'a RawValue>,
+}
+
+fn millis(value: Option<&RawValue>) -> Option<i64> {
+    // Rounded, saturating conversion: timings are small non-negative numbers.
+    let n: serde_json::Number = serde_json::from_str(value?.get()).ok()?;
+    n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64))
+}
+
+/// A `words` list: the text of each word is joined with single spaces, PII found in the
+/// joined text, and every word overlapping a finding written with the finding's tag as
+/// its `text`; the others are written as they are. Pushes, per finding, the time range
+/// from its first redacted word's start to its last one's end.
+fn redact_words(
+    list: &str,
+    out: &mut Vec<u8>,
+    ranges: &mut Vec<(i64, i64)>,
+) -> serde_json::Result<()> {
+    let words: Vec<&RawValue> = serde_json::from_str(list)?;
+    let read: Vec<Option<Word>> = words
+        .iter()
+        .map(|w| serde_json::from_str::<Word>(w.get()).ok())
+        .collect();
+    let mut joined = String::new();
+    let mut spans = Vec::with_capacity(words.len());
+    for (i, word) in read.iter().enumerate() {
+        if i > 0 {
+            joined.push(' ');
+        }
+        let start = joined.len();
+        let text = word
+            .as_ref()
+            .and_then(|w| w.text)
+            .and_then(|t| serde_json::from_str::<std::borrow::Cow<str>>(t.get()).ok());
+        joined.push_str(text.as_deref().unwrap_or_default());
+        spans.push((start, joined.len()));
+    }
+    let mut tags: Vec<Option<&'static str>> = vec![None; words.len()];
+    for finding in pii::find(&joined) {
+        let first = spans.partition_point(|&(_, e)| e <= finding.start);
+        let mut range: Option<(i64, i64)> = None;
+        for (idx, &(s, e)) in spans.iter().enumerate().skip(first) {
+            if s >= finding.end {
+                break;
+            }
+            let Some(word) = read[idx].as_ref().filter(|_| e > finding.start) else {
+                continue;
+            };
+            tags[idx] = Some(finding.entity.tag());
+            if let (Some(ws), Some(we)) = (millis(word.start), millis(word.end)) {
+                range = Some(match range {
+                    Some((a, b)) => (a.min(ws), b.max(we)),
+                    None => (ws, we),
+                });
+            }
+        }
+        ranges.extend(range);
+    }
+    let indexed: Vec<(usize, &&RawValue)> = words.iter().enumerate().collect();
+    write_list(out, &indexed, |out, (idx, word)| {
+        match tags[*idx] {
+            Some(tag) => {
+                // Only a redacted word is read whole, to write it with its tag.
+                let mut fields: BTreeMap<String, &RawValue> = serde_json::from_str(word.get())?;
+                let tag = serde_json::value::to_raw_value(tag)?;
+                fields.insert("text".to_owned(), &tag);
+                write_json(out, &fields);
+            }
+            None => out.extend_from_slice(word.get().as_bytes()),
+        }
+        Ok(())
+    })
+}
+
+/// Writes the JSON value `json` to `out` with every string in it (object values and array
+/// items, at any depth; keys kept) passed through [`pii::redact_text`], one value at a
+/// time: nothing of it is held as a tree.
+pub fn redact_strings(json: &str, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    let mut reader = serde_json::Deserializer::from_str(json);
+    RedactInto(out).deserialize(&mut reader)?;
+    reader.end()
+}
+
+struct RedactInto<'o>(&'o mut Vec<u8>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RedactInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RedactInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        write_json(self.0, &v);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        write_json(self.0, &v);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        write_json(self.0, &v);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        write_json(self.0, &v);
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        write_json(self.0, &pii::redact_text(v));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        let out = self.0;
+        out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            if items.next_element_seed(RedactInto(out))?.is_none() {
+                out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
+        let out = self.0;
+        out.push(b'{');
+        let mut first = true;
+        while let Some(key) = entries.next_key::<std::borrow::Cow<str>>()? {
+            if !first {
+                out.push(b',');
+            }
+            write_json(out, &key);
+            out.push(b':');
+            entries.next_value_seed(RedactInto(out))?;
+            first = false;
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 /// The exported form of an artifact's content: redacted JSON or text, with its content
 /// type. `None` for audio, which is exported as it is (see [`is_audio`]).
 pub fn redact(kind: ArtifactKind, content: &[u8]) -> Option<(Vec<u8>, &'static str)> {
-    let json = serde_json::from_slice::<Value>(content).ok();
-    let redacted = match (kind, json) {
-        (ArtifactKind::UrlAudioReference, _) => return Some((Vec::new(), "text/plain")),
-        (ArtifactKind::FinalTranscript, Some(result)) => redact_result(&result).0,
-        (ArtifactKind::TextInput, Some(Value::Object(mut inputs))) => {
-            for secret in SECRET_INPUTS {
-                inputs.remove(*secret);
+    if kind == ArtifactKind::UrlAudioReference {
+        return Some((Vec::new(), "text/plain"));
+    }
+    let json = |bytes: Vec<u8>| Some((bytes, "application/json"));
+    let fields = serde_json::from_slice::<BTreeMap<String, &RawValue>>(content).ok();
+    match (kind, fields) {
+        (ArtifactKind::FinalTranscript, Some(_)) => {
+            return redact_result(content).and_then(|(bytes, _)| json(bytes));
+        }
+        (ArtifactKind::TextInput | ArtifactKind::StreamingSession, Some(mut fields)) => {
+            if kind == ArtifactKind::TextInput {
+                for secret in SECRET_INPUTS {
+                    fields.remove(*secret);
+                }
             }
-            pii::redact_json_strings(&Value::Object(inputs))
-        }
-        (ArtifactKind::StreamingSession, Some(Value::Object(mut session))) => {
-            if let Some(transcript) = session.get("transcript") {
-                let redacted = redact_result(transcript).0;
-                session.insert("transcript".into(), redacted);
+            let mut out = Vec::with_capacity(content.len());
+            out.push(b'{');
+            for (i, (field, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(&mut out, field);
+                out.push(b':');
+                match (kind, field.as_str()) {
+                    (ArtifactKind::StreamingSession, "transcript") => {
+                        let (redacted, _) = redact_result(value.get().as_bytes())
+                            .or_else(|| redact_value(value.get()).map(|v| (v, Vec::new())))?;
+                        out.extend_from_slice(&redacted);
+                    }
+                    // The session's audio and metadata go as they are (its audio is muted
+                    // by the ranges of its transcript).
+                    (ArtifactKind::StreamingSession, _) => {
+                        out.extend_from_slice(value.get().as_bytes());
+                    }
+                    _ => redact_strings(value.get(), &mut out).ok()?,
+                }
             }
-            Value::Object(session)
+            out.push(b'}');
+            return json(out);
         }
-        (_, Some(other)) => pii::redact_json_strings(&other),
-        (kind, None) if is_audio(kind) => return None,
-        (_, None) => {
-            let text = String::from_utf8_lossy(content);
-            return Some((pii::redact_text(&text).into_bytes(), "text/plain"));
-        }
-    };
-    Some((
-        serde_json::to_vec(&redacted).unwrap_or_default(),
-        "application/json",
-    ))
+        _ => {}
+    }
+    if let Some(bytes) = std::str::from_utf8(content).ok().and_then(redact_value) {
+        return json(bytes);
+    }
+    if is_audio(kind) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(content);
+    Some((pii::redact_text(&text).into_bytes(), "text/plain"))
+}
+
+/// Any JSON value, its strings redacted; `None` when `json` is not JSON.
+fn redact_value(json: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(json.len());
+    redact_strings(json, &mut out).ok()?;
+    Some(out)
 }
 
 /// The mute ranges of a streaming session's audio: the words redacted in its transcript.
 pub fn session_ranges(content: &[u8]) -> Vec<(i64, i64)> {
-    serde_json::from_slice::<Value>(content)
+    serde_json::from_slice::<BTreeMap<String, &RawValue>>(content)
         .ok()
-        .and_then(|v| v.get("transcript").map(|t| redact_result(t).1))
+        .and_then(|session| {
+            let transcript = session.get("transcript")?;
+            redact_result(transcript.get().as_bytes()).map(|(_, ranges)| ranges)
+        })
         .unwrap_or_default()
 }
 
@@ -253,7 +537,7 @@ pub fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn s6_secrets_are_never_training_data() {
@@ -290,12 +574,65 @@ mod tests {
             ],
             "summary": "caller gave 555-123-4567"
         });
-        let (redacted, ranges) = redact_result(&result);
+        let (redacted, ranges) = redact_result(result.to_string().as_bytes()).expect("object");
+        let redacted: serde_json::Value = serde_json::from_slice(&redacted).expect("json");
         assert_eq!(redacted["text"], "call me at [PHONE_NUMBER] please");
         assert_eq!(redacted["words"][3]["text"], "[PHONE_NUMBER]");
         assert_eq!(redacted["words"][3]["start"], 300);
         assert_eq!(redacted["summary"], "caller gave [PHONE_NUMBER]");
         assert_eq!(ranges, vec![(300, 900)]);
+    }
+
+    /// The export used to parse a result into a tree and redact that (about 150 times
+    /// the result's size in memory); it now reads it as text. The tree's answer is the
+    /// oracle: the same fields redacted, the same ranges.
+    #[test]
+    fn s6_the_redaction_read_as_text_matches_the_tree_redaction_it_replaced() {
+        let tree = |result: &Value| {
+            let (mut redacted, ranges) = pii::redact_transcript(result);
+            if let Value::Object(fields) = &mut redacted {
+                for (field, value) in fields.iter_mut() {
+                    if !matches!(field.as_str(), "text" | "words" | "utterances") {
+                        *value = pii::redact_json_strings(value);
+                    }
+                }
+            }
+            (redacted, ranges)
+        };
+        let words = |texts: &[&str]| -> Value {
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| json!({"text": t, "start": i * 100 + 10, "end": i as f64 * 100.0 + 90.6, "speaker": "A"}))
+                .collect()
+        };
+        let cases = [
+            json!({"text": "Email jane at gmail dot com or 555-123-4567",
+                   "words": words(&["Email", "jane", "at", "gmail", "dot", "com", "or", "555-123-4567"]),
+                   "confidence": 0.9}),
+            json!({"text": "my card 4111 1111 1111 1111 ok",
+                   "words": [{"text": "my"}, 7, {"text": 12, "start": 0}, {"text": "card", "start": "x"},
+                             {"text": "4111", "start": 1, "end": 2}, {"text": "1111"}, {"text": "1111"},
+                             {"text": "1111", "start": 9, "end": 10}, {"text": "ok"}],
+                   "utterances": [
+                       {"speaker": "A", "text": "call 555-123-4567", "confidence": 0.5,
+                        "words": words(&["call", "555-123-4567"])},
+                       {"speaker": "B", "text": "no PII here é ✓", "words": []},
+                       "not an utterance"
+                   ],
+                   "summary": {"bullets": ["reach jo@example.com", {"deep": ["ssn 123-45-6789"]}], "n": 3},
+                   "chapters": [{"headline": "Call 555-123-4567", "start": 0, "end": -1.5e3}],
+                   "flag": true, "none": null}),
+            json!({"text": "", "words": [], "utterances": []}),
+            json!({"words": "not a list", "iab": {"k": "v"}}),
+        ];
+        for case in cases {
+            let (expected, expected_ranges) = tree(&case);
+            let (bytes, ranges) = redact_result(case.to_string().as_bytes()).expect("object");
+            let streamed: Value = serde_json::from_slice(&bytes).expect("json");
+            assert_eq!(streamed, expected, "{case}");
+            assert_eq!(ranges, expected_ranges, "{case}");
+        }
     }
 
     #[test]
