@@ -284,6 +284,15 @@ struct Word<'a> {
     end: Option<&'a RawValue>,
 }
 
+/// A word, if it is a JSON object (a list or a number in a `words` list is no word: it
+/// joins the text as nothing and is never tagged, as the tree redaction had it).
+fn word(raw: &RawValue) -> Option<Word<'_>> {
+    raw.get()
+        .starts_with('{')
+        .then(|| serde_json::from_str(raw.get()).ok())
+        .flatten()
+}
+
 fn millis(value: Option<&RawValue>) -> Option<i64> {
     // Rounded, saturating conversion: timings are small non-negative numbers.
     let n: serde_json::Number = serde_json::from_str(value?.get()).ok()?;
@@ -293,32 +302,28 @@ fn millis(value: Option<&RawValue>) -> Option<i64> {
 /// A `words` list: the text of each word is joined with single spaces, PII found in the
 /// joined text, and every word overlapping a finding written with the finding's tag as
 /// its `text`; the others are written as they are. Pushes, per finding, the time range
-/// from its first redacted word's start to its last one's end.
+/// from its first redacted word's start to its last one's end. Holds two slices' worth
+/// per word (its text and its span in the joined text), not the word.
 fn redact_words(
     list: &str,
     out: &mut Vec<u8>,
     ranges: &mut Vec<(i64, i64)>,
 ) -> serde_json::Result<()> {
     let words: Vec<&RawValue> = serde_json::from_str(list)?;
-    let read: Vec<Option<Word>> = words
-        .iter()
-        .map(|w| serde_json::from_str::<Word>(w.get()).ok())
-        .collect();
     let mut joined = String::new();
     let mut spans = Vec::with_capacity(words.len());
-    for (i, word) in read.iter().enumerate() {
+    for (i, raw) in words.iter().enumerate() {
         if i > 0 {
             joined.push(' ');
         }
         let start = joined.len();
-        let text = word
-            .as_ref()
+        let text = word(raw)
             .and_then(|w| w.text)
             .and_then(|t| serde_json::from_str::<std::borrow::Cow<str>>(t.get()).ok());
         joined.push_str(text.as_deref().unwrap_or_default());
         spans.push((start, joined.len()));
     }
-    let mut tags: Vec<Option<&'static str>> = vec![None; words.len()];
+    let mut tags: BTreeMap<usize, &'static str> = BTreeMap::new();
     for finding in pii::find(&joined) {
         let first = spans.partition_point(|&(_, e)| e <= finding.start);
         let mut range: Option<(i64, i64)> = None;
@@ -326,11 +331,11 @@ fn redact_words(
             if s >= finding.end {
                 break;
             }
-            let Some(word) = read[idx].as_ref().filter(|_| e > finding.start) else {
+            let Some(found) = word(words[idx]).filter(|_| e > finding.start) else {
                 continue;
             };
-            tags[idx] = Some(finding.entity.tag());
-            if let (Some(ws), Some(we)) = (millis(word.start), millis(word.end)) {
+            tags.insert(idx, finding.entity.tag());
+            if let (Some(ws), Some(we)) = (millis(found.start), millis(found.end)) {
                 range = Some(match range {
                     Some((a, b)) => (a.min(ws), b.max(we)),
                     None => (ws, we),
@@ -339,20 +344,24 @@ fn redact_words(
         }
         ranges.extend(range);
     }
-    let indexed: Vec<(usize, &&RawValue)> = words.iter().enumerate().collect();
-    write_list(out, &indexed, |out, (idx, word)| {
-        match tags[*idx] {
+    out.push(b'[');
+    for (idx, raw) in words.iter().enumerate() {
+        if idx > 0 {
+            out.push(b',');
+        }
+        match tags.get(&idx) {
             Some(tag) => {
-                // Only a redacted word is read whole, to write it with its tag.
-                let mut fields: BTreeMap<String, &RawValue> = serde_json::from_str(word.get())?;
+                // Only a redacted word (an object) is read whole, to write it with its tag.
+                let mut fields: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get())?;
                 let tag = serde_json::value::to_raw_value(tag)?;
                 fields.insert("text".to_owned(), &tag);
                 write_json(out, &fields);
             }
-            None => out.extend_from_slice(word.get().as_bytes()),
+            None => out.extend_from_slice(raw.get().as_bytes()),
         }
-        Ok(())
-    })
+    }
+    out.push(b']');
+    Ok(())
 }
 
 /// Writes the JSON value `json` to `out` with every string in it (object values and array
@@ -449,17 +458,32 @@ impl<'de> serde::de::Visitor<'de> for RedactInto<'_> {
 }
 
 /// The exported form of an artifact's content: redacted JSON or text, with its content
-/// type. `None` for audio, which is exported as it is (see [`is_audio`]).
+/// type. `None` for audio, which is exported as it is (see [`is_audio`]); never `None`
+/// for anything else: content that is JSON but cannot be redacted as its kind is withheld
+/// (an empty body), never exported as it is.
 pub fn redact(kind: ArtifactKind, content: &[u8]) -> Option<(Vec<u8>, &'static str)> {
     if kind == ArtifactKind::UrlAudioReference {
         return Some((Vec::new(), "text/plain"));
     }
-    let json = |bytes: Vec<u8>| Some((bytes, "application/json"));
+    if let Some(bytes) = redact_json(kind, content) {
+        return Some((bytes, "application/json"));
+    }
+    if is_audio(kind) {
+        return None;
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(content).is_ok() {
+        tracing::warn!(%kind, "training export: JSON content not redactable as its kind; withheld");
+        return Some((Vec::new(), "application/json"));
+    }
+    let text = String::from_utf8_lossy(content);
+    Some((pii::redact_text(&text).into_bytes(), "text/plain"))
+}
+
+/// JSON content redacted as its kind; `None` when it is not JSON, or not redactable.
+fn redact_json(kind: ArtifactKind, content: &[u8]) -> Option<Vec<u8>> {
     let fields = serde_json::from_slice::<BTreeMap<String, &RawValue>>(content).ok();
     match (kind, fields) {
-        (ArtifactKind::FinalTranscript, Some(_)) => {
-            return redact_result(content).and_then(|(bytes, _)| json(bytes));
-        }
+        (ArtifactKind::FinalTranscript, Some(_)) => redact_result(content).map(|(bytes, _)| bytes),
         (ArtifactKind::TextInput | ArtifactKind::StreamingSession, Some(mut fields)) => {
             if kind == ArtifactKind::TextInput {
                 for secret in SECRET_INPUTS {
@@ -476,8 +500,11 @@ pub fn redact(kind: ArtifactKind, content: &[u8]) -> Option<(Vec<u8>, &'static s
                 out.push(b':');
                 match (kind, field.as_str()) {
                     (ArtifactKind::StreamingSession, "transcript") => {
-                        let (redacted, _) = redact_result(value.get().as_bytes())
-                            .or_else(|| redact_value(value.get()).map(|v| (v, Vec::new())))?;
+                        // An object is a result; anything else has its strings redacted.
+                        let redacted = match value.get().starts_with('{') {
+                            true => redact_result(value.get().as_bytes())?.0,
+                            false => redact_value(value.get())?,
+                        };
                         out.extend_from_slice(&redacted);
                     }
                     // The session's audio and metadata go as they are (its audio is muted
@@ -489,18 +516,10 @@ pub fn redact(kind: ArtifactKind, content: &[u8]) -> Option<(Vec<u8>, &'static s
                 }
             }
             out.push(b'}');
-            return json(out);
+            Some(out)
         }
-        _ => {}
+        _ => std::str::from_utf8(content).ok().and_then(redact_value),
     }
-    if let Some(bytes) = std::str::from_utf8(content).ok().and_then(redact_value) {
-        return json(bytes);
-    }
-    if is_audio(kind) {
-        return None;
-    }
-    let text = String::from_utf8_lossy(content);
-    Some((pii::redact_text(&text).into_bytes(), "text/plain"))
 }
 
 /// Any JSON value, its strings redacted; `None` when `json` is not JSON.
@@ -623,6 +642,13 @@ mod tests {
                    "summary": {"bullets": ["reach jo@example.com", {"deep": ["ssn 123-45-6789"]}], "n": 3},
                    "chapters": [{"headline": "Call 555-123-4567", "start": 0, "end": -1.5e3}],
                    "flag": true, "none": null}),
+            // Review: a word written as a list made the whole result go out as it was.
+            json!({"text": "Call me at 555-123-4567 or jo@example.com",
+                   "words": [{"text": "Call", "start": 0, "end": 100}, ["555-123-4567", 300, 900],
+                             {"text": "555-123", "start": 1, "end": 2}, ["-4567", 3, 4],
+                             {"text": "jo@example.com", "start": 1000, "end": 2000}, 0, null],
+                   "utterances": [{"text": "at 555-123-4567", "words": [["555-123-4567"], {"text": "jo@example.com", "start": 5, "end": 6}]}],
+                   "summary": "ssn 123-45-6789"}),
             json!({"text": "", "words": [], "utterances": []}),
             json!({"words": "not a list", "iab": {"k": "v"}}),
         ];
