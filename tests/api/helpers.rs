@@ -188,6 +188,19 @@ impl TestApp {
         expect_json(response, StatusCode::OK).await
     }
 
+    /// `POST /internal/v1/transcripts/{id}/complete` with `body` sent as it is written.
+    pub async fn complete_raw(&self, id: &str, body: impl Into<String>) -> reqwest::Response {
+        self.internal(
+            Method::POST,
+            &format!("/internal/v1/transcripts/{id}/complete"),
+        )
+        .header("content-type", "application/json")
+        .body(body.into())
+        .send()
+        .await
+        .expect("request")
+    }
+
     pub async fn intermediate(&self, id: &str, name: &str) -> Value {
         let response = self
             .internal(

@@ -627,15 +627,11 @@ async fn a_field_given_twice_is_refused_by_name_and_nothing_changes() {
 
     let id = app.url_transcript(&key).await;
     let response = app
-        .internal(
-            Method::POST,
-            &format!("/internal/v1/transcripts/{id}/complete"),
+        .complete_raw(
+            &id,
+            r#"{"text": "the pipeline's", "words": [], "text": "another"}"#,
         )
-        .header("content-type", "application/json")
-        .body(r#"{"text": "the pipeline's", "words": [], "text": "another"}"#)
-        .send()
-        .await
-        .expect("request");
+        .await;
     let message = expect_error(response, StatusCode::BAD_REQUEST).await;
     assert!(
         message.contains(r#"the field "text" is given twice"#),
@@ -673,16 +669,7 @@ async fn a_long_result_comes_back_as_the_pipeline_sent_it() {
     let body = serde_json::to_string_pretty(&result)
         .expect("json")
         .replace("w\u{e9}", "w\\u00e9");
-    let response = app
-        .internal(
-            Method::POST,
-            &format!("/internal/v1/transcripts/{id}/complete"),
-        )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
+    let response = app.complete_raw(&id, body).await;
     expect_json(response, StatusCode::OK).await;
     let transcript = app.get_transcript(&key, &id).await;
     for field in [
@@ -716,16 +703,7 @@ async fn a_result_a_json_tree_could_not_read_back_is_refused_and_nothing_is_stor
         ),
     ] {
         let body = format!(r#"{{"text": "Call me at 555-123-4567", {poison}}}"#);
-        let response = app
-            .internal(
-                Method::POST,
-                &format!("/internal/v1/transcripts/{id}/complete"),
-            )
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
+        let response = app.complete_raw(&id, body).await;
         let message = expect_error(response, StatusCode::BAD_REQUEST).await;
         assert!(message.contains(why), "{poison}: {message}");
         assert!(!message.contains("555-123-4567"), "{message}");
