@@ -357,6 +357,9 @@ fn redact_words(
                 fields.insert("text".to_owned(), &tag);
                 write_json(out, &fields);
             }
+            // A word that is not an object has no text to tag; its strings are redacted
+            // one by one (the tree redaction sent `["555-123-4567", 300, 900]` as it was).
+            None if !raw.get().starts_with('{') => redact_strings(raw.get(), out)?,
             None => out.extend_from_slice(raw.get().as_bytes()),
         }
     }
@@ -607,8 +610,23 @@ mod tests {
     /// oracle: the same fields redacted, the same ranges.
     #[test]
     fn s6_the_redaction_read_as_text_matches_the_tree_redaction_it_replaced() {
+        // The tree redaction, and one thing it missed: a word that is not an object
+        // (`["555-123-4567", 300, 900]`) now has its strings redacted.
+        let not_objects = |words: Option<&mut Value>| {
+            for word in words.and_then(Value::as_array_mut).into_iter().flatten() {
+                if !word.is_object() {
+                    *word = pii::redact_json_strings(word);
+                }
+            }
+        };
         let tree = |result: &Value| {
             let (mut redacted, ranges) = pii::redact_transcript(result);
+            not_objects(redacted.get_mut("words"));
+            if let Some(utterances) = redacted.get_mut("utterances").and_then(Value::as_array_mut) {
+                for utterance in utterances {
+                    not_objects(utterance.get_mut("words"));
+                }
+            }
             if let Value::Object(fields) = &mut redacted {
                 for (field, value) in fields.iter_mut() {
                     if !matches!(field.as_str(), "text" | "words" | "utterances") {
@@ -652,6 +670,13 @@ mod tests {
             json!({"text": "", "words": [], "utterances": []}),
             json!({"words": "not a list", "iab": {"k": "v"}}),
         ];
+        let listed = &cases[2];
+        let (bytes, _) = redact_result(listed.to_string().as_bytes()).expect("object");
+        let out = String::from_utf8(bytes).expect("utf8");
+        assert!(
+            !out.contains("555-123-4567") && !out.contains("jo@"),
+            "{out}"
+        );
         for case in cases {
             let (expected, expected_ranges) = tree(&case);
             let (bytes, ranges) = redact_result(case.to_string().as_bytes()).expect("object");
