@@ -200,33 +200,41 @@ pub fn redact_result(result: &[u8]) -> Option<(Vec<u8>, MuteRanges)> {
     let fields: BTreeMap<String, &RawValue> = serde_json::from_slice(result).ok()?;
     let mut out = Vec::with_capacity(result.len());
     let mut ranges = Vec::new();
-    out.push(b'{');
-    for (i, (field, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    write_object(&mut out, &fields, |out, field, value| match field {
+        "words" if value.get().starts_with('[') => redact_words(value.get(), out, &mut ranges),
+        "utterances" if value.get().starts_with('[') => {
+            let utterances: Vec<&RawValue> = serde_json::from_str(value.get())?;
+            write_list(out, &utterances, |out, utterance| {
+                redact_utterance(utterance, out, &mut ranges)
+            })
         }
-        write_json(&mut out, field);
-        out.push(b':');
-        match field.as_str() {
-            "words" if value.get().starts_with('[') => {
-                redact_words(value.get(), &mut out, &mut ranges).ok()?;
-            }
-            "utterances" if value.get().starts_with('[') => {
-                let utterances: Vec<&RawValue> = serde_json::from_str(value.get()).ok()?;
-                write_list(&mut out, &utterances, |out, utterance| {
-                    redact_utterance(utterance, out, &mut ranges)
-                })
-                .ok()?;
-            }
-            _ => redact_strings(value.get(), &mut out).ok()?,
-        }
-    }
-    out.push(b'}');
+        _ => redact_strings(value.get(), out),
+    })
+    .ok()?;
     Some((out, merge_ranges(ranges)))
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("writing to memory");
+}
+
+/// `{"field":value,…}`, each value written by `write`.
+fn write_object<E>(
+    out: &mut Vec<u8>,
+    fields: &BTreeMap<String, &RawValue>,
+    mut write: impl FnMut(&mut Vec<u8>, &str, &RawValue) -> Result<(), E>,
+) -> Result<(), E> {
+    out.push(b'{');
+    for (i, (field, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(out, field);
+        out.push(b':');
+        write(out, field, value)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// `[a,b,…]`, each item written by `write`.
@@ -256,21 +264,14 @@ fn redact_utterance(
         out.extend_from_slice(utterance.get().as_bytes());
         return Ok(());
     };
-    out.push(b'{');
-    for (i, (field, value)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    write_object(out, &fields, |out, field, value| match field {
+        "text" => redact_strings(value.get(), out),
+        "words" if value.get().starts_with('[') => redact_words(value.get(), out, ranges),
+        _ => {
+            out.extend_from_slice(value.get().as_bytes());
+            Ok(())
         }
-        write_json(out, field);
-        out.push(b':');
-        match field.as_str() {
-            "text" => redact_strings(value.get(), out)?,
-            "words" if value.get().starts_with('[') => redact_words(value.get(), out, ranges)?,
-            _ => out.extend_from_slice(value.get().as_bytes()),
-        }
-    }
-    out.push(b'}');
-    Ok(())
+    })
 }
 
 /// What a word's redaction reads of it.
@@ -494,31 +495,26 @@ fn redact_json(kind: ArtifactKind, content: &[u8]) -> Option<Vec<u8>> {
                 }
             }
             let mut out = Vec::with_capacity(content.len());
-            out.push(b'{');
-            for (i, (field, value)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json(&mut out, field);
-                out.push(b':');
-                match (kind, field.as_str()) {
+            write_object(&mut out, &fields, |out, field, value| {
+                match (kind, field) {
                     (ArtifactKind::StreamingSession, "transcript") => {
                         // An object is a result; anything else has its strings redacted.
                         let redacted = match value.get().starts_with('{') {
-                            true => redact_result(value.get().as_bytes())?.0,
-                            false => redact_value(value.get())?,
+                            true => redact_result(value.get().as_bytes()).map(|(r, _)| r),
+                            false => redact_value(value.get()),
                         };
-                        out.extend_from_slice(&redacted);
+                        out.extend_from_slice(&redacted.ok_or(())?);
                     }
                     // The session's audio and metadata go as they are (its audio is muted
                     // by the ranges of its transcript).
                     (ArtifactKind::StreamingSession, _) => {
                         out.extend_from_slice(value.get().as_bytes());
                     }
-                    _ => redact_strings(value.get(), &mut out).ok()?,
+                    _ => redact_strings(value.get(), out).map_err(drop)?,
                 }
-            }
-            out.push(b'}');
+                Ok::<(), ()>(())
+            })
+            .ok()?;
             Some(out)
         }
         _ => std::str::from_utf8(content).ok().and_then(redact_value),
