@@ -13,6 +13,12 @@
 //! Every query shape runs `--rounds` times, the sizes alternating, and each figure is the
 //! median of the rounds': a single pass's p99 on a shared 2-core VM moves by 2× run to run.
 //! The KiB-read column counts what the OS's cache did not hold (always 0 on a tmpfs).
+//!
+//! `--resident` first holds each fixture's database in memory for the run: a connection of
+//! the bench's own maps the whole file and reads every page through the mapping. Without
+//! it the figures are those of the file as the OS's cache leaves it, which on some hosts is
+//! mostly on disk: a VM whose kernel pages out file pages nobody has read for a minute
+//! (DAMON's `pageout` action) while sparing mapped ones (see docs/benchmarks.md).
 
 /// The peers harness's /proc readings (peak RSS).
 #[allow(dead_code)]
@@ -47,6 +53,8 @@ struct Fixture {
     key: String,
     ids: Vec<uuid::Uuid>,
     first_day: DateTime<Utc>,
+    /// The fixture's SQLite file.
+    database: std::path::PathBuf,
 }
 
 /// What a kept fixture needs to be queried again: the bench account's key (a throwaway
@@ -133,7 +141,47 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
         key: kept.key,
         ids: kept.ids,
         first_day: kept.first_day,
+        database: root.join("lethe.db"),
     }
+}
+
+/// A read-only connection that maps the whole of `database` and has read every page
+/// through the mapping (`PRAGMA quick_check` walks every b-tree): while it is open the
+/// pages stay in the OS's cache, even on a host that pages out what nobody has mapped.
+async fn hold_in_memory(n: usize, database: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions as _;
+    let began = Instant::now();
+    let bytes = std::fs::metadata(database)
+        .expect("the fixture's file")
+        .len();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(database)
+        .read_only(true)
+        .pragma("mmap_size", bytes.to_string())
+        .connect()
+        .await
+        .expect("open the fixture");
+    // SQLite silently maps less than asked where it was built with a lower cap.
+    let mapped: i64 = sqlx::query_scalar("PRAGMA mmap_size")
+        .fetch_one(&mut conn)
+        .await
+        .expect("mmap_size");
+    assert!(
+        mapped as u64 >= bytes,
+        "SQLite maps {mapped} of the fixture's {bytes} bytes: build with .cargo/config.toml's \
+         LIBSQLITE3_FLAGS (SQLITE_MAX_MMAP_SIZE)"
+    );
+    let check: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(&mut conn)
+        .await
+        .expect("quick_check");
+    assert_eq!(check, ["ok"], "the fixture of {n} fails quick_check");
+    eprintln!(
+        "fixture of {n} transcripts ({:.1} GB) held in memory in {:.0}s",
+        bytes as f64 / 1e9,
+        began.elapsed().as_secs_f64()
+    );
+    conn
 }
 
 /// `fixture.json` (it holds the bench account's key: owner-only, like the directory), whole
@@ -302,6 +350,11 @@ struct Args {
     /// account's API key (owner-only, in an owner-only directory).
     #[arg(long, value_name = "DIR")]
     keep: Option<std::path::PathBuf>,
+    /// Hold each fixture's database file in memory for the run: one more read-only
+    /// connection maps the whole file and reads every page once through the mapping
+    /// (`PRAGMA quick_check`); mapped pages stay cached while the connection is open.
+    #[arg(long)]
+    resident: bool,
     /// Rounds of every query shape; each figure is the median of the rounds'.
     #[arg(long, default_value_t = 5,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -340,6 +393,13 @@ async fn main() {
         assert_eq!(page.matches("https://media.example.com/calls/").count(), 20);
         fixtures.push((n, f));
     }
+    // Held until the end of the run: closing them would let the pages go.
+    let mut _held = Vec::new();
+    if args.resident {
+        for (n, f) in &fixtures {
+            _held.push(hold_in_memory(*n, &f.database).await);
+        }
+    }
 
     // Round 1 measures each size alone, for its peak RSS. Later rounds alternate the
     // sizes shape by shape, so a machine whose speed drifts over minutes (a shared VM)
@@ -349,14 +409,16 @@ async fn main() {
     let mut peaks = Vec::new();
     for (i, (n, f)) in fixtures.iter().enumerate() {
         sys::reset_peak_rss();
+        // The mapped files count in RSS (RssFile): the process's own memory is RssAnon,
+        // sampled after each shape.
+        let mut anon = None;
         for (s, shape) in SHAPES.iter().enumerate() {
             let figure = measure(&client, f, shape).await;
             record(&mut figures[i][s], figure);
+            anon = anon.max(sys::vm_kb("self", "RssAnon"));
         }
-        peaks.push((
-            *n,
-            sys::vm_kb("self", "VmHWM").map(|kib| kib as f64 / 1024.0),
-        ));
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        peaks.push((*n, sys::vm_kb("self", "VmHWM").map(mib), anon.map(mib)));
     }
     for round in 1..args.rounds {
         eprintln!("round {} of {}", round + 1, args.rounds);
@@ -401,11 +463,20 @@ async fn main() {
         }
     }
     println!();
-    for (n, peak) in peaks {
-        let peak = peak.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
+    let shown = |mib: Option<f64>| mib.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.0} MiB"));
+    for (n, peak, anon) in peaks {
         println!(
             "Peak RSS while querying {n} transcripts (server and client in one process, \
-             every size's ids loaded): {peak}."
+             every size's ids loaded): {}; its own memory (RssAnon, the largest sampled \
+             after each query shape): {}.",
+            shown(peak),
+            shown(anon),
+        );
+    }
+    if args.resident {
+        println!(
+            "\nEach fixture's database was held in memory (`--resident`): its mapped pages \
+             count in the peak RSS above, not in RssAnon."
         );
     }
 }
