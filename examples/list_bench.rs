@@ -15,7 +15,7 @@
 //! The KiB-read column counts what the OS's cache did not hold (always 0 on a tmpfs).
 //!
 //! `--resident` first holds each fixture's database in memory for the run: a connection of
-//! the bench's own maps the whole file and reads every page through the mapping. Without
+//! the bench's own maps the whole file and reads its pages through the mapping. Without
 //! it the figures are those of the file as the OS's cache leaves it, which on some hosts is
 //! mostly on disk: a VM whose kernel pages out file pages nobody has read for a minute
 //! (DAMON's `pageout` action) while sparing mapped ones (see docs/benchmarks.md).
@@ -145,8 +145,9 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
     }
 }
 
-/// A read-only connection that maps the whole of `database` and has read every page
-/// through the mapping (`PRAGMA quick_check` walks every b-tree): while it is open the
+/// A read-only connection that maps the whole of `database` and has read its pages through
+/// the mapping (`PRAGMA quick_check` walks every b-tree; SQLite reads the first and last
+/// page, and pages whose newest copy is in the WAL, with `pread`): while it is open the
 /// pages stay in the OS's cache, even on a host that pages out what nobody has mapped.
 async fn hold_in_memory(n: usize, database: &std::path::Path) -> sqlx::SqliteConnection {
     use sqlx::ConnectOptions as _;
@@ -171,11 +172,20 @@ async fn hold_in_memory(n: usize, database: &std::path::Path) -> sqlx::SqliteCon
         "SQLite maps {mapped} of the fixture's {bytes} bytes: build with .cargo/config.toml's \
          LIBSQLITE3_FLAGS (SQLITE_MAX_MMAP_SIZE)"
     );
+    let file_pages = || sys::vm_kb("self", "RssFile").unwrap_or(0) * 1024;
+    let before = file_pages();
     let check: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
         .fetch_all(&mut conn)
         .await
         .expect("quick_check");
     assert_eq!(check, ["ok"], "the fixture of {n} fails quick_check");
+    // A mapping that failed would fall back to `pread` without a word: the process's mapped
+    // file pages must have grown by the file (less the pages SQLite reads otherwise).
+    let grown = file_pages().saturating_sub(before);
+    assert!(
+        grown as f64 >= bytes as f64 * 0.99,
+        "the fixture of {n} ({bytes} bytes) added only {grown} bytes of mapped pages"
+    );
     eprintln!(
         "fixture of {n} transcripts ({:.1} GB) held in memory in {:.0}s",
         bytes as f64 / 1e9,
@@ -351,7 +361,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     keep: Option<std::path::PathBuf>,
     /// Hold each fixture's database file in memory for the run: one more read-only
-    /// connection maps the whole file and reads every page once through the mapping
+    /// connection maps the whole file and reads its pages once through the mapping
     /// (`PRAGMA quick_check`); mapped pages stay cached while the connection is open.
     #[arg(long)]
     resident: bool,
