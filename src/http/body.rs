@@ -69,7 +69,8 @@ impl From<TranscriptStatus> for Status {
     }
 }
 
-/// The Transcript object, as AssemblyAI's. Result fields the pipeline stored appear too.
+/// The Transcript object, as AssemblyAI's. Result fields the pipeline stored appear too,
+/// except those that are the transcript's own (its id, status, audio, error and webhook).
 /// Once deleted (or past `delete_after`): `text` is `Deleted by user.` or `Deleted by
 /// retention policy.`, `audio_url`/`webhook_url` the matching sentinel URL, `id`,
 /// `status` and `audio_duration` kept, every result and echoed field null.
@@ -158,10 +159,19 @@ impl TranscriptBody {
                         fields.insert(field, value);
                     }
                 }
+                // The webhook settings shown are the ones Lethe delivers to: the request's,
+                // never a result field of the same name.
                 for (field, value) in json_object(view.result.as_ref()) {
                     if !matches!(
                         field.as_str(),
-                        "id" | "status" | "audio_duration" | "error" | "audio_url"
+                        "id" | "status"
+                            | "audio_duration"
+                            | "error"
+                            | "audio_url"
+                            | "webhook_url"
+                            | "webhook_auth"
+                            | "webhook_auth_header_name"
+                            | "webhook_auth_header_value"
                     ) {
                         fields.insert(field, value);
                     }

@@ -349,3 +349,56 @@ async fn by_default_a_webhook_to_a_loopback_or_private_address_is_never_called()
         "{failed}"
     );
 }
+
+/// A pipeline result may carry any field, but the webhook settings a customer reads back
+/// are the ones their request set and Lethe delivers to: a result field of the same name
+/// took their place in `GET /v2/transcript/{id}` before.
+#[tokio::test]
+async fn a_result_cannot_change_the_webhook_settings_a_customer_reads_back() {
+    let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
+    let key = app.account().await;
+    let hook = receiver(0).await;
+    let t = app
+        .create_transcript(
+            &key,
+            json!({
+                "audio_url": "https://example.com/a.mp3",
+                "webhook_url": hook.url,
+                "webhook_auth_header_name": "X-Hook-Auth",
+                "webhook_auth_header_value": "HOOK-HEADER-SECRET",
+            }),
+        )
+        .await;
+    let id = t["id"].as_str().expect("id").to_owned();
+    let response = app
+        .complete_raw(
+            &id,
+            json!({
+                "text": "MARKER-TEXT",
+                "webhook_url": "https://other.example.com/hook",
+                "webhook_auth": false,
+                "webhook_auth_header_name": "X-Other",
+                "webhook_auth_header_value": "RESULT-SECRET",
+            })
+            .to_string(),
+        )
+        .await;
+    expect_json(response, StatusCode::OK).await;
+
+    let shown = app.get_transcript(&key, &id).await;
+    assert_eq!(shown["text"], "MARKER-TEXT", "{shown}");
+    assert_eq!(shown["webhook_url"], hook.url.as_str(), "{shown}");
+    assert_eq!(shown["webhook_auth"], true, "{shown}");
+    assert_eq!(shown["webhook_auth_header_name"], "X-Hook-Auth", "{shown}");
+    let text = shown.to_string();
+    for secret in ["RESULT-SECRET", "HOOK-HEADER-SECRET", "other.example.com"] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+
+    // And that is where the completion webhook goes.
+    app.app.engine.deliver_webhooks().await.expect("a round");
+    let calls = hook.calls.lock().expect("calls").clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0.as_deref(), Some("HOOK-HEADER-SECRET"));
+    assert_eq!(calls[0].1["transcript_id"], id.as_str());
+}
