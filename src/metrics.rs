@@ -9,7 +9,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::domain::{ArtifactKind, ArtifactState, ReconcileReport, SweepReport, Tombstone};
+use crate::domain::{
+    ArtifactKind, ArtifactState, ReconcileReport, SweepReport, SweepState, Tombstone,
+};
 use crate::engine::deletion::lag_seconds;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,6 +34,7 @@ pub struct Metrics {
     sweep_duration: Histogram,
     deletion_lag: Histogram,
     sweeps: Counter,
+    failed_sweeps: Counter,
     tracked: Family<ArtifactLabels, Gauge>,
     overdue_now: Gauge,
     reconcile_findings: Family<FindingLabel, Gauge>,
@@ -96,6 +99,12 @@ impl Metrics {
             "Sweep passes run by this instance",
             sweeps.clone(),
         );
+        let failed_sweeps = Counter::default();
+        registry.register(
+            "failed_sweeps",
+            "Sweep passes an error stopped before they were done (counted in sweeps too)",
+            failed_sweeps.clone(),
+        );
         let tracked = Family::<ArtifactLabels, Gauge>::default();
         registry.register(
             "tracked_artifacts",
@@ -144,6 +153,7 @@ impl Metrics {
             sweep_duration,
             deletion_lag,
             sweeps,
+            failed_sweeps,
             tracked,
             overdue_now,
         }
@@ -165,6 +175,9 @@ impl Metrics {
 
     pub fn record_sweep(&self, report: &SweepReport) {
         self.sweeps.inc();
+        if report.state == SweepState::Failed {
+            self.failed_sweeps.inc();
+        }
         self.overdue_deletions.inc_by(report.overdue);
         let seconds = report.duration().num_microseconds().unwrap_or(0) as f64 / 1e6;
         self.sweep_duration.observe(seconds.max(0.0));

@@ -259,6 +259,13 @@ async fn a_batch_that_fails_beside_others_in_flight_leaves_them_whole_and_the_ne
         .clone()
         .expect("announced");
     assert_eq!((last.id, last.state), (records[0].id, SweepState::Failed));
+    // And an operator's alert on the metrics sees it.
+    let metrics = app.engine.metrics().encode();
+    assert!(metrics.contains("\nlethe_sweeps_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nlethe_failed_sweeps_total 1\n"),
+        "{metrics}"
+    );
 
     // After the claim's lease, the next pass deletes the rest, each exactly once.
     e.clock.advance(Duration::minutes(5));
