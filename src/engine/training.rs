@@ -3,7 +3,8 @@
 //!
 //! - Secrets are never training data: a transcript's audio URL is not exported at all (it
 //!   may carry credentials or a signature), and the webhook URL and auth header are
-//!   removed from text inputs.
+//!   removed from text inputs, and from results and streaming transcripts, which may carry
+//!   them too (AssemblyAI's transcript object does).
 //! - Text is redacted by [`crate::pii`]: transcripts keep their word timings with each PII
 //!   word replaced by its entity tag; other JSON has every string redacted; plain text is
 //!   redacted as a whole.
@@ -197,7 +198,10 @@ pub type MuteRanges = Vec<(i64, i64)>;
 ///
 /// `None` when `result` is not a JSON object.
 pub fn redact_result(result: &[u8]) -> Option<(Vec<u8>, MuteRanges)> {
-    let fields: BTreeMap<String, &RawValue> = serde_json::from_slice(result).ok()?;
+    let mut fields: BTreeMap<String, &RawValue> = serde_json::from_slice(result).ok()?;
+    for secret in SECRET_INPUTS {
+        fields.remove(*secret);
+    }
     let mut out = Vec::with_capacity(result.len());
     let mut ranges = Vec::new();
     write_object(&mut out, &fields, |out, field, value| match field {
@@ -570,6 +574,24 @@ mod tests {
         let out = String::from_utf8(bytes).expect("utf8");
         assert!(!out.contains("SECRET"), "{out}");
         assert!(out.contains("a support call"));
+        // A result that carries the request's webhook settings (a pipeline forwarding
+        // AssemblyAI's transcript object), alone or as a streaming session's transcript.
+        let result = json!({
+            "text": "a support call",
+            "webhook_url": "https://hooks.example.com/x?token=SECRET-TOKEN",
+            "webhook_auth_header_name": "X-SECRET-NAME",
+            "webhook_auth_header_value": "SECRET-VALUE",
+        });
+        let session = json!({"transcript": result, "model": "universal-streaming"});
+        for (kind, content) in [
+            (ArtifactKind::FinalTranscript, &result),
+            (ArtifactKind::StreamingSession, &session),
+        ] {
+            let (bytes, _) = redact(kind, content.to_string().as_bytes()).expect("text");
+            let out = String::from_utf8(bytes).expect("utf8");
+            assert!(!out.contains("SECRET"), "{kind}: {out}");
+            assert!(out.contains("a support call"), "{kind}: {out}");
+        }
         let (url, _) = redact(
             ArtifactKind::UrlAudioReference,
             b"https://user:pass@bucket.example.com/a.wav?sig=SECRET",
