@@ -200,6 +200,15 @@ impl Sweeper {
         *lock(&self.running) = None;
         // Wall time of the pass: the clock may be manual, so measure it separately.
         report.finished_at = now + Duration::from_std(started.elapsed()).unwrap_or_default();
+        // A pass whose end cannot be recorded ends failed too: not counted as a pass that
+        // finished, not left `running` for whoever waits for it.
+        let result = match result {
+            Ok(()) => {
+                report.state = SweepState::Finished;
+                self.engine.record_sweep(&report).await.map_err(storage)
+            }
+            failed => failed,
+        };
         if let Err(error) = result {
             // Recorded as failed, not left `running`: what it deleted before the error
             // stands, and the next pass takes up the rest.
@@ -220,9 +229,7 @@ impl Sweeper {
                 .send_replace(Some(Arc::new(report.clone())));
             return Err(error);
         }
-        report.state = SweepState::Finished;
         self.engine.metrics().record_sweep(&report);
-        self.engine.record_sweep(&report).await.map_err(storage)?;
         if report.deleted > 0 || report.failed > 0 || report.overdue > 0 {
             tracing::info!(
                 deleted = report.deleted,

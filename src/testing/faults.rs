@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +34,8 @@ pub struct Faults {
     fail_once: Mutex<HashSet<String>>,
     /// Call names that fail every time until cleared.
     fail_always: Mutex<HashSet<String>>,
+    /// Call names that fail once, after this many more calls of that name succeed.
+    fail_later: Mutex<HashMap<String, u64>>,
     /// Each call fails with this probability (per million), seeded.
     random_ppm: AtomicU64,
     rng: Mutex<rand::rngs::StdRng>,
@@ -49,6 +51,7 @@ impl Faults {
             crashed: AtomicBool::new(false),
             fail_once: Mutex::new(HashSet::new()),
             fail_always: Mutex::new(HashSet::new()),
+            fail_later: Mutex::new(HashMap::new()),
             random_ppm: AtomicU64::new(0),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
             injected: Mutex::new(Vec::new()),
@@ -75,6 +78,12 @@ impl Faults {
         lock(&self.fail_once).insert(name.to_owned());
     }
 
+    /// The call `name` fails once, after `succeed` more calls of that name have gone
+    /// ahead: a later step of the same work failing where the earlier ones did not.
+    pub fn fail_after(&self, name: &str, succeed: u64) {
+        lock(&self.fail_later).insert(name.to_owned(), succeed);
+    }
+
     /// Every call named `name` fails until [`Faults::heal`].
     pub fn fail_always(&self, name: &str) {
         lock(&self.fail_always).insert(name.to_owned());
@@ -84,6 +93,7 @@ impl Faults {
     pub fn heal(&self) {
         lock(&self.fail_always).clear();
         lock(&self.fail_once).clear();
+        lock(&self.fail_later).clear();
         self.random_ppm.store(0, Ordering::SeqCst);
     }
 
@@ -103,13 +113,29 @@ impl Faults {
         lock(&self.injected).clone()
     }
 
+    /// Whether the call `name` is the one [`Faults::fail_after`] planned to fail.
+    fn later_fails(&self, name: &str) -> bool {
+        let mut later = lock(&self.fail_later);
+        match later.get_mut(name) {
+            Some(0) => later.remove(name).is_some(),
+            Some(left) => {
+                *left -= 1;
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Asks whether the call `name` may go ahead.
     pub fn check(&self, name: &str) -> Result<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let fail = if n >= self.crash_at.load(Ordering::SeqCst) {
             self.crashed.store(true, Ordering::SeqCst);
             Some("crash")
-        } else if lock(&self.fail_once).remove(name) || lock(&self.fail_always).contains(name) {
+        } else if lock(&self.fail_once).remove(name)
+            || lock(&self.fail_always).contains(name)
+            || self.later_fails(name)
+        {
             Some("injected failure")
         } else {
             let ppm = self.random_ppm.load(Ordering::SeqCst);

@@ -763,3 +763,55 @@ async fn transcripts_split_across_overlapping_batches_are_deleted_whole_and_shre
         "every deleted transcript's data key is destroyed: {transcript_scopes:?}"
     );
 }
+
+/// A pass that did its work but could not record its end was counted as a finished pass,
+/// left `running` in the record and never announced to whoever waits for it. It now ends
+/// failed: counted in `lethe_failed_sweeps_total`, announced, and recorded failed once the
+/// storage answers again; what it deleted stands.
+#[tokio::test]
+async fn a_pass_whose_end_cannot_be_recorded_ends_failed() {
+    let e = TestEngine::start().await;
+    let faults = Faults::new(1);
+    let app = App::with_backends(
+        e.config.clone(),
+        Arc::new(e.clock.clone()),
+        faulty(e.backends(), &faults),
+    );
+    let account = e.ttl_account(hours(1)).await;
+    let id = e.upload(&account, b"MARKER-AUDIO").await.id;
+    e.clock.advance(hours(72));
+    // The record of its start goes ahead; the record of its end fails, once.
+    faults.fail_after("audit.record_sweep", 1);
+    let failed = app.sweeper.run_once(e.clock.now_for_tests()).await;
+    assert!(
+        failed.is_err(),
+        "the pass reports that its end went unrecorded"
+    );
+    assert_eq!(faults.injected(), ["audit.record_sweep"]);
+
+    let artifact = e
+        .backends()
+        .index
+        .artifact(id)
+        .await
+        .expect("get")
+        .expect("tracked");
+    assert_eq!(artifact.state, ArtifactState::Deleted, "what it did stands");
+    let records = e.engine().recent_sweeps(10).await.expect("sweeps");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].state, SweepState::Failed, "{records:?}");
+    assert_eq!(records[0].deleted, 1, "{records:?}");
+    let last = app
+        .sweeper
+        .last_report()
+        .borrow()
+        .clone()
+        .expect("announced");
+    assert_eq!((last.id, last.state), (records[0].id, SweepState::Failed));
+    let metrics = app.engine.metrics().encode();
+    assert!(metrics.contains("\nlethe_sweeps_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nlethe_failed_sweeps_total 1\n"),
+        "{metrics}"
+    );
+}
