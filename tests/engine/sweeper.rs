@@ -251,21 +251,7 @@ async fn a_batch_that_fails_beside_others_in_flight_leaves_them_whole_and_the_ne
     assert_eq!(records[0].deleted as usize, deleted, "{records:?}");
     let by_reason: u64 = records[0].deleted_by_reason.values().sum();
     assert_eq!(by_reason as usize, deleted, "{records:?}");
-    // Whoever waits for the pass (`POST /admin/v1/sweeps?wait=true`) hears of its end.
-    let last = app
-        .sweeper
-        .last_report()
-        .borrow()
-        .clone()
-        .expect("announced");
-    assert_eq!((last.id, last.state), (records[0].id, SweepState::Failed));
-    // And an operator's alert on the metrics sees it.
-    let metrics = app.engine.metrics().encode();
-    assert!(metrics.contains("\nlethe_sweeps_total 1\n"), "{metrics}");
-    assert!(
-        metrics.contains("\nlethe_failed_sweeps_total 1\n"),
-        "{metrics}"
-    );
+    announced_and_counted_failed(&app, &records[0]);
 
     // After the claim's lease, the next pass deletes the rest, each exactly once.
     e.clock.advance(Duration::minutes(5));
@@ -801,13 +787,20 @@ async fn a_pass_whose_end_cannot_be_recorded_ends_failed() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].state, SweepState::Failed, "{records:?}");
     assert_eq!(records[0].deleted, 1, "{records:?}");
+    announced_and_counted_failed(&app, &records[0]);
+}
+
+/// `record`, the only pass `app` ran, ended failed: whoever waits for it (`POST
+/// /admin/v1/sweeps?wait=true`) hears of its end, and an operator's alert on the metrics
+/// sees it.
+fn announced_and_counted_failed(app: &App, record: &lethe::domain::SweepReport) {
     let last = app
         .sweeper
         .last_report()
         .borrow()
         .clone()
         .expect("announced");
-    assert_eq!((last.id, last.state), (records[0].id, SweepState::Failed));
+    assert_eq!((last.id, last.state), (record.id, SweepState::Failed));
     let metrics = app.engine.metrics().encode();
     assert!(metrics.contains("\nlethe_sweeps_total 1\n"), "{metrics}");
     assert!(
