@@ -9,9 +9,7 @@ use lethe::domain::{
     Tombstone, TranscriptStatus,
 };
 use lethe::engine::EngineError;
-use lethe::startup::App;
-use lethe::testing::faults::{faulty, Faults};
-use std::sync::Arc;
+use lethe::testing::faults::Faults;
 
 /// Sum of `lethe_deletions_total` over reasons in a metrics text.
 fn deletions_counted(metrics: &str) -> u64 {
@@ -109,11 +107,7 @@ async fn a_retroactive_shortening_is_served_at_once_and_carried_through_a_crash_
 
     // A pass that crashes part-way through the job; another instance finishes it.
     let faults = Faults::new(7);
-    let crashing = App::with_backends(
-        e.config.clone(),
-        Arc::new(e.clock.clone()),
-        faulty(e.backends(), &faults),
-    );
+    let crashing = e.faulty_app(&faults);
     faults.crash_after(40);
     assert!(crashing
         .sweeper
@@ -325,11 +319,7 @@ async fn a_crash_at_any_step_of_a_deletion_leaves_no_data_key_or_tombstone_missi
         let t = e.url_transcript(&account).await;
         e.process(&t).await;
         let faults = Faults::new(3);
-        let crashing = App::with_backends(
-            e.config.clone(),
-            Arc::new(e.clock.clone()),
-            faulty(e.backends(), &faults),
-        );
+        let crashing = e.faulty_app(&faults);
         e.clock.advance(hours(1));
         faults.fail_next(step);
         let _ = crashing.sweeper.run_once(e.clock.now_for_tests()).await;
@@ -372,11 +362,7 @@ async fn a_storage_error_on_a_stuck_transcript_does_not_stop_deletion() {
     let upload = e.upload(&account, b"MARKER-AUDIO").await;
     e.clock.advance(hours(73));
     let faults = Faults::new(5);
-    let app = App::with_backends(
-        e.config.clone(),
-        Arc::new(e.clock.clone()),
-        faulty(e.backends(), &faults),
-    );
+    let app = e.faulty_app(&faults);
     // Every write to a transcript fails (a full disk for that table, say).
     faults.fail_always("index.update_transcript");
 
@@ -452,11 +438,7 @@ async fn a_result_a_crashed_completion_left_never_takes_the_transcript_with_it()
     let t = e.url_transcript(&account).await;
     e.engine().mark_processing(t.id).await.expect("processing");
     let faults = Faults::new(11);
-    let crashing = App::with_backends(
-        e.config.clone(),
-        Arc::new(e.clock.clone()),
-        faulty(e.backends(), &faults),
-    );
+    let crashing = e.faulty_app(&faults);
     // It dies as it makes the transcript terminal: nothing after that write happens.
     faults.fail_always("index.update_transcript");
     faults.fail_always("content.delete");
@@ -614,11 +596,7 @@ async fn s3_a_customer_deletion_cut_short_after_marking_the_transcript_is_finish
         let t = e.upload_transcript(&account, &upload).await;
         e.process(&t).await;
         let faults = Faults::new(13);
-        let crashing = App::with_backends(
-            e.config.clone(),
-            Arc::new(e.clock.clone()),
-            faulty(e.backends(), &faults),
-        );
+        let crashing = e.faulty_app(&faults);
         // It is marked deleted; the next step fails.
         faults.fail_next(step);
         let cut = crashing.engine.delete_transcript(&account, t.id).await;

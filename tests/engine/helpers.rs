@@ -77,6 +77,16 @@ impl TestEngine {
         }
     }
 
+    /// Another instance on the same stores and clock whose every port call goes through
+    /// `faults` first (failures and crashes as they really arrive).
+    pub fn faulty_app(&self, faults: &Arc<lethe::testing::faults::Faults>) -> App {
+        App::with_backends(
+            self.config.clone(),
+            Arc::new(self.clock.clone()),
+            lethe::testing::faults::faulty(self.backends(), faults),
+        )
+    }
+
     /// A second engine (another "instance") on the same stores and clock.
     pub async fn another_instance(&self) -> App {
         App::build(self.config.clone(), Arc::new(self.clock.clone()))

@@ -694,11 +694,7 @@ async fn a_customer_deletion_goes_down_once_in_at_most_nine_store_calls() {
         .await
         .expect("speech understanding");
     let faults = lethe::testing::faults::Faults::new(1);
-    let counted = lethe::startup::App::with_backends(
-        e.config.clone(),
-        std::sync::Arc::new(e.clock.clone()),
-        lethe::testing::faults::faulty(e.backends(), &faults),
-    );
+    let counted = e.faulty_app(&faults);
 
     let view = counted
         .engine

@@ -8,8 +8,7 @@ use lethe::domain::{
 };
 use lethe::startup::App;
 use lethe::storage::Claim;
-use lethe::testing::faults::{faulty, Faults};
-use std::sync::Arc;
+use lethe::testing::faults::Faults;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -117,8 +116,7 @@ async fn s3_linked_artifacts_are_deleted_together_with_their_final_transcript() 
 async fn a_crash_between_content_deletion_and_tombstone_is_completed_by_the_next_pass() {
     let e = TestEngine::start().await;
     let faults = Faults::new(1);
-    let backends = faulty(e.backends(), &faults);
-    let app = App::with_backends(e.config.clone(), Arc::new(e.clock.clone()), backends);
+    let app = e.faulty_app(&faults);
     let account = e.ttl_account(hours(1)).await;
     let t = e.url_transcript(&account).await;
     e.process(&t).await;
@@ -198,11 +196,7 @@ async fn a_batch_that_fails_beside_others_in_flight_leaves_them_whole_and_the_ne
     // one stays claimed, and nothing else was touched.
     let e = TestEngine::start_with(|c| c.sweep_batch_size = 4).await;
     let faults = Faults::new(1);
-    let app = App::with_backends(
-        e.config.clone(),
-        Arc::new(e.clock.clone()),
-        faulty(e.backends(), &faults),
-    );
+    let app = e.faulty_app(&faults);
     let account = e.ttl_account(hours(1)).await;
     let mut ids = Vec::new();
     for _ in 0..30 {
@@ -758,11 +752,7 @@ async fn transcripts_split_across_overlapping_batches_are_deleted_whole_and_shre
 async fn a_pass_whose_end_cannot_be_recorded_ends_failed() {
     let e = TestEngine::start().await;
     let faults = Faults::new(1);
-    let app = App::with_backends(
-        e.config.clone(),
-        Arc::new(e.clock.clone()),
-        faulty(e.backends(), &faults),
-    );
+    let app = e.faulty_app(&faults);
     let account = e.ttl_account(hours(1)).await;
     let id = e.upload(&account, b"MARKER-AUDIO").await.id;
     e.clock.advance(hours(72));
