@@ -14,8 +14,9 @@
 //! median of the rounds': a single pass's p99 on a shared 2-core VM moves by 2× run to run.
 //! The KiB-read column counts what the OS's cache did not hold (always 0 on a tmpfs).
 //!
-//! `--resident` first holds each fixture's database in memory for the run: a connection of
-//! the bench's own maps the whole file and reads its pages through the mapping. Without
+//! `--resident` first holds each fixture's database in memory for the run, as the server's
+//! `LETHE_SQLITE_HOLD_IN_MEMORY` does: one more connection maps the whole file and reads
+//! its pages through the mapping. Without
 //! it the figures are those of the file as the OS's cache leaves it, which on some hosts is
 //! mostly on disk: a VM whose kernel pages out file pages nobody has read for a minute
 //! (DAMON's `pageout` action) while sparing mapped ones (see docs/benchmarks.md).
@@ -55,6 +56,8 @@ struct Fixture {
     first_day: DateTime<Utc>,
     /// The fixture's SQLite file.
     database: std::path::PathBuf,
+    /// What holds a fixture built in this run in memory (see [`fixture`]).
+    _held: Option<SqliteStore>,
 }
 
 /// What a kept fixture needs to be queried again: the bench account's key (a throwaway
@@ -70,7 +73,10 @@ struct Kept {
 /// accounts and audit in one SQLite file, content sealed under a data key per transcript,
 /// small objects (a URL) as rows of the same file. With `keep`, the fixture is built in
 /// `keep/<n>` once and reused by later runs (building 10^7 takes minutes).
-async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
+/// With `resident`, the database is held in memory: a kept fixture by the server's own
+/// setting (`LETHE_SQLITE_HOLD_IN_MEMORY`, read as the backends open), a fixture built in
+/// this run by the same call once built (the setting would hold the empty file).
+async fn fixture(n: usize, keep: Option<&std::path::Path>, resident: bool) -> Fixture {
     let (temp, root) = match keep {
         Some(dir) => (None, dir.join(n.to_string())),
         None => {
@@ -108,12 +114,14 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
     let mut config = Config::defaults();
     config.data_dir = root.clone();
     config.public_base_url = Some(format!("http://{address}"));
+    config.sqlite_hold_in_memory = resident && existing.is_some();
     let clock = Arc::new(SystemClock);
     let backends = Backends::from_config(&config, clock.clone())
         .await
         .expect("the embedded backends");
     let content = backends.content.clone();
     let app = App::with_backends(config, clock, backends);
+    let mut held = None;
     let kept: Kept = match existing {
         Some(bytes) => {
             eprintln!("reusing the fixture in {}", root.display());
@@ -125,6 +133,9 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
             let kept = build(n, &app, &root, content).await;
             if keep.is_some() {
                 write_kept(&kept_path, &kept);
+            }
+            if resident {
+                held = Some(hold_in_memory(n, &root.join("lethe.db")).await);
             }
             kept
         }
@@ -142,56 +153,27 @@ async fn fixture(n: usize, keep: Option<&std::path::Path>) -> Fixture {
         ids: kept.ids,
         first_day: kept.first_day,
         database: root.join("lethe.db"),
+        _held: held,
     }
 }
 
-/// A read-only connection that maps the whole of `database` and has read its pages through
-/// the mapping (`PRAGMA quick_check` walks every b-tree; SQLite reads the first and last
-/// page, and pages whose newest copy is in the WAL, with `pread`): while it is open the
-/// pages stay in the OS's cache, even on a host that pages out what nobody has mapped.
-async fn hold_in_memory(n: usize, database: &std::path::Path) -> sqlx::SqliteConnection {
-    use sqlx::ConnectOptions as _;
-    let began = Instant::now();
-    let bytes = std::fs::metadata(database)
-        .expect("the fixture's file")
-        .len();
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(database)
-        .read_only(true)
-        .pragma("mmap_size", bytes.to_string())
-        .connect()
+/// Holds `database`'s pages in memory as `LETHE_SQLITE_HOLD_IN_MEMORY` does at a server's
+/// start ([`SqliteStore::hold_in_memory`]), through a handle of the bench's own on the same
+/// file, kept for the run.
+async fn hold_in_memory(n: usize, database: &std::path::Path) -> SqliteStore {
+    let store = SqliteStore::open(database).await.expect("open the fixture");
+    let held = store
+        .hold_in_memory()
         .await
-        .expect("open the fixture");
-    // SQLite silently maps less than asked where it was built with a lower cap.
-    let mapped: i64 = sqlx::query_scalar("PRAGMA mmap_size")
-        .fetch_one(&mut conn)
-        .await
-        .expect("mmap_size");
-    assert!(
-        mapped as u64 >= bytes,
-        "SQLite maps {mapped} of the fixture's {bytes} bytes: build with .cargo/config.toml's \
-         LIBSQLITE3_FLAGS (SQLITE_MAX_MMAP_SIZE)"
-    );
-    let file_pages = || sys::vm_kb("self", "RssFile").unwrap_or(0) * 1024;
-    let before = file_pages();
-    let check: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
-        .fetch_all(&mut conn)
-        .await
-        .expect("quick_check");
-    assert_eq!(check, ["ok"], "the fixture of {n} fails quick_check");
-    // A mapping that failed would fall back to `pread` without a word: the process's mapped
-    // file pages must have grown by the file (less the pages SQLite reads otherwise).
-    let grown = file_pages().saturating_sub(before);
-    assert!(
-        grown as f64 >= bytes as f64 * 0.99,
-        "the fixture of {n} ({bytes} bytes) added only {grown} bytes of mapped pages"
-    );
+        .expect("hold the fixture in memory")
+        .expect("a file");
     eprintln!(
-        "fixture of {n} transcripts ({:.1} GB) held in memory in {:.0}s",
-        bytes as f64 / 1e9,
-        began.elapsed().as_secs_f64()
+        "fixture of {n} transcripts ({:.1} GB, {} pages) held in memory in {:.0}s",
+        held.bytes as f64 / 1e9,
+        held.pages,
+        held.took.as_secs_f64()
     );
-    conn
+    store
 }
 
 /// `fixture.json` (it holds the bench account's key: owner-only, like the directory), whole
@@ -360,9 +342,9 @@ struct Args {
     /// account's API key (owner-only, in an owner-only directory).
     #[arg(long, value_name = "DIR")]
     keep: Option<std::path::PathBuf>,
-    /// Hold each fixture's database file in memory for the run: one more read-only
-    /// connection maps the whole file and reads its pages once through the mapping
-    /// (`PRAGMA quick_check`); mapped pages stay cached while the connection is open.
+    /// Hold each fixture's database file in memory for the run, as
+    /// `LETHE_SQLITE_HOLD_IN_MEMORY` does: one more read-only connection maps the whole file
+    /// and reads its pages once through the mapping; they stay cached while it is open.
     #[arg(long)]
     resident: bool,
     /// Rounds of every query shape; each figure is the median of the rounds'.
@@ -383,7 +365,7 @@ async fn main() {
     let mut fixtures = Vec::new();
     for &n in &sizes {
         let began = Instant::now();
-        let f = fixture(n, args.keep.as_deref()).await;
+        let f = fixture(n, args.keep.as_deref(), args.resident).await;
         eprintln!(
             "fixture of {n} transcripts ready in {:.0}s",
             began.elapsed().as_secs_f64()
@@ -403,11 +385,17 @@ async fn main() {
         assert_eq!(page.matches("https://media.example.com/calls/").count(), 20);
         fixtures.push((n, f));
     }
-    // Held until the end of the run: closing them would let the pages go.
-    let mut _held = Vec::new();
     if args.resident {
+        // A mapping that failed would leave the reads to `pread` without a word.
         for (n, f) in &fixtures {
-            _held.push(hold_in_memory(*n, &f.database).await);
+            let bytes = std::fs::metadata(&f.database).expect("the file").len();
+            let mapped =
+                lethe::storage::sqlite_hold::mapped_bytes(&f.database).expect("/proc/self/smaps");
+            assert!(
+                mapped as f64 >= bytes as f64 * 0.99,
+                "the fixture of {n} ({bytes} bytes) has only {mapped} bytes mapped"
+            );
+            eprintln!("fixture of {n}: {mapped} of its {bytes} bytes mapped and resident");
         }
     }
 

@@ -139,7 +139,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => return verify_receipt(receipt, public_key),
         _ => {}
     }
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    // Holding the database in memory pays for itself over a server's life; a one-shot
+    // command would read the whole file for nothing.
+    if !matches!(cli.command, Command::Serve) {
+        config.sqlite_hold_in_memory = false;
+    }
     crate::telemetry::init(config.log_format);
     match cli.command {
         Command::Serve => serve(config).await,

@@ -29,6 +29,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "SQLite in the data dir",
     ),
     (
+        "sqlite_hold_in_memory",
+        "`lethe serve` maps the SQLite file and keeps all its pages in memory (needs RAM about its size; read at start-up)",
+        "false",
+    ),
+    (
         "admin_token",
         "bearer token of the admin API",
         "generated on first start, kept in the data dir",
@@ -182,6 +187,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    pub sqlite_hold_in_memory: bool,
     pub admin_token: Option<SecretString>,
     pub internal_token: Option<SecretString>,
     pub public_base_url: Option<String>,
@@ -307,18 +313,17 @@ impl Config {
         let (schedule, from) = parse("reconcile_schedule");
         let reconcile_schedule =
             parse_cron(&schedule).map_err(|reason| invalid(from, schedule.clone(), reason))?;
-        let (private, from) = parse("webhook_private_targets");
-        let webhook_private_targets = match private.as_str() {
-            "true" => true,
-            "false" => false,
-            _ => return Err(invalid(from, private, "must be true or false")),
+        let flag = |key: &str| -> Result<bool, ConfigError> {
+            let (v, from) = parse(key);
+            match v.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(from, v, "must be true or false")),
+            }
         };
-        let (repair, from) = parse("reconcile_repair");
-        let reconcile_repair = match repair.as_str() {
-            "true" => true,
-            "false" => false,
-            _ => return Err(invalid(from, repair, "must be true or false")),
-        };
+        let webhook_private_targets = flag("webhook_private_targets")?;
+        let sqlite_hold_in_memory = flag("sqlite_hold_in_memory")?;
+        let reconcile_repair = flag("reconcile_repair")?;
         let batch = number("sweep_batch_size")?;
         if !(1..=10_000).contains(&batch) {
             return Err(invalid(
@@ -331,6 +336,7 @@ impl Config {
             listen,
             data_dir: PathBuf::from(parse("data_dir").0),
             database_url: optional("database_url"),
+            sqlite_hold_in_memory,
             admin_token: optional("admin_token").map(SecretString::from),
             internal_token: optional("internal_token").map(SecretString::from),
             public_base_url: optional("public_base_url")
@@ -552,6 +558,21 @@ mod tests {
         let err =
             Config::load_from(None, env(&[("LETHE_SWEEP_BATCH_SIZE", "0")])).expect_err("bad");
         assert!(err.to_string().contains("LETHE_SWEEP_BATCH_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn holding_the_database_in_memory_is_off_unless_set_to_true() {
+        assert!(!Config::defaults().sqlite_hold_in_memory);
+        let c = Config::load_from(None, env(&[("LETHE_SQLITE_HOLD_IN_MEMORY", "true")]))
+            .expect("loads");
+        assert!(c.sqlite_hold_in_memory);
+        let err = Config::load_from(None, env(&[("LETHE_SQLITE_HOLD_IN_MEMORY", "yes")]))
+            .expect_err("not a boolean");
+        assert!(
+            err.to_string().contains("LETHE_SQLITE_HOLD_IN_MEMORY")
+                && err.to_string().contains("true or false"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -55,13 +55,15 @@ impl Backends {
         let needs_sqlite = postgres.is_none() || config.dynamodb_table.is_none();
         let sqlite = match needs_sqlite {
             false => None,
-            true => Some(Arc::new(
-                match &config.database_url {
+            true => {
+                let store = match &config.database_url {
                     Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
                     _ => open_private_sqlite(&config.data_dir.join("lethe.db")).await,
                 }
-                .context("cannot open the SQLite database")?,
-            )),
+                .context("cannot open the SQLite database")?;
+                hold_if_configured(config, &store).await?;
+                Some(Arc::new(store))
+            }
         };
         let (accounts, audit): (Arc<dyn AccountStore>, Arc<dyn AuditLog>) =
             match (&postgres, &sqlite) {
@@ -101,11 +103,13 @@ impl Backends {
                     .context("cannot open the content directory")?;
                 let db: Arc<SqliteStore> = match &sqlite {
                     Some(sql) => sql.clone(),
-                    None => Arc::new(
-                        open_private_sqlite(&config.data_dir.join("lethe.db"))
+                    None => {
+                        let store = open_private_sqlite(&config.data_dir.join("lethe.db"))
                             .await
-                            .context("cannot open the SQLite database that holds the data keys")?,
-                    ),
+                            .context("cannot open the SQLite database that holds the data keys")?;
+                        hold_if_configured(config, &store).await?;
+                        Arc::new(store)
+                    }
                 };
                 // Small sealed objects are rows of the same file, larger ones files.
                 let objects = SqliteInlineContentStore::new((*db).clone(), Arc::new(files), clock);
@@ -138,6 +142,39 @@ impl Backends {
             aws_requests,
         })
     }
+}
+
+/// `LETHE_SQLITE_HOLD_IN_MEMORY`: the file's pages held before anything is served.
+async fn hold_if_configured(config: &Config, store: &SqliteStore) -> anyhow::Result<()> {
+    if !config.sqlite_hold_in_memory {
+        return Ok(());
+    }
+    tracing::info!("holding the SQLite database in memory (LETHE_SQLITE_HOLD_IN_MEMORY)");
+    let held = store
+        .hold_in_memory()
+        .await
+        .context("cannot hold the SQLite database in memory (LETHE_SQLITE_HOLD_IN_MEMORY)")?;
+    let Some(held) = held else {
+        tracing::info!("the SQLite database is in memory already");
+        return Ok(());
+    };
+    let mb = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
+    tracing::info!(
+        size = %mb(held.bytes),
+        pages = held.pages,
+        seconds = held.took.as_secs_f64(),
+        mapped = held.mapped.map(mb),
+        "the SQLite database is held in memory"
+    );
+    // Page 1 and the WAL's newest copies are read without the mapping: a few pages short.
+    if let Some(mapped) = held.mapped.filter(|m| *m < held.bytes / 10 * 9) {
+        tracing::warn!(
+            mapped = %mb(mapped),
+            size = %mb(held.bytes),
+            "only part of the SQLite database stayed mapped: the rest is cached as the OS decides"
+        );
+    }
+    Ok(())
 }
 
 /// The SQLite file, created readable by the owner only (SQLite gives its `-wal` and

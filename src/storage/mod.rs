@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod s3;
 pub mod sqlite;
 pub mod sqlite_content;
+pub mod sqlite_hold;
 mod sqlite_readers;
 mod sqlite_writer;
 

@@ -71,6 +71,11 @@ pub struct SqliteStore {
     /// SQLite truncates it without a sync, so a power loss could bring back the copies of
     /// deleted rows the truncation removed.
     wal: Option<Arc<std::path::PathBuf>>,
+    /// The database file as SQLite resolved it (none in memory).
+    file: Option<Arc<std::path::PathBuf>>,
+    /// The connection that holds the file's pages in memory, once asked to
+    /// ([`SqliteStore::hold_in_memory`]); never used again, kept while the store lives.
+    held: Arc<std::sync::Mutex<Option<sqlx::SqliteConnection>>>,
 }
 
 /// Deletions of content (rows, data keys) are numbered once committed; a truncation of the
@@ -240,6 +245,7 @@ impl SqliteStore {
                 .await?;
         let in_memory = file.is_empty();
         let wal = (!in_memory).then(|| Arc::new(std::path::PathBuf::from(format!("{file}-wal"))));
+        let file = (!in_memory).then(|| Arc::new(std::path::PathBuf::from(file)));
         // An in-memory database is what the writer's connection holds: one pool for both.
         let (pool, readers) = match in_memory {
             true => (writer.clone(), Readers::sharing(writer.clone())),
@@ -266,6 +272,8 @@ impl SqliteStore {
             writer_pool: writer,
             shredding: Arc::new(WalShredding::default()),
             wal,
+            file,
+            held: Arc::default(),
         };
         // Whatever a deletion interrupted by a crash left in the WAL goes first.
         if store.truncated_through(1).await.is_err() {
@@ -295,6 +303,24 @@ impl SqliteStore {
     pub fn keeps_content(&self) {
         self.content_here
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Holds every page of the file in memory while this store or a clone lives
+    /// (`LETHE_SQLITE_HOLD_IN_MEMORY`, [`super::sqlite_hold`]): maps the file and reads it
+    /// all through the mapping, in one read transaction, so no truncation of the WAL can
+    /// finish meanwhile: call it before serving. `None` for a database in memory.
+    pub async fn hold_in_memory(&self) -> Result<Option<super::sqlite_hold::Held>> {
+        let Some(file) = self.file.clone() else {
+            return Ok(None);
+        };
+        // The file's own pages are the ones to hold: the WAL's newest copies go into it first.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.writer_pool)
+            .await?;
+        let (conn, held) = super::sqlite_hold::hold(&file).await?;
+        // A second call holds the file as it is now; the first holder's mapping goes.
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        Ok(Some(held))
     }
 
     /// A reader connection until dropped.

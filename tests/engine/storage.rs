@@ -824,3 +824,66 @@ async fn the_embedded_database_commits_durably() {
         .expect("pragma");
     assert_eq!(journal, "wal");
 }
+
+/// `LETHE_SQLITE_HOLD_IN_MEMORY`, as `lethe serve` wires it: every page of the file is
+/// mapped and resident once the backends are open, and the connection that holds them
+/// keeps no snapshot (a deletion's truncation of the WAL still finishes). Off, nothing is
+/// mapped.
+#[tokio::test]
+async fn holding_the_database_maps_every_page_and_leaves_the_wal_free() {
+    use lethe::storage::sqlite_hold::mapped_bytes;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lethe.db");
+    let mut config = lethe::config::Config::defaults();
+    config.data_dir = dir.path().to_owned();
+    let open = |config: lethe::config::Config| async move {
+        lethe::storage::Backends::from_config(&config, std::sync::Arc::new(ManualClock::new(t0())))
+            .await
+            .expect("opens")
+    };
+    let _unheld = open(config.clone()).await;
+    // About 8 MB of pages beside the schema.
+    let tools = SqliteStore::open(&file).await.expect("opens");
+    sqlx::query("CREATE TABLE filler (b BLOB)")
+        .execute(tools.pool())
+        .await
+        .expect("table");
+    sqlx::query(
+        "INSERT INTO filler SELECT randomblob(4000) FROM (WITH RECURSIVE c(x) AS \
+         (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000) SELECT x FROM c)",
+    )
+    .execute(tools.pool())
+    .await
+    .expect("rows");
+    assert_eq!(
+        mapped_bytes(&file),
+        Some(0),
+        "by default no connection maps the file"
+    );
+
+    config.sqlite_hold_in_memory = true;
+    let _held = open(config).await;
+    let bytes = std::fs::metadata(&file).expect("file").len();
+    assert!(bytes > 8_000_000, "the filler is in the file: {bytes}");
+    let mapped = mapped_bytes(&file).expect("/proc/self/smaps");
+    // Page 1 is read without the mapping.
+    assert!(
+        mapped + 4096 >= bytes,
+        "{mapped} of the file's {bytes} bytes are mapped"
+    );
+
+    // Writes and a truncation of the WAL, as a deletion makes, are not held up.
+    sqlx::query("DELETE FROM filler WHERE rowid % 2 = 0")
+        .execute(tools.pool())
+        .await
+        .expect("delete");
+    let (busy, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(tools.pool())
+        .await
+        .expect("checkpoint");
+    assert_eq!((busy, log), (0, 0), "the WAL is truncated");
+    assert!(
+        mapped_bytes(&file).expect("smaps") + 4096 >= bytes,
+        "pages rewritten in place stay held"
+    );
+}
