@@ -64,6 +64,7 @@ async fn setup(
         content: Arc::new(content),
         audit: sql,
         aws_requests: counter.clone(),
+        held_in_memory: None,
     };
     let mut config = Config::defaults();
     config.data_dir = dir.to_owned();

@@ -75,6 +75,7 @@ async fn backends(dir: &std::path::Path) -> (Arc<SqliteStore>, Backends) {
         content,
         audit: sql.clone(),
         aws_requests: Default::default(),
+        held_in_memory: None,
     };
     (sql, backends)
 }

@@ -53,6 +53,7 @@ impl Backends {
             _ => None,
         };
         let needs_sqlite = postgres.is_none() || config.dynamodb_table.is_none();
+        let mut held_in_memory = None;
         let sqlite = match needs_sqlite {
             false => None,
             true => {
@@ -61,8 +62,11 @@ impl Backends {
                     _ => open_private_sqlite(&config.data_dir.join("lethe.db")).await,
                 }
                 .context("cannot open the SQLite database")?;
-                hold_if_configured(config, &store).await?;
-                Some(Arc::new(store))
+                let store = Arc::new(store);
+                if hold_if_configured(config, &store).await? {
+                    held_in_memory = Some(store.clone());
+                }
+                Some(store)
             }
         };
         let (accounts, audit): (Arc<dyn AccountStore>, Arc<dyn AuditLog>) =
@@ -104,11 +108,17 @@ impl Backends {
                 let db: Arc<SqliteStore> = match &sqlite {
                     Some(sql) => sql.clone(),
                     None => {
-                        let store = open_private_sqlite(&config.data_dir.join("lethe.db"))
-                            .await
-                            .context("cannot open the SQLite database that holds the data keys")?;
-                        hold_if_configured(config, &store).await?;
-                        Arc::new(store)
+                        let store = Arc::new(
+                            open_private_sqlite(&config.data_dir.join("lethe.db"))
+                                .await
+                                .context(
+                                    "cannot open the SQLite database that holds the data keys",
+                                )?,
+                        );
+                        if hold_if_configured(config, &store).await? {
+                            held_in_memory = Some(store.clone());
+                        }
+                        store
                     }
                 };
                 // Small sealed objects are rows of the same file, larger ones files.
@@ -129,6 +139,11 @@ impl Backends {
         // one SQLite file: a write to DynamoDB, S3 or PostgreSQL is durable at once and
         // could outlive the unsynced SQLite writes it depends on.
         let content_local = config.s3_bucket.is_none() || sdk.is_none();
+        if config.sqlite_hold_in_memory && sqlite.is_none() && !content_local {
+            tracing::warn!(
+                "LETHE_SQLITE_HOLD_IN_MEMORY is set, but this profile keeps nothing in SQLite"
+            );
+        }
         if let (None, None, true, Some(sql)) =
             (&postgres, &config.dynamodb_table, content_local, &sqlite)
         {
@@ -140,14 +155,16 @@ impl Backends {
             content,
             audit,
             aws_requests,
+            held_in_memory,
         })
     }
 }
 
 /// `LETHE_SQLITE_HOLD_IN_MEMORY`: the file's pages held before anything is served.
-async fn hold_if_configured(config: &Config, store: &SqliteStore) -> anyhow::Result<()> {
+/// Whether they are (a database in memory is not a file to hold).
+async fn hold_if_configured(config: &Config, store: &SqliteStore) -> anyhow::Result<bool> {
     if !config.sqlite_hold_in_memory {
-        return Ok(());
+        return Ok(false);
     }
     tracing::info!("holding the SQLite database in memory (LETHE_SQLITE_HOLD_IN_MEMORY)");
     let held = store
@@ -156,7 +173,7 @@ async fn hold_if_configured(config: &Config, store: &SqliteStore) -> anyhow::Res
         .context("cannot hold the SQLite database in memory (LETHE_SQLITE_HOLD_IN_MEMORY)")?;
     let Some(held) = held else {
         tracing::info!("the SQLite database is in memory already");
-        return Ok(());
+        return Ok(false);
     };
     let mb = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
     tracing::info!(
@@ -174,7 +191,7 @@ async fn hold_if_configured(config: &Config, store: &SqliteStore) -> anyhow::Res
             "only part of the SQLite database stayed mapped: the rest is cached as the OS decides"
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The SQLite file, created readable by the owner only (SQLite gives its `-wal` and
@@ -483,6 +500,9 @@ impl App {
         tracker.wait().await;
         self.sweeper.wait_for_detached().await;
         self.engine.flush().await;
+        if let Some(store) = &self.engine.backends().held_in_memory {
+            store.release_hold().await;
+        }
         served
     }
 }

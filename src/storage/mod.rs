@@ -583,4 +583,7 @@ pub struct Backends {
     pub audit: Arc<dyn AuditLog>,
     /// Requests sent to AWS (DynamoDB and S3) by this process; zero on the embedded profile.
     pub aws_requests: aws::RequestCounter,
+    /// The SQLite store whose file is held in memory (`LETHE_SQLITE_HOLD_IN_MEMORY`), to
+    /// release at shutdown ([`sqlite::SqliteStore::release_hold`]).
+    pub held_in_memory: Option<Arc<sqlite::SqliteStore>>,
 }

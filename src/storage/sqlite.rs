@@ -323,6 +323,17 @@ impl SqliteStore {
         Ok(Some(held))
     }
 
+    /// Closes the connection that holds the file in memory, if any: at shutdown, before
+    /// the others, so that the last to close (a read-write one) folds the WAL into the file.
+    pub async fn release_hold(&self) {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(conn) = held {
+            if let Err(error) = sqlx::Connection::close(conn).await {
+                tracing::warn!(%error, "closing the connection that held the database failed");
+            }
+        }
+    }
+
     /// A reader connection until dropped.
     pub(super) async fn read(&self) -> Result<Reader> {
         self.readers.acquire().await

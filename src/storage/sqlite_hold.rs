@@ -18,9 +18,16 @@
 //!   and keeps its mapping.
 //! - A page rewritten in place stays held (the mapping and the file cache are one); pages
 //!   the file gains after start-up are cached as the OS decides, until the next start.
-//! - Memory: about the file's size, as clean file pages, which the kernel still reclaims
-//!   under real memory pressure. A read error of the disk during the walk is a `SIGBUS`
-//!   that stops the process (SQLite's documented cost of mapping a file).
+//! - While the walk runs, no other process can truncate the WAL of the same file either
+//!   (`lethe sweep --once` beside a starting server): its deletions are reported not done
+//!   and retried.
+//! - At shutdown the connection is closed first ([`super::sqlite::SqliteStore::release_hold`]),
+//!   so the last connection to close can fold the WAL into the file, as without it.
+//! - Memory: about the file's size, as clean file pages, counted in the process's RSS
+//!   (`RssFile`), which the kernel still reclaims under real memory pressure; a page so
+//!   reclaimed is cached as the OS decides until the next start. A read error of the disk
+//!   during the walk is a `SIGBUS` that stops the process (SQLite's documented cost of
+//!   mapping a file).
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Executor};
@@ -30,7 +37,8 @@ use std::time::{Duration, Instant};
 use super::{Result, StorageError};
 
 /// The most a connection asks SQLite to map: 1 TiB, the cap `.cargo/config.toml` builds
-/// SQLite with (`SQLITE_MAX_MMAP_SIZE`). SQLite maps the file's size, not more.
+/// SQLite with (`SQLITE_MAX_MMAP_SIZE`). SQLite maps the file's size, not more, and asked
+/// for more than its cap takes the cap.
 const MAP_LIMIT: u64 = 1 << 40;
 
 /// Pages read per statement of the walk (64 MiB of 4 KiB pages): a progress line between
@@ -53,8 +61,8 @@ pub struct Held {
     /// The file's pages when it was walked, and their bytes.
     pub pages: u64,
     pub bytes: u64,
-    /// Of the file's bytes, how many this process has mapped and resident afterwards
-    /// (`/proc/self/smaps`; none where that cannot be read).
+    /// How many bytes of the file this process has mapped and resident afterwards, over
+    /// all its mappings of it (`/proc/self/smaps`; none where that cannot be read).
     pub mapped: Option<u64>,
     pub took: Duration,
 }
@@ -72,9 +80,23 @@ pub(super) async fn hold(file: &Path) -> Result<(SqliteConnection, Held)> {
     let limit: i64 = sqlx::query_scalar("PRAGMA mmap_size")
         .fetch_one(&mut conn)
         .await?;
-    if u64::try_from(limit).unwrap_or(0) < MAP_LIMIT {
+    let size = std::fs::metadata(file)
+        .map_err(|e| StorageError::Other {
+            backend: "sqlite",
+            source: Box::new(e),
+        })?
+        .len();
+    if u64::try_from(limit).unwrap_or(0) < size {
         return Err(unbuilt(format!(
-            "this build of SQLite maps at most {limit} bytes of a file"
+            "this build of SQLite maps at most {limit} bytes of a file, and the database has {size}"
+        )));
+    }
+    if let Err(error) = sqlx::query("SELECT pgno FROM sqlite_dbpage WHERE pgno = 1")
+        .fetch_optional(&mut conn)
+        .await
+    {
+        return Err(unbuilt(format!(
+            "this build of SQLite cannot read pages by number ({error})"
         )));
     }
     conn.execute("BEGIN").await?;
@@ -93,13 +115,7 @@ pub(super) async fn hold(file: &Path) -> Result<(SqliteConnection, Held)> {
             .bind(first)
             .bind(last)
             .fetch_one(&mut conn)
-            .await
-            .map_err(
-                |e| match e.to_string().contains("no such table: sqlite_dbpage") {
-                    true => unbuilt("this build of SQLite has no sqlite_dbpage table".to_owned()),
-                    false => e.into(),
-                },
-            )?;
+            .await?;
         walked += count.max(0) as u64;
         first = last + 1;
         if logged.elapsed() >= PROGRESS_EVERY {
@@ -126,8 +142,10 @@ fn unbuilt(what: String) -> StorageError {
     StorageError::Other {
         backend: "sqlite",
         source: format!(
-            "LETHE_SQLITE_HOLD_IN_MEMORY: {what}; build Lethe from its repository, whose \
-             .cargo/config.toml sets LIBSQLITE3_FLAGS"
+            "{what}: build Lethe with LIBSQLITE3_FLAGS as its repository's .cargo/config.toml \
+             sets them (-DSQLITE_MAX_MMAP_SIZE=0x10000000000 -DSQLITE_ENABLE_DBPAGE_VTAB); \
+             `cargo build` in the repository does, unless LIBSQLITE3_FLAGS is set otherwise \
+             in the environment"
         )
         .into(),
     }

@@ -178,6 +178,7 @@ pub fn faulty(backends: &Backends, faults: &Arc<Faults>) -> Backends {
             faults: faults.clone(),
         }),
         aws_requests: backends.aws_requests.clone(),
+        held_in_memory: backends.held_in_memory.clone(),
     }
 }
 

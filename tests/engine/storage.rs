@@ -827,8 +827,9 @@ async fn the_embedded_database_commits_durably() {
 
 /// `LETHE_SQLITE_HOLD_IN_MEMORY`, as `lethe serve` wires it: every page of the file is
 /// mapped and resident once the backends are open, and the connection that holds them
-/// keeps no snapshot (a deletion's truncation of the WAL still finishes). Off, nothing is
-/// mapped.
+/// keeps no snapshot (a deletion's truncation of the WAL still finishes); released (at
+/// shutdown), nothing is. Off, nothing is mapped. Reads `/proc/self/smaps`: Linux only.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn holding_the_database_maps_every_page_and_leaves_the_wal_free() {
     use lethe::storage::sqlite_hold::mapped_bytes;
@@ -841,7 +842,8 @@ async fn holding_the_database_maps_every_page_and_leaves_the_wal_free() {
             .await
             .expect("opens")
     };
-    let _unheld = open(config.clone()).await;
+    let unheld = open(config.clone()).await;
+    assert!(unheld.held_in_memory.is_none());
     // About 8 MB of pages beside the schema.
     let tools = SqliteStore::open(&file).await.expect("opens");
     sqlx::query("CREATE TABLE filler (b BLOB)")
@@ -862,7 +864,7 @@ async fn holding_the_database_maps_every_page_and_leaves_the_wal_free() {
     );
 
     config.sqlite_hold_in_memory = true;
-    let _held = open(config).await;
+    let held = open(config).await;
     let bytes = std::fs::metadata(&file).expect("file").len();
     assert!(bytes > 8_000_000, "the filler is in the file: {bytes}");
     let mapped = mapped_bytes(&file).expect("/proc/self/smaps");
@@ -886,4 +888,11 @@ async fn holding_the_database_maps_every_page_and_leaves_the_wal_free() {
         mapped_bytes(&file).expect("smaps") + 4096 >= bytes,
         "pages rewritten in place stay held"
     );
+
+    held.held_in_memory
+        .as_ref()
+        .expect("the store that holds the file")
+        .release_hold()
+        .await;
+    assert_eq!(mapped_bytes(&file), Some(0), "released");
 }
