@@ -19,8 +19,8 @@
 //! - A page rewritten in place stays held (the mapping and the file cache are one); pages
 //!   the file gains after start-up are cached as the OS decides, until the next start.
 //! - While the walk runs, no other process can truncate the WAL of the same file either
-//!   (`lethe sweep --once` beside a starting server): its deletions are reported not done
-//!   and retried.
+//!   (`lethe sweep --once` beside a starting server): its deletions wait, and past its
+//!   retries (about 50 s) are reported not done and retried later.
 //! - At shutdown the connection is closed first ([`super::sqlite::SqliteStore::release_hold`]),
 //!   so the last connection to close can fold the WAL into the file, as without it.
 //! - Memory: about the file's size, as clean file pages, counted in the process's RSS
