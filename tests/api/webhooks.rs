@@ -52,7 +52,8 @@ async fn receiver(failures: usize) -> Receiver {
 }
 
 /// A completed transcript that asked for a webhook at `url`.
-async fn transcript_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
+/// A transcript whose request sets a webhook to `url` with an auth header; its id.
+async fn created_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
     let t = app
         .create_transcript(
             key,
@@ -64,7 +65,11 @@ async fn transcript_with_webhook(app: &TestApp, key: &str, url: &str) -> String 
             }),
         )
         .await;
-    let id = t["id"].as_str().expect("id").to_owned();
+    t["id"].as_str().expect("id").to_owned()
+}
+
+async fn transcript_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
+    let id = created_with_webhook(app, key, url).await;
     let response = app
         .internal(
             Method::POST,
@@ -358,18 +363,7 @@ async fn a_result_cannot_change_the_webhook_settings_a_customer_reads_back() {
     let app = spawn_app_with(|c| c.webhook_private_targets = true).await;
     let key = app.account().await;
     let hook = receiver(0).await;
-    let t = app
-        .create_transcript(
-            &key,
-            json!({
-                "audio_url": "https://example.com/a.mp3",
-                "webhook_url": hook.url,
-                "webhook_auth_header_name": "X-Hook-Auth",
-                "webhook_auth_header_value": "HOOK-HEADER-SECRET",
-            }),
-        )
-        .await;
-    let id = t["id"].as_str().expect("id").to_owned();
+    let id = created_with_webhook(&app, &key, &hook.url).await;
     let response = app
         .complete_raw(
             &id,
