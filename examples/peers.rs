@@ -615,16 +615,6 @@ async fn lethe_seed(l: &Lethe, ids: &[uuid::Uuid], created: DateTime<Utc>) -> Re
     Ok(())
 }
 
-/// Lethe's deletions as it counts them (`lethe_deletions_total`, summed over reasons).
-fn deletions_total(metrics: &Metrics) -> u64 {
-    metrics
-        .encode()
-        .lines()
-        .filter(|l| l.starts_with("lethe_deletions_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 /// Polls Lethe's deletion counter every 2 ms: when each batch of deletions was finished
 /// (the counter moves after a batch's tombstones and index updates are committed).
 struct Probe {
@@ -637,7 +627,7 @@ impl Probe {
     fn start(metrics: Arc<Metrics>) -> Probe {
         let stop = CancellationToken::new();
         let count = Arc::new(AtomicU64::new(0));
-        let base = deletions_total(&metrics);
+        let base = metrics.deletions_total();
         let (s, c) = (stop.clone(), count.clone());
         let handle = tokio::spawn(async move {
             let mut samples = Vec::new();
@@ -649,7 +639,7 @@ impl Probe {
                     _ = s.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                let now = deletions_total(&metrics).saturating_sub(base);
+                let now = metrics.deletions_total().saturating_sub(base);
                 if now != last {
                     samples.push((Utc::now(), now));
                     last = now;
@@ -2142,7 +2132,7 @@ fn render(args: &Args, command: &str, facts: &Facts, results: &Results) -> Strin
     let _ = writeln!(r, "- **Lethe** per deleted upload: claims it under a lease, unlinks its content file, destroys its data key (and truncates SQLite's WAL so no copy survives) — which is what makes the deletion final, so the unlink needs no directory fsync of its own — writes a tombstone and a leaf of the signed deletion log, marks the index, all with synchronous=FULL, each step one multi-row statement per batch, up to 3 batches at once; and records each sweep pass.");
 
     let _ = writeln!(r, "\n## How it is measured\n");
-    let _ = writeln!(r, "- **Lag** = when the deletion was seen done − the item's deadline. Lethe: its deletion counter (`lethe_deletions_total`, which moves after a batch's tombstones and index updates commit) polled every 2 ms, the i-th deletion matched to the i-th deadline (the sweeper claims in `due_at` order; with up to 3 batches deleted at once, a batch may finish just before the one claimed ahead of it). Redis: receipt of the `expired` event. PostgreSQL: the client's clock when the `DELETE` returned (committed). **Deletions/s** = items deleted / (last deletion − first deadline).");
+    let _ = writeln!(r, "- **Lag** = when the deletion was seen done − the item's deadline. Lethe: its deletion counter (`Metrics::deletions_total`, the sum of `lethe_deletions_total`, which moves after a batch's tombstones and index updates commit) read every 2 ms, the i-th deletion matched to the i-th deadline (the sweeper claims in `due_at` order; with up to 3 batches deleted at once, a batch may finish just before the one claimed ahead of it). Redis: receipt of the `expired` event. PostgreSQL: the client's clock when the `DELETE` returned (committed). **Deletions/s** = items deleted / (last deletion − first deadline).");
     let _ = writeln!(r, "- **Server CPU**: Lethe — the CPU time of its runtime's threads (sweeper, HTTP server, file I/O) and SQLite's connection threads, read from `/proc/self/task` (the whole process, load generator included, is listed below); Redis — `/proc/<pid>/stat` before and after; PostgreSQL — the postmaster, its background processes and this database's backends, sampled every 100 ms. Windows: from the end of loading until the last deletion (burst), or until the traffic and the deletions end (steady).");
     let _ = writeln!(r, "- **Peak memory**: Lethe — VmHWM of this process, reset (`/proc/self/clear_refs`) when measuring starts (it includes the harness: HTTP client, probes); Redis — peak VmRSS sampled every 100 ms; PostgreSQL — peak of the processes' summed Pss (shared buffers counted once), sampled every 100 ms.");
     let _ = writeln!(r, "- **Loading** is not measured: the instant is set far enough ahead (from a timed pilot load of the filler) that loading ends ≥ 3 s before it. Lethe's content files are copies of one sealed upload written without an fsync each, then one `sync`; its data keys and index rows are inserted in bulk. The instant is planned from a timed pilot load and at least 80 µs per index row.");

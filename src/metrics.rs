@@ -41,6 +41,9 @@ pub struct Metrics {
     reconciliations: Counter,
     reconcile_repaired: Counter,
     http_responses: Family<StatusLabel, Counter>,
+    /// Every deletion recorded, all reasons: `lethe_deletions_total` summed, readable
+    /// without encoding the exposition (a benchmark polls it every few milliseconds).
+    deleted: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -156,21 +159,39 @@ impl Metrics {
             failed_sweeps,
             tracked,
             overdue_now,
+            deleted: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn record_deletions(&self, tombstones: &[Tombstone], failed: usize) {
+        // One counter update per reason, not per tombstone: a batch is mostly one reason.
+        let mut by_reason: Vec<(crate::domain::DeletionReason, u64)> = Vec::new();
         for t in tombstones {
-            self.deletions
-                .get_or_create(&ReasonLabel {
-                    reason: t.reason.to_string(),
-                })
-                .inc();
+            match by_reason.iter_mut().find(|(reason, _)| *reason == t.reason) {
+                Some((_, n)) => *n += 1,
+                None => by_reason.push((t.reason, 1)),
+            }
             if let Some(lag) = lag_seconds(t) {
                 self.deletion_lag.observe(lag.max(0.0));
             }
         }
+        for (reason, n) in by_reason {
+            self.deletions
+                .get_or_create(&ReasonLabel {
+                    reason: reason.to_string(),
+                })
+                .inc_by(n);
+        }
+        self.deleted.fetch_add(
+            tombstones.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.failed_deletions.inc_by(failed as u64);
+    }
+
+    /// Deletions recorded so far, all reasons (the sum of `lethe_deletions_total`).
+    pub fn deletions_total(&self) -> u64 {
+        self.deleted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn record_sweep(&self, report: &SweepReport) {
@@ -234,5 +255,56 @@ impl Metrics {
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DeletionReason;
+
+    fn tombstone(reason: DeletionReason) -> Tombstone {
+        let now = chrono::Utc::now();
+        Tombstone {
+            artifact_id: uuid::Uuid::new_v4(),
+            account_id: uuid::Uuid::new_v4(),
+            transcript_id: None,
+            kind: ArtifactKind::UploadedAudio,
+            size_bytes: 1,
+            anchor_at: Some(now),
+            delete_after: Some(now - chrono::Duration::seconds(2)),
+            delete_by: None,
+            deleted_at: now,
+            reason,
+            deleted_by: "test".into(),
+        }
+    }
+
+    /// The value of a sample line of the exposition, or 0 when it is absent.
+    fn sample(text: &str, name_and_labels: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn deletions_are_counted_per_reason_and_in_total() {
+        let metrics = Metrics::new();
+        let mut batch: Vec<Tombstone> = (0..3).map(|_| tombstone(DeletionReason::Ttl)).collect();
+        batch.push(tombstone(DeletionReason::CustomerRequest));
+        batch.push(tombstone(DeletionReason::Ttl));
+        metrics.record_deletions(&batch, 2);
+        metrics.record_deletions(&[tombstone(DeletionReason::CustomerRequest)], 0);
+
+        let text = metrics.encode();
+        assert_eq!(sample(&text, "lethe_deletions_total{reason=\"ttl\"}"), 4.0);
+        assert_eq!(
+            sample(&text, "lethe_deletions_total{reason=\"customer_request\"}"),
+            2.0
+        );
+        assert_eq!(sample(&text, "lethe_failed_deletions_total"), 2.0);
+        // Only the scheduled deletions have a lag.
+        assert_eq!(sample(&text, "lethe_deletion_lag_seconds_count"), 4.0);
+        assert_eq!(metrics.deletions_total(), 6);
     }
 }
