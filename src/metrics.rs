@@ -280,7 +280,7 @@ mod tests {
         }
     }
 
-    /// The value of a sample line of the exposition, or 0 when it is absent.
+    /// The value of a sample line of the exposition, or 0 when it is absent or not a number.
     fn sample(text: &str, name_and_labels: &str) -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
