@@ -264,7 +264,7 @@ mod tests {
     use crate::domain::DeletionReason;
 
     fn tombstone(reason: DeletionReason) -> Tombstone {
-        let now = chrono::Utc::now();
+        let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("a valid instant");
         Tombstone {
             artifact_id: uuid::Uuid::new_v4(),
             account_id: uuid::Uuid::new_v4(),
