@@ -2,6 +2,8 @@
 //! are updated as things happen; gauges of tracked artifacts and overdue ones are read
 //! from the index when scraped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,7 +45,7 @@ pub struct Metrics {
     http_responses: Family<StatusLabel, Counter>,
     /// Every deletion recorded, all reasons: `lethe_deletions_total` summed, readable
     /// without encoding the exposition (a benchmark polls it every few milliseconds).
-    deleted: std::sync::atomic::AtomicU64,
+    deleted: AtomicU64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -159,7 +161,7 @@ impl Metrics {
             failed_sweeps,
             tracked,
             overdue_now,
-            deleted: std::sync::atomic::AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
         }
     }
 
@@ -182,16 +184,14 @@ impl Metrics {
                 })
                 .inc_by(n);
         }
-        self.deleted.fetch_add(
-            tombstones.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.deleted
+            .fetch_add(tombstones.len() as u64, Ordering::Relaxed);
         self.failed_deletions.inc_by(failed as u64);
     }
 
     /// Deletions recorded so far, all reasons (the sum of `lethe_deletions_total`).
     pub fn deletions_total(&self) -> u64 {
-        self.deleted.load(std::sync::atomic::Ordering::Relaxed)
+        self.deleted.load(Ordering::Relaxed)
     }
 
     pub fn record_sweep(&self, report: &SweepReport) {

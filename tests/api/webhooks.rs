@@ -51,7 +51,6 @@ async fn receiver(failures: usize) -> Receiver {
     Receiver { url, calls }
 }
 
-/// A completed transcript that asked for a webhook at `url`.
 /// A transcript whose request sets a webhook to `url` with an auth header; its id.
 async fn created_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
     let t = app
@@ -68,6 +67,7 @@ async fn created_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
     t["id"].as_str().expect("id").to_owned()
 }
 
+/// A completed transcript that asked for a webhook at `url`.
 async fn transcript_with_webhook(app: &TestApp, key: &str, url: &str) -> String {
     let id = created_with_webhook(app, key, url).await;
     let response = app
