@@ -268,7 +268,7 @@ impl SqliteStore {
             },
             readers,
             pool,
-            writer: GroupWriter::new(writer.clone()),
+            writer: GroupWriter::with_wal(writer.clone(), wal.as_deref().cloned()),
             writer_pool: writer,
             shredding: Arc::new(WalShredding::default()),
             wal,

@@ -29,12 +29,23 @@
 //! write outside any scope that lands in a group committed without a sync asks for the
 //! next group to be durable and waits for a durable commit after its own
 //! ([`GroupWriter::make_durable`]): it returns durable, as before.
+//!
+//! **Syncing the WAL directly**: where the writer knows its WAL file
+//! ([`GroupWriter::with_wal`]), a group committed without a sync is made durable by an
+//! fsync of that file, on a blocking thread and outside the writer's lock, instead of by
+//! another group that commits with `synchronous=FULL`. It is the same act: a FULL commit
+//! in WAL mode writes its frames and syncs the WAL file; here the frames were written by
+//! the commit and the sync follows, covering every group committed before it (and a
+//! checkpoint that moved frames out of the WAL has synced the database file first).
+//! Concurrent waits share one fsync. The writer's lock is then held only for writes, not
+//! for the extra `BEGIN`/`COMMIT` round trips a syncing group costs.
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteQueryResult};
 use sqlx::{Executor, Sqlite};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
@@ -77,6 +88,15 @@ struct Shared {
     /// Groups after `lost_after` up to `lost_through` are never reported durable.
     lost_after: AtomicU64,
     lost_through: AtomicU64,
+    /// The last group committed (with a sync or without).
+    committed_through: AtomicU64,
+    /// The WAL file, where a sync of it may stand for a syncing commit
+    /// ([`GroupWriter::with_wal`]).
+    wal: Option<PathBuf>,
+    /// One fsync of the WAL at a time; the waits behind it are often covered by it.
+    wal_sync: Mutex<()>,
+    /// Fsyncs of the WAL file made in place of a syncing commit.
+    wal_syncs: AtomicU64,
 }
 
 struct State {
@@ -108,8 +128,17 @@ struct State {
 }
 
 impl GroupWriter {
-    /// `pool` must hold at most one connection, used by nothing else for writes.
-    pub(super) fn new(pool: SqlitePool) -> Self {
+    /// [`with_wal`](Self::with_wal) without a WAL file to sync: a group committed without
+    /// a sync is made durable by a later group that commits with one.
+    #[cfg(test)]
+    fn new(pool: SqlitePool) -> Self {
+        Self::with_wal(pool, None)
+    }
+
+    /// `pool` must hold at most one connection, used by nothing else for writes. `wal`:
+    /// the WAL file of a database in WAL mode, whose fsync makes a group committed without
+    /// a sync durable (`None`: a later group that commits with a sync does).
+    pub(super) fn with_wal(pool: SqlitePool, wal: Option<PathBuf>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 pool,
@@ -132,6 +161,10 @@ impl GroupWriter {
                 sync_marks: AtomicU64::new(0),
                 lost_after: AtomicU64::new(0),
                 lost_through: AtomicU64::new(0),
+                committed_through: AtomicU64::new(0),
+                wal,
+                wal_sync: Mutex::new(()),
+                wal_syncs: AtomicU64::new(0),
             }),
         }
     }
@@ -154,6 +187,12 @@ impl GroupWriter {
         self.shared.sync_marks.load(Ordering::SeqCst)
     }
 
+    /// Fsyncs of the WAL file made in place of a syncing commit.
+    #[cfg(test)]
+    fn wal_syncs(&self) -> u64 {
+        self.shared.wal_syncs.load(Ordering::SeqCst)
+    }
+
     /// How many group commits have run.
     #[cfg(test)]
     pub(super) fn commits(&self) -> u64 {
@@ -164,6 +203,12 @@ impl GroupWriter {
     #[cfg(test)]
     fn durable_through(&self) -> u64 {
         self.shared.durable_through.load(Ordering::SeqCst)
+    }
+
+    /// The last group committed.
+    #[cfg(test)]
+    fn committed_through(&self) -> u64 {
+        self.shared.committed_through.load(Ordering::SeqCst)
     }
 
     /// The number of the open (or last) group.
@@ -230,21 +275,21 @@ impl GroupWriter {
         }
     }
 
-    /// Returns once group `through` is durable: at once if a group committed with a sync
-    /// since; else once a group that syncs has committed after it. It writes nothing of its
-    /// own (the committer gives a syncing commit its frame), so a request cancelled here
-    /// leaves nothing in doubt.
+    /// Returns once group `through` is durable: at once if a sync covered it since; else,
+    /// once committed, after an fsync of the WAL file where the writer knows it; else once
+    /// a group that syncs has committed after it. It writes nothing of its own (the
+    /// committer gives a syncing commit its frame), so a request cancelled here leaves
+    /// nothing in doubt.
     pub(super) async fn make_durable(&self, through: u64) -> Result<()> {
         loop {
-            if through > self.shared.lost_after.load(Ordering::SeqCst)
-                && through <= self.shared.lost_through.load(Ordering::SeqCst)
-            {
-                return Err(group_error(
-                    "a sync failed after this write committed without one",
-                ));
-            }
+            self.shared.not_lost(through)?;
             if self.shared.durable_through.load(Ordering::SeqCst) >= through {
                 return Ok(());
+            }
+            if let Some(wal) = &self.shared.wal {
+                if self.shared.committed_through.load(Ordering::SeqCst) >= through {
+                    return self.shared.sync_wal_through(wal, through).await;
+                }
             }
             let mut state = self.ready(true).await?;
             // Joined an open group that commits without a sync: the next one will sync.
@@ -397,6 +442,70 @@ impl State {
 }
 
 impl Shared {
+    fn not_lost(&self, group: u64) -> Result<()> {
+        match group > self.lost_after.load(Ordering::SeqCst)
+            && group <= self.lost_through.load(Ordering::SeqCst)
+        {
+            true => Err(group_error(
+                "a sync failed after this write committed without one",
+            )),
+            false => Ok(()),
+        }
+    }
+
+    /// A sync failed after groups up to `through` committed without one: their pages may
+    /// have been dropped by the failed write-back, and no later sync can vouch for them.
+    /// One range covers every loss so far: an earlier one is widened, never forgotten (a
+    /// group reported lost that was not is an error, not a lie).
+    fn lose_unsynced_through(&self, through: u64) {
+        let synced = self.durable_through.load(Ordering::SeqCst);
+        let earlier = self.lost_through.load(Ordering::SeqCst) > 0;
+        let after = match earlier {
+            true => synced.min(self.lost_after.load(Ordering::SeqCst)),
+            false => synced,
+        };
+        self.lost_after.store(after, Ordering::SeqCst);
+        self.lost_through.fetch_max(through, Ordering::SeqCst);
+    }
+
+    /// Makes committed group `through` durable with an fsync of the WAL file, which covers
+    /// every group committed before it starts. Waits behind another such fsync, which may
+    /// already have covered it.
+    async fn sync_wal_through(&self, wal: &std::path::Path, through: u64) -> Result<()> {
+        let _one_at_a_time = self.wal_sync.lock().await;
+        self.not_lost(through)?;
+        if self.durable_through.load(Ordering::SeqCst) >= through {
+            return Ok(());
+        }
+        let covers = self.committed_through.load(Ordering::SeqCst);
+        let file = wal.to_owned();
+        // A WAL file that is not there (removed from under the database) cannot vouch for
+        // anything: the sync fails.
+        let synced = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)?
+                .sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|synced| synced);
+        self.wal_syncs.fetch_add(1, Ordering::SeqCst);
+        match synced {
+            Ok(()) => {
+                self.durable_through.fetch_max(covers, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "an fsync of the SQLite WAL failed");
+                self.lose_unsynced_through(covers);
+                Err(group_error(&format!(
+                    "the WAL could not be synced: {error}"
+                )))
+            }
+        }
+    }
+
     /// Waits behind the writes already queued, then commits them all. Holding the lock
     /// through the commit keeps the next group's writes for the next commit.
     async fn commit_group(&self) {
@@ -439,21 +548,14 @@ impl Shared {
                     }
                     false => state.unsynced = true,
                 }
+                self.committed_through
+                    .fetch_max(state.group, Ordering::SeqCst);
                 state.finish(Ok(()))
             }
             Err(error) => {
                 tracing::error!(%error, "a SQLite group commit failed");
                 if state.durable && state.unsynced {
-                    // One range covers every loss so far: an earlier one is widened, never
-                    // forgotten (a group reported lost that was not is an error, not a lie).
-                    let synced = self.durable_through.load(Ordering::SeqCst);
-                    let earlier = self.lost_through.load(Ordering::SeqCst) > 0;
-                    let after = match earlier {
-                        true => synced.min(self.lost_after.load(Ordering::SeqCst)),
-                        false => synced,
-                    };
-                    self.lost_after.store(after, Ordering::SeqCst);
-                    self.lost_through.store(state.group, Ordering::SeqCst);
+                    self.lose_unsynced_through(state.group);
                 }
                 let _ = conn.execute("ROLLBACK").await;
                 conn.close_on_drop();
@@ -590,6 +692,16 @@ mod tests {
     /// defers durability inside a scope.
     async fn fresh() -> (tempfile::TempDir, GroupWriter, SqlitePool) {
         let (dir, writer, readers) = fresh_without_deferral().await;
+        writer.allow_deferral();
+        (dir, writer, readers)
+    }
+
+    /// [`fresh`], with a writer that syncs the WAL file itself ([`GroupWriter::with_wal`]).
+    async fn fresh_with_wal() -> (tempfile::TempDir, GroupWriter, SqlitePool) {
+        let (dir, writer, readers) = fresh().await;
+        let wal = dir.path().join("w.db-wal");
+        assert!(wal.exists(), "the database is in WAL mode");
+        let writer = GroupWriter::with_wal(writer.shared.pool.clone(), Some(wal));
         writer.allow_deferral();
         (dir, writer, readers)
     }
@@ -769,6 +881,91 @@ mod tests {
             "one sync for the scope"
         );
         assert_eq!(stored(&readers).await, vec![0, 1, 2, 3, 4]);
+    }
+
+    /// With the WAL file known, a scope's end makes its writes durable with one fsync of
+    /// that file and no commit of its own; a sync that already covered them needs none.
+    #[tokio::test]
+    async fn a_scope_is_made_durable_by_an_fsync_of_the_wal_not_by_another_commit() {
+        let (_dir, writer, readers) = fresh_with_wal().await;
+        insert(&writer, 0).await.expect("a durable write");
+        let durable_before = writer.durable_through();
+        let commits_inside = durability::deferred(async {
+            for x in 1..=3 {
+                insert(&writer, x).await?;
+            }
+            assert_eq!(
+                writer.durable_through(),
+                durable_before,
+                "nothing synced yet"
+            );
+            Ok::<_, StorageError>(writer.commits())
+        })
+        .await
+        .expect("the scope's writes commit and sync");
+        assert_eq!(writer.commits(), commits_inside, "no commit to sync them");
+        assert_eq!(writer.wal_syncs(), 1, "one fsync of the WAL");
+        assert!(writer.durable_through() >= writer.group().await);
+        assert_eq!(stored(&readers).await, vec![0, 1, 2, 3]);
+        // Everything the fsync covered is durable without another one.
+        writer
+            .make_durable(writer.group().await)
+            .await
+            .expect("covered");
+        assert_eq!(writer.wal_syncs(), 1);
+    }
+
+    /// Many scopes ending together share fsyncs: each waits behind the one in progress,
+    /// which often covers its writes too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scopes_share_fsyncs_of_the_wal() {
+        let (_dir, writer, readers) = fresh_with_wal().await;
+        let scopes: Vec<_> = (0..64)
+            .map(|x| {
+                let writer = writer.clone();
+                tokio::spawn(durability::deferred(async move {
+                    insert(&writer, 2 * x).await?;
+                    insert(&writer, 2 * x + 1).await
+                }))
+            })
+            .collect();
+        for scope in scopes {
+            scope.await.expect("joins").expect("durable");
+        }
+        assert_eq!(stored(&readers).await, (0..128).collect::<Vec<_>>());
+        assert!(writer.durable_through() >= writer.group().await);
+        assert!(
+            writer.wal_syncs() < 64,
+            "64 scopes took {} fsyncs: none was shared",
+            writer.wal_syncs()
+        );
+    }
+
+    /// A WAL file that cannot be synced (gone from its path) fails the scope, and no later
+    /// sync vouches for what it held.
+    #[tokio::test]
+    async fn a_wal_that_cannot_be_synced_fails_the_scope_and_stays_unvouched() {
+        let (dir, writer, _readers) = fresh_with_wal().await;
+        insert(&writer, 0).await.expect("a durable write");
+        let wal = dir.path().join("w.db-wal");
+        let aside = dir.path().join("aside");
+        let scope = durability::deferred(async {
+            insert(&writer, 1).await?;
+            std::fs::rename(&wal, &aside).expect("moves the WAL aside");
+            Ok::<_, StorageError>(writer.group().await)
+        })
+        .await;
+        assert!(
+            scope.is_err(),
+            "the scope is told its writes are not durable"
+        );
+        std::fs::rename(&aside, &wal).expect("puts the WAL back");
+        let lost = writer.committed_through();
+        assert!(
+            writer.make_durable(lost).await.is_err(),
+            "a later sync does not vouch for the group"
+        );
+        insert(&writer, 2).await.expect("a later write is durable");
     }
 
     /// A write outside any scope that lands in a group committed without a sync returns
