@@ -408,26 +408,34 @@ impl SqliteStore {
     }
 
     /// Makes the WAL's truncation durable. A WAL file that is not there (removed from under
-    /// the database) cannot vouch for it: the deletion is not done.
+    /// the database) cannot vouch for it: the deletion is not done. A failed fsync is the
+    /// writer's to know too: it may have dropped frames committed since the truncation
+    /// ([`GroupWriter::wal_sync_failed`]).
     async fn sync_wal(&self) -> Result<()> {
         let Some(wal) = self.wal.clone() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&*wal)?
-                .sync_all()
+        let synced = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&*wal)?;
+            Ok::<_, std::io::Error>(file.sync_all())
         })
         .await
         .map_err(|e| StorageError::Other {
             backend: BACKEND,
             source: Box::new(e),
-        })?
-        .map_err(|e| StorageError::Unavailable {
+        })?;
+        let unavailable = |e: std::io::Error| StorageError::Unavailable {
             backend: BACKEND,
             source: format!("the WAL's truncation could not be made durable: {e}").into(),
-        })
+        };
+        match synced {
+            Err(not_opened) => Err(unavailable(not_opened)),
+            Ok(Err(sync_failed)) => {
+                self.writer.wal_sync_failed().await;
+                Err(unavailable(sync_failed))
+            }
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// Until a truncation covers every numbered deletion, retries it once a second in the

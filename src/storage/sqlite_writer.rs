@@ -39,6 +39,13 @@
 //! checkpoint that moved frames out of the WAL has synced the database file first).
 //! Concurrent waits share one fsync. The writer's lock is then held only for writes, not
 //! for the extra `BEGIN`/`COMMIT` round trips a syncing group costs.
+//!
+//! A failed fsync of the WAL (this one, or the one after a truncation) is reported to that
+//! file handle only, not to a handle opened later, and pages of groups that committed while
+//! it ran may have been dropped with it: every group committed by then is marked lost, and
+//! from then on groups are made durable by syncing commits again, through SQLite's own
+//! handle, as without a WAL file. A WAL missing from its path (SQLite removes it when its
+//! last connection closes, after a checkpoint) is not a failure: a syncing commit follows.
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteQueryResult};
@@ -97,6 +104,11 @@ struct Shared {
     wal_sync: Mutex<()>,
     /// Fsyncs of the WAL file made in place of a syncing commit.
     wal_syncs: AtomicU64,
+    /// A sync of the WAL file failed: syncing commits make groups durable from then on.
+    wal_sync_failed: AtomicBool,
+    /// Makes the next fsync of the WAL fail, as an I/O error would.
+    #[cfg(test)]
+    fail_next_wal_sync: AtomicBool,
 }
 
 struct State {
@@ -165,6 +177,9 @@ impl GroupWriter {
                 wal,
                 wal_sync: Mutex::new(()),
                 wal_syncs: AtomicU64::new(0),
+                wal_sync_failed: AtomicBool::new(false),
+                #[cfg(test)]
+                fail_next_wal_sync: AtomicBool::new(false),
             }),
         }
     }
@@ -175,6 +190,12 @@ impl GroupWriter {
     /// otherwise outlive the unsynced writes it depends on.
     pub(super) fn allow_deferral(&self) {
         self.shared.deferral.store(true, Ordering::SeqCst);
+    }
+
+    /// Tells the writer that a sync of its WAL file made elsewhere (after a truncation)
+    /// failed: see [`Shared::wal_sync_failed_now`].
+    pub(super) async fn wal_sync_failed(&self) {
+        self.shared.wal_sync_failed_now().await;
     }
 
     fn deferring(&self) -> bool {
@@ -286,10 +307,20 @@ impl GroupWriter {
             if self.shared.durable_through.load(Ordering::SeqCst) >= through {
                 return Ok(());
             }
-            if let Some(wal) = &self.shared.wal {
-                if self.shared.committed_through.load(Ordering::SeqCst) >= through {
-                    return self.shared.sync_wal_through(wal, through).await;
+            if self.shared.wal.is_some()
+                && !self.shared.wal_sync_failed.load(Ordering::SeqCst)
+                && self.shared.committed_through.load(Ordering::SeqCst) >= through
+            {
+                // In a task of its own, so that a caller cancelled meanwhile cannot drop
+                // the fsync's outcome (a failure must be recorded) nor its turn.
+                let shared = self.shared.clone();
+                let synced = tokio::spawn(async move { shared.sync_wal_through(through).await })
+                    .await
+                    .map_err(|e| group_error(&format!("the WAL's sync was lost: {e}")))?;
+                if synced? {
+                    return Ok(());
                 }
+                // Not at its path: a syncing commit makes the group durable.
             }
             let mut state = self.ready(true).await?;
             // Joined an open group that commits without a sync: the next one will sync.
@@ -469,41 +500,62 @@ impl Shared {
     }
 
     /// Makes committed group `through` durable with an fsync of the WAL file, which covers
-    /// every group committed before it starts. Waits behind another such fsync, which may
-    /// already have covered it.
-    async fn sync_wal_through(&self, wal: &std::path::Path, through: u64) -> Result<()> {
+    /// every group committed before it starts; `false` if the file is not at its path.
+    /// Waits behind another such fsync, which may already have covered it.
+    async fn sync_wal_through(&self, through: u64) -> Result<bool> {
         let _one_at_a_time = self.wal_sync.lock().await;
         self.not_lost(through)?;
         if self.durable_through.load(Ordering::SeqCst) >= through {
-            return Ok(());
+            return Ok(true);
         }
+        if self.wal_sync_failed.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let Some(file) = self.wal.clone() else {
+            return Ok(false);
+        };
         let covers = self.committed_through.load(Ordering::SeqCst);
-        let file = wal.to_owned();
-        // A WAL file that is not there (removed from under the database) cannot vouch for
-        // anything: the sync fails.
+        #[cfg(test)]
+        let fail = self.fail_next_wal_sync.swap(false, Ordering::SeqCst);
+        #[cfg(not(test))]
+        let fail = false;
         let synced = tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&file)?
-                .sync_all()
+            if fail {
+                return Err(std::io::Error::other("an injected I/O error"));
+            }
+            match std::fs::OpenOptions::new().write(true).open(&file) {
+                Ok(wal) => wal.sync_all().map(|()| true),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(error) => Err(error),
+            }
         })
         .await
         .map_err(std::io::Error::other)
         .and_then(|synced| synced);
         self.wal_syncs.fetch_add(1, Ordering::SeqCst);
         match synced {
-            Ok(()) => {
+            Ok(true) => {
                 self.durable_through.fetch_max(covers, Ordering::SeqCst);
-                Ok(())
+                Ok(true)
             }
+            Ok(false) => Ok(false),
             Err(error) => {
                 tracing::error!(%error, "an fsync of the SQLite WAL failed");
-                self.lose_unsynced_through(covers);
+                self.wal_sync_failed_now().await;
                 Err(group_error(&format!(
                     "the WAL could not be synced: {error}"
                 )))
             }
         }
+    }
+
+    /// A sync of the WAL file failed: every group committed so far is lost (with the
+    /// writer's lock held, so that no commit is halfway), and syncing commits make groups
+    /// durable from now on.
+    async fn wal_sync_failed_now(&self) {
+        self.wal_sync_failed.store(true, Ordering::SeqCst);
+        let _no_commit_in_progress = self.state.lock().await;
+        self.lose_unsynced_through(self.committed_through.load(Ordering::SeqCst));
     }
 
     /// Waits behind the writes already queued, then commits them all. Holding the lock
@@ -934,38 +986,91 @@ mod tests {
         }
         assert_eq!(stored(&readers).await, (0..128).collect::<Vec<_>>());
         assert!(writer.durable_through() >= writer.group().await);
+        assert!(writer.wal_syncs() >= 1, "the scopes ended with fsyncs");
         assert!(
             writer.wal_syncs() < 64,
             "64 scopes took {} fsyncs: none was shared",
             writer.wal_syncs()
         );
+        assert_eq!(writer.sync_marks(), 0, "and no syncing commit");
     }
 
-    /// A WAL file that cannot be synced (gone from its path) fails the scope, and no later
-    /// sync vouches for what it held.
+    /// The store as `lethe serve` opens it syncs its WAL file itself.
     #[tokio::test]
-    async fn a_wal_that_cannot_be_synced_fails_the_scope_and_stays_unvouched() {
+    async fn the_embedded_store_syncs_its_wal_directly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::storage::sqlite::SqliteStore::open(&dir.path().join("lethe.db"))
+            .await
+            .expect("opens");
+        store.allow_deferred_durability();
+        let writer = store.group_writer().clone();
+        let commits = durability::deferred(async {
+            sqlx::query("INSERT INTO data_keys (scope, wrapped) VALUES ('a-scope', x'00')")
+                .execute_write(&writer)
+                .await?;
+            Ok::<_, StorageError>(writer.commits())
+        })
+        .await
+        .expect("durable");
+        assert_eq!(writer.wal_syncs(), 1, "one fsync of the WAL file");
+        assert_eq!(writer.commits(), commits, "no syncing commit");
+    }
+
+    /// A WAL file gone from its path (SQLite removes it when its last connection closes,
+    /// after a checkpoint) is no failure: a syncing commit makes the scope durable.
+    #[tokio::test]
+    async fn a_wal_missing_from_its_path_is_made_durable_by_a_syncing_commit() {
         let (dir, writer, _readers) = fresh_with_wal().await;
         insert(&writer, 0).await.expect("a durable write");
-        let wal = dir.path().join("w.db-wal");
-        let aside = dir.path().join("aside");
-        let scope = durability::deferred(async {
+        let (wal, aside) = (dir.path().join("w.db-wal"), dir.path().join("aside"));
+        let marks = writer.sync_marks();
+        durability::deferred(async {
             insert(&writer, 1).await?;
             std::fs::rename(&wal, &aside).expect("moves the WAL aside");
-            Ok::<_, StorageError>(writer.group().await)
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .expect("durable all the same");
+        std::fs::rename(&aside, &wal).expect("puts the WAL back");
+        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
+        assert!(writer.durable_through() >= writer.group().await);
+    }
+
+    /// A failed fsync of the WAL fails the scope and loses every group committed by then:
+    /// no later sync vouches for them, and syncing commits make groups durable from then on
+    /// (a handle opened after the failure would not be told of it).
+    #[tokio::test]
+    async fn a_failed_fsync_of_the_wal_loses_what_it_covered_and_syncing_commits_take_over() {
+        let (_dir, writer, _readers) = fresh_with_wal().await;
+        insert(&writer, 0).await.expect("a durable write");
+        let failed = durability::deferred(async {
+            insert(&writer, 1).await?;
+            writer
+                .shared
+                .fail_next_wal_sync
+                .store(true, Ordering::SeqCst);
+            Ok::<_, StorageError>(())
         })
         .await;
         assert!(
-            scope.is_err(),
+            failed.is_err(),
             "the scope is told its writes are not durable"
         );
-        std::fs::rename(&aside, &wal).expect("puts the WAL back");
         let lost = writer.committed_through();
+        assert!(writer.make_durable(lost).await.is_err(), "lost");
+        let syncs = writer.wal_syncs();
+        let marks = writer.sync_marks();
+        insert(&writer, 2).await.expect("a later durable write");
+        durability::deferred(insert(&writer, 3))
+            .await
+            .expect("a later scope is durable");
+        assert_eq!(writer.wal_syncs(), syncs, "no fsync of the WAL since");
+        assert!(writer.sync_marks() > marks, "syncing commits instead");
+        assert!(writer.durable_through() >= writer.group().await);
         assert!(
             writer.make_durable(lost).await.is_err(),
-            "a later sync does not vouch for the group"
+            "a later sync does not vouch for the lost group"
         );
-        insert(&writer, 2).await.expect("a later write is durable");
     }
 
     /// A write outside any scope that lands in a group committed without a sync returns
