@@ -500,7 +500,7 @@ impl App {
         tracker.wait().await;
         self.sweeper.wait_for_detached().await;
         self.engine.flush().await;
-        if let Some(store) = &self.engine.backends().held_in_memory {
+        if let Some(store) = self.engine.held_in_memory() {
             store.release_hold().await;
         }
         served

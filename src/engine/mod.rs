@@ -176,6 +176,11 @@ impl Engine {
         self.deadlines.clone()
     }
 
+    /// The SQLite store whose file is held in memory, if any: released at shutdown.
+    pub(crate) fn held_in_memory(&self) -> Option<&Arc<crate::storage::sqlite::SqliteStore>> {
+        self.backends.held_in_memory.as_ref()
+    }
+
     /// The ports themselves, for tests and benchmarks that plant or inspect state.
     #[cfg(feature = "test-support")]
     pub fn backends(&self) -> &Backends {
