@@ -394,7 +394,14 @@ impl SqliteStore {
                     return Ok(());
                 }
                 Ok(_) => last = None,
-                Err(error) => last = Some(error),
+                Err(error) => {
+                    // SQLite's own sync of the WAL or the file failed: Linux tells that
+                    // handle, not the one the writer syncs through.
+                    if is_io_error(&error) {
+                        self.writer.wal_sync_failed().await;
+                    }
+                    last = Some(error)
+                }
             }
         }
         Err(match last {
@@ -415,9 +422,16 @@ impl SqliteStore {
         let Some(wal) = self.wal.clone() else {
             return Ok(());
         };
+        #[cfg(test)]
+        let fail = self.writer.take_injected_wal_failure();
+        #[cfg(not(test))]
+        let fail = false;
         let synced = tokio::task::spawn_blocking(move || {
             let file = std::fs::OpenOptions::new().write(true).open(&*wal)?;
-            Ok::<_, std::io::Error>(file.sync_all())
+            Ok::<_, std::io::Error>(match fail {
+                true => Err(std::io::Error::other("an injected I/O error")),
+                false => file.sync_all(),
+            })
         })
         .await
         .map_err(|e| StorageError::Other {
@@ -528,6 +542,14 @@ impl SqliteStore {
             .await?;
         Ok(())
     }
+}
+
+/// An I/O error of SQLite's (`SQLITE_IOERR`, any extended code).
+fn is_io_error(error: &sqlx::Error) -> bool {
+    const SQLITE_IOERR: i32 = 10;
+    matches!(error, sqlx::Error::Database(db)
+        if db.code().and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_IOERR))
 }
 
 fn account_from_row(row: &SqliteRow) -> Result<Account> {

@@ -40,12 +40,15 @@
 //! Concurrent waits share one fsync. The writer's lock is then held only for writes, not
 //! for the extra `BEGIN`/`COMMIT` round trips a syncing group costs.
 //!
-//! A failed fsync of the WAL (this one, or the one after a truncation) is reported to that
-//! file handle only, not to a handle opened later, and pages of groups that committed while
-//! it ran may have been dropped with it: every group committed by then is marked lost, and
-//! from then on groups are made durable by syncing commits again, through SQLite's own
-//! handle, as without a WAL file. A WAL missing from its path (SQLite removes it when its
-//! last connection closes, after a checkpoint) is not a failure: a syncing commit follows.
+//! The fsync goes through a handle kept open on the WAL file. Linux reports a write-back
+//! error to every handle that was open when it happened, whichever syncs first, but not to
+//! a handle opened after another one was told. So the handle's first use, and the first
+//! sync after the file at the path changed (SQLite removes the WAL when its last connection
+//! closes, after a checkpoint, and makes a new one), is a syncing commit instead; a WAL
+//! missing from its path is no failure either, a syncing commit follows. A failed fsync of
+//! the WAL (this one, the one after a truncation, or SQLite's own in a checkpoint) may have
+//! dropped pages of every group committed by then: they are marked lost, and from then on
+//! groups are made durable by syncing commits, as without a WAL file.
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteQueryResult};
@@ -100,8 +103,10 @@ struct Shared {
     /// The WAL file, where a sync of it may stand for a syncing commit
     /// ([`GroupWriter::with_wal`]).
     wal: Option<PathBuf>,
-    /// One fsync of the WAL at a time; the waits behind it are often covered by it.
-    wal_sync: Mutex<()>,
+    /// One fsync of the WAL at a time (the waits behind it are often covered by it), on
+    /// a handle kept open: the WAL file as it was when opened, identified by device and
+    /// inode.
+    wal_sync: Mutex<Option<WalHandle>>,
     /// Fsyncs of the WAL file made in place of a syncing commit.
     wal_syncs: AtomicU64,
     /// A sync of the WAL file failed: syncing commits make groups durable from then on.
@@ -175,7 +180,7 @@ impl GroupWriter {
                 lost_through: AtomicU64::new(0),
                 committed_through: AtomicU64::new(0),
                 wal,
-                wal_sync: Mutex::new(()),
+                wal_sync: Mutex::new(None),
                 wal_syncs: AtomicU64::new(0),
                 wal_sync_failed: AtomicBool::new(false),
                 #[cfg(test)]
@@ -190,6 +195,12 @@ impl GroupWriter {
     /// otherwise outlive the unsynced writes it depends on.
     pub(super) fn allow_deferral(&self) {
         self.shared.deferral.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes a failure injected for the next fsync of the WAL ([`Shared`]'s test hook).
+    #[cfg(test)]
+    pub(super) fn take_injected_wal_failure(&self) -> bool {
+        self.shared.fail_next_wal_sync.swap(false, Ordering::SeqCst)
     }
 
     /// Tells the writer that a sync of its WAL file made elsewhere (after a truncation)
@@ -370,6 +381,30 @@ impl GroupWriter {
     }
 }
 
+/// The WAL file, open for fsyncs, and which file it is.
+struct WalHandle {
+    file: std::fs::File,
+    id: (u64, u64),
+}
+
+/// Device and inode of a file's metadata.
+fn file_id(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+/// What an fsync of the WAL through a kept handle found.
+enum WalSync {
+    /// Synced: everything committed before it is durable.
+    Synced(WalHandle),
+    /// The file at the path is not the one the handle has (or there was no handle): a
+    /// handle opened now is kept for next time, but cannot vouch for what was written
+    /// before it was opened (an error reported to another handle is not reported to it).
+    Opened(WalHandle),
+    /// No file at the path.
+    Missing,
+}
+
 /// What a write's commit leaves to do once its group has committed.
 #[derive(Clone, Copy, Debug)]
 enum Joined {
@@ -500,10 +535,12 @@ impl Shared {
     }
 
     /// Makes committed group `through` durable with an fsync of the WAL file, which covers
-    /// every group committed before it starts; `false` if the file is not at its path.
-    /// Waits behind another such fsync, which may already have covered it.
+    /// every group committed before it starts; `false` where a syncing commit must do it:
+    /// the file is not at its path, or is not the one the kept handle was opened on (a
+    /// handle opened now is kept for the next time). Waits behind another such fsync,
+    /// which may already have covered it.
     async fn sync_wal_through(&self, through: u64) -> Result<bool> {
-        let _one_at_a_time = self.wal_sync.lock().await;
+        let mut handle = self.wal_sync.lock().await;
         self.not_lost(through)?;
         if self.durable_through.load(Ordering::SeqCst) >= through {
             return Ok(true);
@@ -511,7 +548,7 @@ impl Shared {
         if self.wal_sync_failed.load(Ordering::SeqCst) {
             return Ok(false);
         }
-        let Some(file) = self.wal.clone() else {
+        let Some(path) = self.wal.clone() else {
             return Ok(false);
         };
         let covers = self.committed_through.load(Ordering::SeqCst);
@@ -519,26 +556,45 @@ impl Shared {
         let fail = self.fail_next_wal_sync.swap(false, Ordering::SeqCst);
         #[cfg(not(test))]
         let fail = false;
-        let synced = tokio::task::spawn_blocking(move || {
-            if fail {
-                return Err(std::io::Error::other("an injected I/O error"));
-            }
-            match std::fs::OpenOptions::new().write(true).open(&file) {
-                Ok(wal) => wal.sync_all().map(|()| true),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(error) => Err(error),
+        let kept = handle.take();
+        let synced = tokio::task::spawn_blocking(move || -> std::io::Result<WalSync> {
+            let at_path = match std::fs::metadata(&path) {
+                Ok(metadata) => file_id(&metadata),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(WalSync::Missing)
+                }
+                Err(error) => return Err(error),
+            };
+            match kept {
+                Some(kept) if kept.id == at_path => {
+                    if fail {
+                        return Err(std::io::Error::other("an injected I/O error"));
+                    }
+                    kept.file.sync_all()?;
+                    Ok(WalSync::Synced(kept))
+                }
+                _ => {
+                    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                    let id = file_id(&file.metadata()?);
+                    Ok(WalSync::Opened(WalHandle { file, id }))
+                }
             }
         })
         .await
         .map_err(std::io::Error::other)
         .and_then(|synced| synced);
-        self.wal_syncs.fetch_add(1, Ordering::SeqCst);
         match synced {
-            Ok(true) => {
+            Ok(WalSync::Synced(kept)) => {
+                *handle = Some(kept);
+                self.wal_syncs.fetch_add(1, Ordering::SeqCst);
                 self.durable_through.fetch_max(covers, Ordering::SeqCst);
                 Ok(true)
             }
-            Ok(false) => Ok(false),
+            Ok(WalSync::Opened(opened)) => {
+                *handle = Some(opened);
+                Ok(false)
+            }
+            Ok(WalSync::Missing) => Ok(false),
             Err(error) => {
                 tracing::error!(%error, "an fsync of the SQLite WAL failed");
                 self.wal_sync_failed_now().await;
@@ -755,7 +811,21 @@ mod tests {
         assert!(wal.exists(), "the database is in WAL mode");
         let writer = GroupWriter::with_wal(writer.shared.pool.clone(), Some(wal));
         writer.allow_deferral();
+        warm_up(&writer).await;
         (dir, writer, readers)
+    }
+
+    /// A first scope: its sync opens the handle kept on the WAL file, and cannot use it
+    /// yet (a syncing commit makes that scope durable).
+    async fn warm_up(writer: &GroupWriter) {
+        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
+        durability::deferred(
+            sqlx::query("CREATE TABLE IF NOT EXISTS warm_up (x)").execute_write(writer),
+        )
+        .await
+        .expect("a first scope");
+        assert_eq!(writer.wal_syncs(), syncs, "no handle to sync yet");
+        assert_eq!(writer.sync_marks(), marks + 1, "a syncing commit instead");
     }
 
     /// [`fresh`], as a process whose stores are not all this database.
@@ -972,6 +1042,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_scopes_share_fsyncs_of_the_wal() {
         let (_dir, writer, readers) = fresh_with_wal().await;
+        let marks = writer.sync_marks();
         let scopes: Vec<_> = (0..64)
             .map(|x| {
                 let writer = writer.clone();
@@ -992,7 +1063,7 @@ mod tests {
             "64 scopes took {} fsyncs: none was shared",
             writer.wal_syncs()
         );
-        assert_eq!(writer.sync_marks(), 0, "and no syncing commit");
+        assert_eq!(writer.sync_marks(), marks, "and no syncing commit");
     }
 
     /// The store as `lethe serve` opens it syncs its WAL file itself.
@@ -1004,6 +1075,7 @@ mod tests {
             .expect("opens");
         store.allow_deferred_durability();
         let writer = store.group_writer().clone();
+        warm_up(&writer).await;
         let commits = durability::deferred(async {
             sqlx::query("INSERT INTO data_keys (scope, wrapped) VALUES ('a-scope', x'00')")
                 .execute_write(&writer)
@@ -1071,6 +1143,74 @@ mod tests {
             writer.make_durable(lost).await.is_err(),
             "a later sync does not vouch for the lost group"
         );
+    }
+
+    /// A request cancelled while its fsync runs: the fsync goes on in a task of its own,
+    /// and its failure is recorded all the same.
+    #[tokio::test]
+    async fn a_failed_fsync_is_recorded_even_if_its_caller_is_gone() {
+        let (_dir, writer, _readers) = fresh_with_wal().await;
+        let _ = durability::deferred(async {
+            insert(&writer, 1).await?;
+            let group = writer.committed_through();
+            writer
+                .shared
+                .fail_next_wal_sync
+                .store(true, Ordering::SeqCst);
+            let mut caller = Box::pin(writer.make_durable(group));
+            assert!(
+                futures::poll!(&mut caller).is_pending(),
+                "the fsync has started in its own task"
+            );
+            drop(caller);
+            // The caller is gone; the failure still lands.
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while writer.shared.lost_through.load(Ordering::SeqCst) < group {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the failure was recorded");
+            assert!(writer.make_durable(group).await.is_err(), "lost");
+            Ok::<_, StorageError>(())
+        })
+        .await;
+    }
+
+    /// A failed fsync after a WAL truncation (a key's destruction) is told to the writer,
+    /// which then makes scopes durable by syncing commits, as after one of its own.
+    #[tokio::test]
+    async fn a_failed_fsync_after_a_truncation_is_the_writers_to_know() {
+        use crate::storage::encrypted::DataKeyStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::storage::sqlite::SqliteStore::open(&dir.path().join("lethe.db"))
+            .await
+            .expect("opens");
+        store.allow_deferred_durability();
+        let writer = store.group_writer().clone();
+        warm_up(&writer).await;
+        store
+            .create_data_key("a-scope", b"wrapped")
+            .await
+            .expect("a key");
+        writer
+            .shared
+            .fail_next_wal_sync
+            .store(true, Ordering::SeqCst);
+        assert!(
+            store.destroy_data_keys(&["a-scope"]).await.is_err(),
+            "the destruction is not done"
+        );
+        assert!(writer.shared.wal_sync_failed.load(Ordering::SeqCst));
+        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
+        durability::deferred(
+            sqlx::query("INSERT INTO data_keys (scope, wrapped) VALUES ('b-scope', x'00')")
+                .execute_write(&writer),
+        )
+        .await
+        .expect("a later scope is durable");
+        assert_eq!(writer.wal_syncs(), syncs, "not by an fsync of the WAL");
+        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
     }
 
     /// A write outside any scope that lands in a group committed without a sync returns
