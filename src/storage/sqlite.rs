@@ -381,6 +381,7 @@ impl SqliteStore {
             if attempt > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
+            let durable_before = self.writer.durable_now();
             match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
                 .fetch_one(&self.writer_pool)
                 .await
@@ -396,9 +397,9 @@ impl SqliteStore {
                 Ok(_) => last = None,
                 Err(error) => {
                     // SQLite's own sync of the WAL or the file failed: Linux tells that
-                    // handle, not the one the writer syncs through.
+                    // handle, not a handle opened after it.
                     if is_io_error(&error) {
-                        self.writer.wal_sync_failed().await;
+                        self.writer.wal_sync_failed(durable_before).await;
                     }
                     last = Some(error)
                 }
@@ -422,6 +423,7 @@ impl SqliteStore {
         let Some(wal) = self.wal.clone() else {
             return Ok(());
         };
+        let durable_before = self.writer.durable_now();
         #[cfg(test)]
         let fail = self.writer.take_injected_wal_failure();
         #[cfg(not(test))]
@@ -445,7 +447,7 @@ impl SqliteStore {
         match synced {
             Err(not_opened) => Err(unavailable(not_opened)),
             Ok(Err(sync_failed)) => {
-                self.writer.wal_sync_failed().await;
+                self.writer.wal_sync_failed(durable_before).await;
                 Err(unavailable(sync_failed))
             }
             Ok(Ok(())) => Ok(()),

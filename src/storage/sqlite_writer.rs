@@ -203,10 +203,18 @@ impl GroupWriter {
         self.shared.fail_next_wal_sync.swap(false, Ordering::SeqCst)
     }
 
-    /// Tells the writer that a sync of its WAL file made elsewhere (after a truncation)
-    /// failed: see [`Shared::wal_sync_failed_now`].
-    pub(super) async fn wal_sync_failed(&self) {
-        self.shared.wal_sync_failed_now().await;
+    /// The last group known durable: taken before a sync of the WAL made elsewhere, for
+    /// [`wal_sync_failed`](Self::wal_sync_failed).
+    pub(super) fn durable_now(&self) -> u64 {
+        self.shared.durable_through.load(Ordering::SeqCst)
+    }
+
+    /// Tells the writer that a sync of its WAL file made elsewhere (a truncation's, or
+    /// SQLite's own in a checkpoint) failed; `durable_before` is
+    /// [`durable_now`](Self::durable_now) from before it began. See
+    /// [`Shared::wal_sync_failed_now`].
+    pub(super) async fn wal_sync_failed(&self, durable_before: u64) {
+        self.shared.wal_sync_failed_now(durable_before).await;
     }
 
     fn deferring(&self) -> bool {
@@ -401,7 +409,7 @@ enum WalSync {
     /// handle opened now is kept for next time, but cannot vouch for what was written
     /// before it was opened (an error reported to another handle is not reported to it).
     Opened(WalHandle),
-    /// No file at the path.
+    /// No file at the path, or none that could be opened.
     Missing,
 }
 
@@ -523,8 +531,9 @@ impl Shared {
     /// have been dropped by the failed write-back, and no later sync can vouch for them.
     /// One range covers every loss so far: an earlier one is widened, never forgotten (a
     /// group reported lost that was not is an error, not a lie).
-    fn lose_unsynced_through(&self, through: u64) {
-        let synced = self.durable_through.load(Ordering::SeqCst);
+    /// `synced`: the last group known durable before the failed sync began (a sync that
+    /// succeeded meanwhile may have gone through a handle the failure was not reported to).
+    fn lose_unsynced_through(&self, synced: u64, through: u64) {
         let earlier = self.lost_through.load(Ordering::SeqCst) > 0;
         let after = match earlier {
             true => synced.min(self.lost_after.load(Ordering::SeqCst)),
@@ -552,21 +561,20 @@ impl Shared {
             return Ok(false);
         };
         let covers = self.committed_through.load(Ordering::SeqCst);
+        let durable_before = self.durable_through.load(Ordering::SeqCst);
         #[cfg(test)]
         let fail = self.fail_next_wal_sync.swap(false, Ordering::SeqCst);
         #[cfg(not(test))]
         let fail = false;
         let kept = handle.take();
+        // Only a failed fsync is a failure: a file that cannot be looked at or opened has
+        // synced nothing, and a syncing commit follows.
         let synced = tokio::task::spawn_blocking(move || -> std::io::Result<WalSync> {
-            let at_path = match std::fs::metadata(&path) {
-                Ok(metadata) => file_id(&metadata),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    return Ok(WalSync::Missing)
-                }
-                Err(error) => return Err(error),
+            let Ok(metadata) = std::fs::metadata(&path) else {
+                return Ok(WalSync::Missing);
             };
             match kept {
-                Some(kept) if kept.id == at_path => {
+                Some(kept) if kept.id == file_id(&metadata) => {
                     if fail {
                         return Err(std::io::Error::other("an injected I/O error"));
                     }
@@ -574,9 +582,14 @@ impl Shared {
                     Ok(WalSync::Synced(kept))
                 }
                 _ => {
-                    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-                    let id = file_id(&file.metadata()?);
-                    Ok(WalSync::Opened(WalHandle { file, id }))
+                    let opened = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|file| Ok((file_id(&file.metadata()?), file)));
+                    Ok(match opened {
+                        Ok((id, file)) => WalSync::Opened(WalHandle { file, id }),
+                        Err(_) => WalSync::Missing,
+                    })
                 }
             }
         })
@@ -597,7 +610,7 @@ impl Shared {
             Ok(WalSync::Missing) => Ok(false),
             Err(error) => {
                 tracing::error!(%error, "an fsync of the SQLite WAL failed");
-                self.wal_sync_failed_now().await;
+                self.wal_sync_failed_now(durable_before).await;
                 Err(group_error(&format!(
                     "the WAL could not be synced: {error}"
                 )))
@@ -605,13 +618,16 @@ impl Shared {
         }
     }
 
-    /// A sync of the WAL file failed: every group committed so far is lost (with the
-    /// writer's lock held, so that no commit is halfway), and syncing commits make groups
-    /// durable from now on.
-    async fn wal_sync_failed_now(&self) {
+    /// A sync of the WAL file failed: every group committed so far and not durable before
+    /// that sync began (`durable_before`) is lost (with the writer's lock held, so that no
+    /// commit is halfway), and syncing commits make groups durable from now on.
+    async fn wal_sync_failed_now(&self, durable_before: u64) {
         self.wal_sync_failed.store(true, Ordering::SeqCst);
         let _no_commit_in_progress = self.state.lock().await;
-        self.lose_unsynced_through(self.committed_through.load(Ordering::SeqCst));
+        self.lose_unsynced_through(
+            durable_before,
+            self.committed_through.load(Ordering::SeqCst),
+        );
     }
 
     /// Waits behind the writes already queued, then commits them all. Holding the lock
@@ -663,7 +679,10 @@ impl Shared {
             Err(error) => {
                 tracing::error!(%error, "a SQLite group commit failed");
                 if state.durable && state.unsynced {
-                    self.lose_unsynced_through(state.group);
+                    self.lose_unsynced_through(
+                        self.durable_through.load(Ordering::SeqCst),
+                        state.group,
+                    );
                 }
                 let _ = conn.execute("ROLLBACK").await;
                 conn.close_on_drop();
@@ -1106,6 +1125,26 @@ mod tests {
         std::fs::rename(&aside, &wal).expect("puts the WAL back");
         assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
         assert!(writer.durable_through() >= writer.group().await);
+    }
+
+    /// A different file at the WAL's path than the kept handle's: not trusted, a syncing
+    /// commit makes the scope durable.
+    #[tokio::test]
+    async fn a_wal_replaced_under_its_path_is_not_synced_through_the_old_handle() {
+        let (dir, writer, _readers) = fresh_with_wal().await;
+        insert(&writer, 0).await.expect("a durable write");
+        let (wal, copy) = (dir.path().join("w.db-wal"), dir.path().join("copy"));
+        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
+        durability::deferred(async {
+            insert(&writer, 1).await?;
+            std::fs::copy(&wal, &copy).expect("copies the WAL");
+            std::fs::rename(&copy, &wal).expect("puts another file at its path");
+            Ok::<_, StorageError>(())
+        })
+        .await
+        .expect("durable all the same");
+        assert_eq!(writer.wal_syncs(), syncs, "not through the kept handle");
+        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
     }
 
     /// A failed fsync of the WAL fails the scope and loses every group committed by then:
