@@ -339,7 +339,8 @@ impl GroupWriter {
                 if synced? {
                     return Ok(());
                 }
-                // Not at its path: a syncing commit makes the group durable.
+                // Not synced (no handle kept yet, another file at the path, or none): a
+                // syncing commit makes the group durable.
             }
             let mut state = self.ready(true).await?;
             // Joined an open group that commits without a sync: the next one will sync.
