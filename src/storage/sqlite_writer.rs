@@ -838,14 +838,26 @@ mod tests {
     /// A first scope: its sync opens the handle kept on the WAL file, and cannot use it
     /// yet (a syncing commit makes that scope durable).
     async fn warm_up(writer: &GroupWriter) {
-        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
-        durability::deferred(
+        durable_by_a_syncing_commit(
+            writer,
             sqlx::query("CREATE TABLE IF NOT EXISTS warm_up (x)").execute_write(writer),
         )
-        .await
-        .expect("a first scope");
-        assert_eq!(writer.wal_syncs(), syncs, "no handle to sync yet");
-        assert_eq!(writer.sync_marks(), marks + 1, "a syncing commit instead");
+        .await;
+    }
+
+    /// Runs `scope` as a deferred scope, which must end durable through one syncing
+    /// commit and no fsync of the WAL file.
+    async fn durable_by_a_syncing_commit<T>(
+        writer: &GroupWriter,
+        scope: impl std::future::Future<Output = Result<T>>,
+    ) {
+        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
+        durability::deferred(scope)
+            .await
+            .expect("the scope is durable");
+        assert_eq!(writer.wal_syncs(), syncs, "not by an fsync of the WAL");
+        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
+        assert!(writer.durable_through() >= writer.group().await);
     }
 
     /// [`fresh`], as a process whose stores are not all this database.
@@ -1115,17 +1127,13 @@ mod tests {
         let (dir, writer, _readers) = fresh_with_wal().await;
         insert(&writer, 0).await.expect("a durable write");
         let (wal, aside) = (dir.path().join("w.db-wal"), dir.path().join("aside"));
-        let marks = writer.sync_marks();
-        durability::deferred(async {
+        durable_by_a_syncing_commit(&writer, async {
             insert(&writer, 1).await?;
             std::fs::rename(&wal, &aside).expect("moves the WAL aside");
-            Ok::<_, StorageError>(())
+            Ok(())
         })
-        .await
-        .expect("durable all the same");
+        .await;
         std::fs::rename(&aside, &wal).expect("puts the WAL back");
-        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
-        assert!(writer.durable_through() >= writer.group().await);
     }
 
     /// A different file at the WAL's path than the kept handle's: not trusted, a syncing
@@ -1135,17 +1143,13 @@ mod tests {
         let (dir, writer, _readers) = fresh_with_wal().await;
         insert(&writer, 0).await.expect("a durable write");
         let (wal, copy) = (dir.path().join("w.db-wal"), dir.path().join("copy"));
-        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
-        durability::deferred(async {
+        durable_by_a_syncing_commit(&writer, async {
             insert(&writer, 1).await?;
             std::fs::copy(&wal, &copy).expect("copies the WAL");
             std::fs::rename(&copy, &wal).expect("puts another file at its path");
-            Ok::<_, StorageError>(())
+            Ok(())
         })
-        .await
-        .expect("durable all the same");
-        assert_eq!(writer.wal_syncs(), syncs, "not through the kept handle");
-        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
+        .await;
     }
 
     /// A failed fsync of the WAL fails the scope and loses every group committed by then:
@@ -1242,15 +1246,12 @@ mod tests {
             "the destruction is not done"
         );
         assert!(writer.shared.wal_sync_failed.load(Ordering::SeqCst));
-        let (syncs, marks) = (writer.wal_syncs(), writer.sync_marks());
-        durability::deferred(
+        durable_by_a_syncing_commit(
+            &writer,
             sqlx::query("INSERT INTO data_keys (scope, wrapped) VALUES ('b-scope', x'00')")
                 .execute_write(&writer),
         )
-        .await
-        .expect("a later scope is durable");
-        assert_eq!(writer.wal_syncs(), syncs, "not by an fsync of the WAL");
-        assert_eq!(writer.sync_marks(), marks + 1, "by a syncing commit");
+        .await;
     }
 
     /// A write outside any scope that lands in a group committed without a sync returns
