@@ -845,6 +845,22 @@ mod tests {
         .await;
     }
 
+    /// The store as `lethe serve` opens it, deferring durability, and its writer, warmed up.
+    async fn embedded_store() -> (
+        tempfile::TempDir,
+        crate::storage::sqlite::SqliteStore,
+        GroupWriter,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::storage::sqlite::SqliteStore::open(&dir.path().join("lethe.db"))
+            .await
+            .expect("opens");
+        store.allow_deferred_durability();
+        let writer = store.group_writer().clone();
+        warm_up(&writer).await;
+        (dir, store, writer)
+    }
+
     /// Runs `scope` as a deferred scope, which must end durable through one syncing
     /// commit and no fsync of the WAL file.
     async fn durable_by_a_syncing_commit<T>(
@@ -1101,13 +1117,7 @@ mod tests {
     /// The store as `lethe serve` opens it syncs its WAL file itself.
     #[tokio::test]
     async fn the_embedded_store_syncs_its_wal_directly() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::storage::sqlite::SqliteStore::open(&dir.path().join("lethe.db"))
-            .await
-            .expect("opens");
-        store.allow_deferred_durability();
-        let writer = store.group_writer().clone();
-        warm_up(&writer).await;
+        let (_dir, _store, writer) = embedded_store().await;
         let commits = durability::deferred(async {
             sqlx::query("INSERT INTO data_keys (scope, wrapped) VALUES ('a-scope', x'00')")
                 .execute_write(&writer)
@@ -1226,13 +1236,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_fsync_after_a_truncation_is_the_writers_to_know() {
         use crate::storage::encrypted::DataKeyStore;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::storage::sqlite::SqliteStore::open(&dir.path().join("lethe.db"))
-            .await
-            .expect("opens");
-        store.allow_deferred_durability();
-        let writer = store.group_writer().clone();
-        warm_up(&writer).await;
+        let (_dir, store, writer) = embedded_store().await;
         store
             .create_data_key("a-scope", b"wrapped")
             .await
